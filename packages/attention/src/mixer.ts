@@ -1,0 +1,34 @@
+/**
+ * The token-mixer interface shared by every mixer (MHSA, GPSA, window attention, depth-wise convolutions,
+ * feed-forward over patches), so one trunk can swap them per block.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import { Module } from '@softbias/tensor-ops';
+
+export interface MixerInput {
+  /** [B, N, C]: `numPrefixTokens` prefix tokens (class token) first, then the rows·cols patch tokens, row-major. */
+  tokens: tf.Tensor;
+  /** Patch grid [rows, cols]; rows·cols = N − numPrefixTokens. */
+  grid: readonly [number, number];
+  /** Tokens before the patch grid (0 or 1 for the class token). Grid-based mixers pass them through unchanged. */
+  numPrefixTokens: number;
+}
+
+export abstract class TokenMixer extends Module {
+  /** 'mhsa' | 'gpsa' | 'window' | 'dwconv' | 'ff-patches' | … */
+  abstract readonly kind: string;
+  /** [B, N, C] → [B, N, C]. Allocates intermediates: call inside `tf.tidy` (models do, once per block). */
+  abstract forward(input: MixerInput): tf.Tensor;
+}
+
+/** Validate a mixer input against the mixer's width; throws naming the expected shape. */
+export function checkMixerInput(kind: string, input: MixerInput, dim: number): void {
+  const { tokens, grid, numPrefixTokens } = input;
+  if (tokens.rank !== 3) throw new Error(`${kind}: expected tokens [B, N, ${dim}], got shape [${tokens.shape}]`);
+  const n = grid[0] * grid[1] + numPrefixTokens;
+  if (tokens.shape[1] !== n || tokens.shape[2] !== dim) {
+    throw new Error(
+      `${kind}: expected tokens [B, ${n}, ${dim}] (grid ${grid[0]}×${grid[1]} + ${numPrefixTokens} prefix), got [${tokens.shape}]`,
+    );
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * Backend setup for Node and the browser: `await setupBackend('auto' | 'cpu' | 'wasm' | 'webgpu' | 'tensorflow')`.
+ *
+ * `auto` tries, in order: WebGPU on a real GPU adapter, then wasm, then cpu. A CPU-emulated WebGPU adapter
+ * (SwiftShader and other `isFallbackAdapter` adapters) is for correctness checks only and is far slower than
+ * wasm, so `auto` never picks it; asking for `webgpu` explicitly accepts it (and says so).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import './gradients.js';
+
+export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
+export type BackendRequest = BackendName | 'auto';
+
+export interface SetupBackendOptions {
+  /**
+   * wasm threads (XNNPACK). Default 1. More than one is opt-in: tfjs-backend-wasm's threaded build needs
+   * cross-origin isolation in a browser (SharedArrayBuffer) and caps threads at half the logical cores.
+   */
+  threads?: number;
+  /** webgpu: accept a CPU-emulated (fallback) adapter. Default: true for an explicit `webgpu`, false for `auto`. */
+  allowFallbackAdapter?: boolean;
+  /**
+   * webgpu: tfjs computes small tensors on the CPU by default (`WEBGPU_CPU_FORWARD`). Default false here, so
+   * every op runs on the GPU (what tests and parity checks mean by "webgpu").
+   */
+  cpuForward?: boolean;
+  /** webgpu: adapter power preference. */
+  powerPreference?: 'high-performance' | 'low-power';
+  /** wasm: where the .wasm files are served from (browser). In Node they are found beside the package. */
+  wasmPaths?: string | Record<string, string>;
+}
+
+export interface AdapterDescription {
+  vendor: string;
+  architecture: string;
+  description: string;
+  device: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface BackendAttempt {
+  backend: BackendName;
+  ok: boolean;
+  reason: string;
+}
+
+export interface BackendInfo {
+  /** The backend now active in tfjs. */
+  backend: BackendName;
+  requested: BackendRequest;
+  /** Why this backend was chosen (one sentence). */
+  reason: string;
+  /** Every backend tried, in order, with why it was or was not used. */
+  attempts: BackendAttempt[];
+  runtime: 'node' | 'browser';
+  adapter?: AdapterDescription;
+  threads?: number;
+  simd?: boolean;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(
+    readonly backend: BackendName,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+export const isNode: boolean =
+  typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+
+/** Import a module by a computed name so bundlers leave optional, Node-only packages alone. */
+const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
+let nodeGpu: GPU | null | undefined;
+
+/** The WebGPU entry point: `navigator.gpu` in a browser, Dawn (the `webgpu` npm package) in Node. */
+export async function getGpu(): Promise<GPU> {
+  const nav = (globalThis as any).navigator;
+  if (nav?.gpu) return nav.gpu as GPU;
+  if (!isNode) {
+    throw new BackendUnavailableError('webgpu', 'WebGPU is not available in this browser (navigator.gpu is undefined).');
+  }
+  if (nodeGpu) return nodeGpu;
+  let mod: any;
+  try {
+    mod = await dynamicImport('webgpu');
+  } catch (e) {
+    throw new BackendUnavailableError(
+      'webgpu',
+      "WebGPU in Node needs the optional peer dependency 'webgpu' (Dawn): npm install webgpu. " +
+        `(${(e as Error).message})`,
+    );
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu: GPU = mod.create([]);
+  nodeGpu = gpu;
+  // tfjs-backend-webgpu reads navigator.gpu. Node ≥ 21 has a read-only navigator: define gpu on it.
+  if (nav) {
+    try {
+      Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+    } catch {
+      /* ignore */
+    }
+  } else {
+    (globalThis as any).navigator = { gpu };
+  }
+  if (!(globalThis as any).navigator?.gpu) {
+    throw new BackendUnavailableError('webgpu', 'could not expose navigator.gpu for tfjs-backend-webgpu');
+  }
+  return gpu;
+}
+
+/**
+ * Ask for a WebGPU adapter and describe it, without touching tfjs. Returns null (with the reason) when none.
+ */
+export async function probeWebGpu(
+  opts: { powerPreference?: 'high-performance' | 'low-power' } = {},
+): Promise<{ adapter: AdapterDescription | null; reason: string }> {
+  let gpu: GPU;
+  try {
+    gpu = await getGpu();
+  } catch (e) {
+    return { adapter: null, reason: (e as Error).message };
+  }
+  const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
+  if (!adapter) {
+    return {
+      adapter: null,
+      reason: isNode
+        ? 'no WebGPU adapter: Dawn found no Vulkan device. Without a GPU, install a CPU Vulkan driver ' +
+          "(Debian: apt-get install chromium libvulkan1) and set VK_ICD_FILENAMES to its vk_swiftshader_icd.json " +
+          '(dpkg -L chromium-common | grep icd) and XDG_RUNTIME_DIR to a writable folder.'
+        : 'no WebGPU adapter (requestAdapter returned null)',
+    };
+  }
+  return { adapter: describeAdapter(adapter), reason: 'adapter found' };
+}
+
+function describeAdapter(adapter: GPUAdapter): AdapterDescription {
+  const info: any = (adapter as any).info ?? {};
+  const isFallbackAdapter = Boolean(info.isFallbackAdapter ?? (adapter as any).isFallbackAdapter ?? false);
+  const text = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.description ?? ''} ${info.device ?? ''}`;
+  return {
+    vendor: String(info.vendor ?? ''),
+    architecture: String(info.architecture ?? ''),
+    description: String(info.description ?? ''),
+    device: String(info.device ?? ''),
+    // Some Dawn builds do not flag SwiftShader/llvmpipe as fallback: treat them as such anyway.
+    isFallbackAdapter: isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|software/i.test(text),
+  };
+}
+
+async function trySetBackend(name: string): Promise<void> {
+  const ok = await tf.setBackend(name);
+  if (!ok || tf.getBackend() !== name) throw new Error(`tf.setBackend('${name}') failed`);
+  await tf.ready();
+}
+
+async function setupCpu(info: Partial<BackendInfo>): Promise<void> {
+  await import('@tensorflow/tfjs-backend-cpu');
+  await trySetBackend('cpu');
+  info.reason ??= 'plain JavaScript kernels (always available; slowest)';
+}
+
+async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>): Promise<void> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const threads = opts.threads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
+  if (opts.wasmPaths) wasm.setWasmPaths(opts.wasmPaths as any);
+  if (threads > 1) {
+    if (isNode) {
+      throw new BackendUnavailableError(
+        'wasm',
+        `wasm with ${threads} threads is not supported in Node: tfjs-backend-wasm 4.22's threaded build starts its ` +
+          'workers from blob: URLs, which Node cannot load. Use { threads: 1 } (the default) in Node, or run in a ' +
+          'cross-origin-isolated browser page.',
+      );
+    }
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+    wasm.setThreadsCount(threads);
+  } else {
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  }
+  await trySetBackend('wasm');
+  const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+  if (!simd) {
+    throw new BackendUnavailableError('wasm', 'this runtime has no WebAssembly SIMD; softbias requires it for wasm');
+  }
+  info.simd = simd;
+  info.threads = threads > 1 ? wasm.getThreadsCount() : 1;
+  info.reason ??= `WebAssembly + XNNPACK, SIMD, ${info.threads} thread(s)`;
+}
+
+async function setupWebGpu(
+  opts: SetupBackendOptions,
+  info: Partial<BackendInfo>,
+  allowFallback: boolean,
+): Promise<void> {
+  const probe = await probeWebGpu(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
+  if (!probe.adapter) throw new BackendUnavailableError('webgpu', probe.reason);
+  if (probe.adapter.isFallbackAdapter && !allowFallback) {
+    throw new BackendUnavailableError(
+      'webgpu',
+      `only a CPU-emulated adapter (${probe.adapter.vendor} ${probe.adapter.architecture} ${probe.adapter.description}`.trim() +
+        '): correct but far slower than wasm, so auto skips it (ask for webgpu explicitly to use it)',
+    );
+  }
+  await import('@tensorflow/tfjs-backend-webgpu');
+  await trySetBackend('webgpu');
+  tf.env().set('WEBGPU_CPU_FORWARD', opts.cpuForward ?? false);
+  info.adapter = probe.adapter;
+  info.reason ??= probe.adapter.isFallbackAdapter
+    ? `WebGPU on a CPU-emulated adapter (${probe.adapter.vendor || 'fallback'}): correctness only, slower than wasm`
+    : `WebGPU on ${probe.adapter.vendor || 'a GPU'} ${probe.adapter.architecture}`.trim();
+}
+
+async function setupTensorflow(info: Partial<BackendInfo>): Promise<void> {
+  if (!isNode) {
+    throw new BackendUnavailableError('tensorflow', "the 'tensorflow' backend (libtensorflow) exists only in Node");
+  }
+  const errors: string[] = [];
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      await dynamicImport(pkg);
+      await trySetBackend('tensorflow');
+      info.reason ??= `libtensorflow through ${pkg}${pkg.endsWith('gpu') ? ' (CUDA)' : ' (CPU)'}`;
+      return;
+    } catch (e) {
+      errors.push(`${pkg}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new BackendUnavailableError(
+    'tensorflow',
+    "The 'tensorflow' backend needs @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node (CPU), an optional " +
+      'peer dependency that is not installed: npm install @tensorflow/tfjs-node-gpu@~4.22.0 (its installer downloads ' +
+      `libtensorflow). Tried: ${errors.join('; ')}`,
+  );
+}
+
+/**
+ * Select and initialise a tfjs backend. Returns what was chosen and why; throws `BackendUnavailableError`
+ * (with the reason and what to install) when an explicitly requested backend cannot start.
+ */
+export async function setupBackend(request: BackendRequest = 'auto', opts: SetupBackendOptions = {}): Promise<BackendInfo> {
+  const attempts: BackendAttempt[] = [];
+  const runtime = isNode ? 'node' : 'browser';
+  const order: BackendName[] = request === 'auto' ? ['webgpu', 'wasm', 'cpu'] : [request];
+  if (!['auto', 'cpu', 'wasm', 'webgpu', 'tensorflow'].includes(request)) {
+    throw new RangeError(`setupBackend: unknown backend '${request}' (auto, cpu, wasm, webgpu, tensorflow)`);
+  }
+  for (const name of order) {
+    const info: Partial<BackendInfo> = {};
+    try {
+      if (name === 'cpu') await setupCpu(info);
+      else if (name === 'wasm') await setupWasm(opts, info);
+      else if (name === 'webgpu') await setupWebGpu(opts, info, opts.allowFallbackAdapter ?? request === 'webgpu');
+      else await setupTensorflow(info);
+      attempts.push({ backend: name, ok: true, reason: info.reason! });
+      const reason =
+        request === 'auto' && attempts.length > 1
+          ? `${info.reason} (auto: ${attempts
+              .filter((a) => !a.ok)
+              .map((a) => `${a.backend} skipped: ${a.reason}`)
+              .join('; ')})`
+          : info.reason!;
+      return { ...info, backend: name, requested: request, reason, attempts, runtime } as BackendInfo;
+    } catch (e) {
+      attempts.push({ backend: name, ok: false, reason: (e as Error).message });
+      if (request !== 'auto') {
+        if (e instanceof BackendUnavailableError) throw e;
+        throw new BackendUnavailableError(name, `backend '${name}' could not start: ${(e as Error).message}`);
+      }
+    }
+  }
+  throw new Error(`setupBackend('auto'): no backend could start: ${attempts.map((a) => `${a.backend}: ${a.reason}`).join('; ')}`);
+}

@@ -1,0 +1,61 @@
+export {
+  setupBackend,
+  probeWebGpu,
+  getGpu,
+  isNode,
+  BackendUnavailableError,
+  type BackendName,
+  type BackendRequest,
+  type BackendInfo,
+  type BackendAttempt,
+  type AdapterDescription,
+  type SetupBackendOptions,
+} from './backend.js';
+export { gradientsRegistered, REQUIRED_GRADIENTS } from './gradients.js';
+export {
+  Module,
+  ModuleList,
+  Parameter,
+  StateDictError,
+  describeStateDictProblems,
+  type ParameterOptions,
+  type LoadStateDictOptions,
+  type LoadStateDictResult,
+  type StateDict,
+  type StateDictEntry,
+} from './module.js';
+export { type ParamLayout, toTorch, fromTorch, torchShape, tensorFromTorchData } from './layout.js';
+export { Rng } from './rng.js';
+export { truncNormal, normal, uniform, zeros, ones, constant } from './init.js';
+export {
+  parseSafetensors,
+  serializeSafetensors,
+  readSafetensors,
+  readBytes,
+  writeFileAtomic,
+  SafetensorsFile,
+  SafetensorsError,
+  DTYPE_SIZES,
+  MAX_HEADER_BYTES,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  type SafetensorsTensor,
+  type TensorData,
+  type WriteTensor,
+  type SerializeOptions,
+  type WeightsSource,
+} from './safetensors.js';
+export {
+  stateDictFromSafetensors,
+  loadSafetensorsInto,
+  saveSafetensorsBytes,
+  saveSafetensorsFile,
+  tensorsToHost,
+  type SaveOptions,
+} from './weights.js';
+export { Linear, linear, type LinearOptions } from './layers/linear.js';
+export { LayerNorm, layerNorm } from './layers/norm.js';
+export { gelu } from './layers/activation.js';
+export { Dropout, DropPath } from './layers/dropout.js';
+export { Mlp, type MlpOptions } from './layers/mlp.js';
+export { PatchEmbed, PatchProj, nonOverlappingConv2d, type PatchEmbedOptions } from './layers/patch.js';

@@ -1,0 +1,69 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Module, type Parameter } from '../module.js';
+import { Rng } from '../rng.js';
+import { truncNormal, uniform, zeros } from '../init.js';
+
+export interface LinearOptions {
+  bias?: boolean;
+  /** `trunc_normal(std)` as timm's ViT/ConvNeXt init; `torch` is PyTorch's default kaiming-uniform. */
+  init?: { kind: 'trunc_normal'; std: number } | { kind: 'torch' } | { kind: 'zeros' };
+  rng?: Rng;
+}
+
+/**
+ * `y = x W^T + b` with PyTorch names `weight` `(out, in)` / `bias`, held as `[in, out]`.
+ * Inputs of any rank ≥ 2 are flattened to `[rows, in]` for one 2-D matmul (the wasm backend's fast path;
+ * a batched matmul there is ~13× slower), then reshaped back.
+ */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
+    super();
+    const rng = opts.rng ?? new Rng(0);
+    const init = opts.init ?? { kind: 'trunc_normal', std: 0.02 };
+    let w: tf.Tensor;
+    let b: tf.Tensor;
+    if (init.kind === 'trunc_normal') {
+      w = truncNormal([inFeatures, outFeatures], rng, init.std);
+      b = zeros([outFeatures]);
+    } else if (init.kind === 'zeros') {
+      w = zeros([inFeatures, outFeatures]);
+      b = zeros([outFeatures]);
+    } else {
+      const bound = 1 / Math.sqrt(inFeatures);
+      w = uniform([inFeatures, outFeatures], rng, -bound, bound);
+      b = uniform([outFeatures], rng, -bound, bound);
+    }
+    this.weight = this.registerParameter('weight', w, { layout: 'linear' });
+    if (opts.bias ?? true) this.bias = this.registerParameter('bias', b, { noWeightDecay: true });
+    else {
+      b.dispose();
+      this.bias = null;
+    }
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return linear(x, this.weight.value, this.bias?.value ?? null);
+  }
+}
+
+/** Functional linear: `x` [..., in], `w` [in, out] (tfjs layout), `b` [out] or null. */
+export function linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
+  const inF = w.shape[0]!;
+  const outF = w.shape[1]!;
+  if (x.shape[x.rank - 1] !== inF) {
+    throw new Error(`Linear: expected last dimension ${inF}, got input of shape [${x.shape}]`);
+  }
+  return tf.tidy(() => {
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, inF]);
+    let y = tf.matMul(x2, w);
+    if (b) y = tf.add(y, b);
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
+  });
+}

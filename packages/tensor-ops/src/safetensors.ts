@@ -1,0 +1,413 @@
+/**
+ * safetensors reader and writer.
+ *
+ * Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the data section. Each header
+ * entry is `name: { dtype, shape, data_offsets: [begin, end] }` relative to the data section; the optional
+ * `__metadata__` maps strings to strings.
+ *
+ * The reader validates everything before handing out a tensor: header size and JSON, every entry's fields,
+ * that byte counts equal shape × dtype size, that offsets are in range, ordered, non-overlapping and cover the
+ * data section exactly. A malformed, truncated or lying file gets a `SafetensorsError`, never a crash or a
+ * silently wrong tensor.
+ */
+
+export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+export const DTYPE_SIZES: Readonly<Record<SafetensorsDtype, number>> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+/** Typed array per dtype: floats (F64/F32/F16/BF16) are returned as float32. */
+export type TensorData = Float32Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array;
+
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Offsets in the data section, as stored. */
+  dataOffsets: [number, number];
+}
+
+export interface SafetensorsTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: TensorData;
+}
+
+/** Headers beyond this are refused (the reference implementation's own limit is 100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+export class SafetensorsError extends Error {
+  constructor(message: string) {
+    super(`safetensors: ${message}`);
+    this.name = 'SafetensorsError';
+  }
+}
+
+/** A parsed safetensors file. Tensors are decoded lazily by `get`. */
+export class SafetensorsFile {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly dataStart: number,
+    readonly metadata: Readonly<Record<string, string>>,
+    private readonly entries: ReadonlyMap<string, SafetensorsEntry>,
+  ) {}
+
+  /** Tensor names in file order (by data offset). */
+  names(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  info(name: string): SafetensorsEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new SafetensorsError(`no tensor named '${name}'`);
+    return e;
+  }
+
+  /** Decode one tensor (a copy: the typed array owns its memory). */
+  get(name: string): SafetensorsTensor {
+    const e = this.info(name);
+    const begin = this.dataStart + e.dataOffsets[0];
+    const end = this.dataStart + e.dataOffsets[1];
+    return { dtype: e.dtype, shape: [...e.shape], data: decode(e.dtype, this.bytes.subarray(begin, end)) };
+  }
+
+  /** Decode one tensor as float32 whatever its stored dtype (I64 values beyond 2^53 lose precision). */
+  getFloat32(name: string): { shape: number[]; data: Float32Array } {
+    const t = this.get(name);
+    if (t.data instanceof Float32Array) return { shape: t.shape, data: t.data };
+    const out = new Float32Array(t.data.length);
+    for (let i = 0; i < out.length; i++) out[i] = Number(t.data[i]);
+    return { shape: t.shape, data: out };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The architecture config stored by `saveWeights` (`__metadata__.config` as JSON), if any. */
+  config<T = Record<string, unknown>>(): T | undefined {
+    const c = this.metadata['config'];
+    if (c === undefined) return undefined;
+    try {
+      return JSON.parse(c) as T;
+    } catch {
+      throw new SafetensorsError(`__metadata__.config is not valid JSON`);
+    }
+  }
+}
+
+function isNonNegInt(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Parse and validate safetensors bytes. */
+export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFile {
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  if (bytes.byteLength < 8) {
+    throw new SafetensorsError(`file is ${bytes.byteLength} bytes: too short for the 8-byte header length`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n64 = view.getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_BYTES)) {
+    throw new SafetensorsError(`header length ${n64} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  }
+  const n = Number(n64);
+  if (n < 2) throw new SafetensorsError(`header length ${n} is too small for a JSON object`);
+  if (8 + n > bytes.byteLength) {
+    throw new SafetensorsError(`header length ${n} runs past the end of the file (${bytes.byteLength} bytes): truncated?`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+  } catch {
+    throw new SafetensorsError('header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    throw new SafetensorsError(`header is not valid JSON (${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new SafetensorsError('header is not a JSON object');
+  }
+  const dataStart = 8 + n;
+  const dataLen = bytes.byteLength - dataStart;
+  let metadata: Record<string, string> = {};
+  const entries: SafetensorsEntry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new SafetensorsError('__metadata__ must be an object of strings');
+      }
+      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new SafetensorsError(`__metadata__.${k} is not a string`);
+      }
+      metadata = raw as Record<string, string>;
+      continue;
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new SafetensorsError(`entry '${name}' is not an object`);
+    }
+    const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZES)) {
+      throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(dtype)}`);
+    }
+    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
+      throw new SafetensorsError(`tensor '${name}': shape must be an array of non-negative integers`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
+      throw new SafetensorsError(`tensor '${name}': data_offsets must be two non-negative integers`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (begin > end) throw new SafetensorsError(`tensor '${name}': data_offsets [${begin}, ${end}] are reversed`);
+    if (end > dataLen) {
+      throw new SafetensorsError(
+        `tensor '${name}': data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes): truncated?`,
+      );
+    }
+    let count = 1;
+    for (const d of shape as number[]) {
+      count *= d;
+      if (!Number.isSafeInteger(count)) throw new SafetensorsError(`tensor '${name}': shape [${shape}] is too large`);
+    }
+    const expected = count * DTYPE_SIZES[dtype as SafetensorsDtype];
+    if (end - begin !== expected) {
+      throw new SafetensorsError(
+        `tensor '${name}': ${end - begin} bytes stored but shape [${shape}] of ${dtype} needs ${expected}`,
+      );
+    }
+    entries.push({ name, dtype: dtype as SafetensorsDtype, shape: shape as number[], dataOffsets: [begin, end] });
+  }
+  entries.sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
+  let cursor = 0;
+  for (const e of entries) {
+    if (e.dataOffsets[0] !== cursor) {
+      throw new SafetensorsError(
+        e.dataOffsets[0] < cursor
+          ? `tensor '${e.name}' overlaps the previous tensor (starts at ${e.dataOffsets[0]}, previous ends at ${cursor})`
+          : `gap in the data section before tensor '${e.name}' (bytes ${cursor}..${e.dataOffsets[0]} belong to no tensor)`,
+      );
+    }
+    cursor = e.dataOffsets[1];
+  }
+  if (cursor !== dataLen) {
+    throw new SafetensorsError(`data section is ${dataLen} bytes but the tensors cover ${cursor}: trailing bytes`);
+  }
+  return new SafetensorsFile(bytes, dataStart, metadata, new Map(entries.map((e) => [e.name, e])));
+}
+
+function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+function decode(dtype: SafetensorsDtype, raw: Uint8Array): TensorData {
+  // Copy into an aligned buffer first: the source may sit at any byte offset.
+  const buf = raw.slice().buffer;
+  switch (dtype) {
+    case 'F32':
+      return littleEndian ? new Float32Array(buf) : swapped(buf, 4, (v, o) => v.getFloat32(o, true), Float32Array);
+    case 'F64': {
+      const v = new DataView(buf);
+      const out = new Float32Array(raw.byteLength / 8);
+      for (let i = 0; i < out.length; i++) out[i] = v.getFloat64(i * 8, true);
+      return out;
+    }
+    case 'F16': {
+      const v = new DataView(buf);
+      const out = new Float32Array(raw.byteLength / 2);
+      for (let i = 0; i < out.length; i++) out[i] = f16ToF32(v.getUint16(i * 2, true));
+      return out;
+    }
+    case 'BF16': {
+      const v = new DataView(buf);
+      const out = new Float32Array(raw.byteLength / 2);
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < out.length; i++) u[i] = v.getUint16(i * 2, true) << 16;
+      return out;
+    }
+    case 'I64': {
+      const v = new DataView(buf);
+      const out = new BigInt64Array(raw.byteLength / 8);
+      for (let i = 0; i < out.length; i++) out[i] = v.getBigInt64(i * 8, true);
+      return out;
+    }
+    case 'I32':
+      return littleEndian ? new Int32Array(buf) : swapped(buf, 4, (v, o) => v.getInt32(o, true), Int32Array);
+    case 'I16':
+      return littleEndian ? new Int16Array(buf) : swapped(buf, 2, (v, o) => v.getInt16(o, true), Int16Array);
+    case 'I8':
+      return new Int8Array(buf);
+    case 'U8':
+      return new Uint8Array(buf);
+    case 'BOOL': {
+      const out = new Uint8Array(buf);
+      for (let i = 0; i < out.length; i++) if (out[i]! > 1) throw new SafetensorsError(`BOOL tensor holds byte ${out[i]}`);
+      return out;
+    }
+  }
+}
+
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function swapped<T extends Float32Array | Int32Array | Int16Array>(
+  buf: ArrayBuffer,
+  size: number,
+  read: (v: DataView, o: number) => number,
+  Ctor: new (n: number) => T,
+): T {
+  const v = new DataView(buf);
+  const out = new Ctor(buf.byteLength / size);
+  for (let i = 0; i < out.length; i++) out[i] = read(v, i * size);
+  return out;
+}
+
+export interface WriteTensor {
+  data: Float32Array;
+  shape: readonly number[];
+}
+
+export interface SerializeOptions {
+  metadata?: Record<string, string>;
+  /** Stored float dtype. Default F32. F16 rounds to nearest-even and saturates to ±Inf beyond 65504. */
+  dtype?: 'F32' | 'F16';
+}
+
+function f32ToF16(val: number): number {
+  const f = new Float32Array([val]);
+  const x = new Uint32Array(f.buffer)[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** Serialise float32 tensors (in the given order) into safetensors bytes. */
+export function serializeSafetensors(
+  tensors: Iterable<[string, WriteTensor]> | Record<string, WriteTensor>,
+  opts: SerializeOptions = {},
+): Uint8Array {
+  const list: [string, WriteTensor][] =
+    Symbol.iterator in (tensors as object) ? [...(tensors as Iterable<[string, WriteTensor]>)] : Object.entries(tensors);
+  const dtype = opts.dtype ?? 'F32';
+  const size = DTYPE_SIZES[dtype];
+  const header: Record<string, unknown> = {};
+  if (opts.metadata && Object.keys(opts.metadata).length) {
+    for (const [k, v] of Object.entries(opts.metadata)) {
+      if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}' must be a string`);
+    }
+    header['__metadata__'] = opts.metadata;
+  }
+  let offset = 0;
+  for (const [name, t] of list) {
+    if (name === '__metadata__') throw new SafetensorsError(`'__metadata__' is not a valid tensor name`);
+    if (name in header) throw new SafetensorsError(`duplicate tensor name '${name}'`);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) {
+      throw new SafetensorsError(`tensor '${name}': ${t.data.length} values do not fill shape [${t.shape}]`);
+    }
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + count * size] };
+    offset += count * size;
+  }
+  let json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  if (padded !== json.length) {
+    const p = new Uint8Array(padded).fill(0x20);
+    p.set(json);
+    json = p;
+  }
+  const out = new Uint8Array(8 + json.length + offset);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let pos = 8 + json.length;
+  for (const [, t] of list) {
+    if (dtype === 'F32') {
+      if (littleEndian) out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
+      else for (let i = 0; i < t.data.length; i++) view.setFloat32(pos + i * 4, t.data[i]!, true);
+      pos += t.data.byteLength;
+    } else {
+      for (let i = 0; i < t.data.length; i++) view.setUint16(pos + i * 2, f32ToF16(t.data[i]!), true);
+      pos += t.data.length * 2;
+    }
+  }
+  return out;
+}
+
+/** Where safetensors bytes come from: bytes, a Node file path, a `file:`/`http(s):` URL, or a `Response`. */
+export type WeightsSource = Uint8Array | ArrayBuffer | string | URL | Response | Blob;
+
+/** Read and parse safetensors from bytes, a path (Node) or a URL (fetch; file: URLs in Node). */
+export async function readSafetensors(source: WeightsSource): Promise<SafetensorsFile> {
+  return parseSafetensors(await readBytes(source));
+}
+
+const isNodeRuntime =
+  typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+
+/** Resolve a weights source to bytes. */
+export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
+  if (source instanceof Uint8Array) return source;
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+  if (typeof Response !== 'undefined' && source instanceof Response) {
+    if (!source.ok) throw new SafetensorsError(`HTTP ${source.status} ${source.statusText} for ${source.url}`);
+    return new Uint8Array(await source.arrayBuffer());
+  }
+  const str = source instanceof URL ? source.href : String(source);
+  const isUrl = /^(https?|file|blob|data):/i.test(str);
+  if (isNodeRuntime && (!isUrl || str.startsWith('file:'))) {
+    const fs = await import(/* @vite-ignore */ 'node:fs/promises');
+    const path = str.startsWith('file:') ? new URL(str) : str;
+    try {
+      const buf = await fs.readFile(path);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (e) {
+      throw new SafetensorsError(`cannot read ${str}: ${(e as Error).message}`);
+    }
+  }
+  const res = await fetch(str);
+  if (!res.ok) throw new SafetensorsError(`HTTP ${res.status} ${res.statusText} fetching ${str}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Node only: write bytes atomically (temporary file in the same folder, fsync, rename). */
+export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  if (!isNodeRuntime) throw new Error('writeFileAtomic: file paths exist only in Node; use the bytes instead');
+  const fs = await import(/* @vite-ignore */ 'node:fs/promises');
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  const fh = await fs.open(tmp, 'w');
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await fs.rename(tmp, path);
+}

@@ -1,0 +1,65 @@
+/** Module ⇄ safetensors, by PyTorch/timm `state_dict` name. */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LoadStateDictOptions, LoadStateDictResult, Module } from './module.js';
+import {
+  type SafetensorsFile,
+  type SerializeOptions,
+  type WeightsSource,
+  type WriteTensor,
+  readSafetensors,
+  serializeSafetensors,
+  writeFileAtomic,
+} from './safetensors.js';
+
+/** Every tensor of a file as float32 data with its (PyTorch) shape, keyed by name. */
+export function stateDictFromSafetensors(file: SafetensorsFile): Map<string, { data: Float32Array; shape: number[] }> {
+  const out = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const name of file.names()) out.set(name, file.getFloat32(name));
+  return out;
+}
+
+/** Load a safetensors file into a module by name (strict by default; see `Module.loadStateDict`). */
+export async function loadSafetensorsInto(
+  module: Module,
+  source: WeightsSource | SafetensorsFile,
+  opts: LoadStateDictOptions = {},
+): Promise<LoadStateDictResult> {
+  const file = isFile(source) ? source : await readSafetensors(source);
+  return module.loadStateDict(stateDictFromSafetensors(file), opts);
+}
+
+function isFile(s: unknown): s is SafetensorsFile {
+  return typeof s === 'object' && s !== null && typeof (s as SafetensorsFile).getFloat32 === 'function';
+}
+
+/** Read a map of tensors to float32 host data (async, so WebGPU reads back without blocking). */
+export async function tensorsToHost(tensors: Map<string, tf.Tensor>): Promise<[string, WriteTensor][]> {
+  const out: [string, WriteTensor][] = [];
+  for (const [k, t] of tensors) out.push([k, { data: (await t.data()) as Float32Array, shape: t.shape }]);
+  return out;
+}
+
+export interface SaveOptions extends SerializeOptions {
+  /** Architecture config, stored as JSON in `__metadata__.config` so the file can rebuild its model. */
+  config?: unknown;
+}
+
+/** A module's state dict (PyTorch names and layouts) as safetensors bytes. */
+export async function saveSafetensorsBytes(module: Module, opts: SaveOptions = {}): Promise<Uint8Array> {
+  const sd = module.stateDict();
+  try {
+    const metadata = { ...(opts.metadata ?? {}) };
+    if (opts.config !== undefined) metadata['config'] = JSON.stringify(opts.config);
+    metadata['format'] ??= 'pt';
+    return serializeSafetensors(await tensorsToHost(sd), { ...opts, metadata });
+  } finally {
+    for (const t of sd.values()) t.dispose();
+  }
+}
+
+/** Save to a Node path (atomically) and return the bytes. */
+export async function saveSafetensorsFile(module: Module, path: string, opts: SaveOptions = {}): Promise<Uint8Array> {
+  const bytes = await saveSafetensorsBytes(module, opts);
+  await writeFileAtomic(path, bytes);
+  return bytes;
+}

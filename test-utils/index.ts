@@ -1,0 +1,165 @@
+/**
+ * Shared test helpers: backend selection, fixtures (copied from ../shared/fixtures into fixtures/), the
+ * tolerance rule, and a per-backend worst-error report.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { readFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect } from 'vitest';
+import { parseSafetensors, type SafetensorsFile } from '@softbias/tensor-ops';
+import { exclusionFor, toleranceFactor } from '../vitest.exclusions.js';
+import { backendState, currentBackend, type TestBackend } from './state.js';
+
+export { backendState, currentBackend, type TestBackend };
+
+export const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+export const fixturesDir = join(repoRoot, 'fixtures');
+
+/** `describe` that skips (with the reason in its title) when this project's backend is unavailable. */
+export function describeBackend(title: string, fn: () => void): void {
+  if (backendState.unavailable) describe.skip(`${title} [${backendState.unavailable}]`, fn);
+  else describe(title, fn);
+}
+
+/** True (and the reason) when `id` is excluded on the current backend in vitest.exclusions.ts. */
+export function excludedHere(id: string): string | undefined {
+  return exclusionFor(currentBackend, id)?.reason;
+}
+
+let manifest: any;
+export function fixtureManifest(): any {
+  manifest ??= JSON.parse(readFileSync(join(fixturesDir, 'manifest.json'), 'utf8'));
+  return manifest;
+}
+
+export interface Fixture {
+  name: string;
+  entry: any;
+  config: any;
+  /** Weights as float32 PyTorch-layout data (I8 tensors dequantised with their power-of-two exponents). */
+  weights: Map<string, { data: Float32Array; shape: number[] }>;
+  weightsFile: SafetensorsFile;
+  io: SafetensorsFile;
+  /** Float32 data of an io tensor. */
+  get(name: string): { data: Float32Array; shape: number[] };
+  /** The tolerance for io tensor `name`: max(suggested_atol, 1e-4·max(1, max|b|)) × this backend's factor. */
+  atol(name: string, id?: string): number;
+}
+
+const fixtureCache = new Map<string, Fixture>();
+
+/** Load a fixture case. The int8 dequantisation lives here, in the test helpers, not in the library. */
+export function loadFixture(name: string): Fixture {
+  const cached = fixtureCache.get(name);
+  if (cached) return cached;
+  const entry = fixtureManifest().cases[name];
+  if (!entry) throw new Error(`no fixture case '${name}'`);
+  const weightsFile = parseSafetensors(readFileSync(join(fixturesDir, entry.files.weights)));
+  const io = parseSafetensors(readFileSync(join(fixturesDir, entry.files.io)));
+  const exps = weightsFile.metadata['int8_pow2_exponents']
+    ? (JSON.parse(weightsFile.metadata['int8_pow2_exponents']) as Record<string, number>)
+    : {};
+  const weights = new Map<string, { data: Float32Array; shape: number[] }>();
+  for (const k of weightsFile.names()) {
+    const t = weightsFile.get(k);
+    if (t.dtype === 'I8') {
+      const e = exps[k];
+      if (e === undefined) throw new Error(`fixture ${name}: I8 tensor ${k} has no exponent`);
+      const scale = 2 ** e;
+      const data = new Float32Array(t.data.length);
+      for (let i = 0; i < data.length; i++) data[i] = (t.data[i] as number) * scale;
+      weights.set(k, { data, shape: t.shape });
+    } else {
+      weights.set(k, weightsFile.getFloat32(k));
+    }
+  }
+  const f: Fixture = {
+    name,
+    entry,
+    config: entry.config,
+    weights,
+    weightsFile,
+    io,
+    get: (n) => io.getFloat32(n),
+    atol(n, id) {
+      const meta = entry.io_tensors?.[n] ?? {};
+      const b = io.getFloat32(n).data;
+      let maxAbs = 0;
+      for (let i = 0; i < b.length; i++) maxAbs = Math.max(maxAbs, Math.abs(b[i]!));
+      return Math.max(meta.suggested_atol ?? 0, 1e-4 * Math.max(1, maxAbs)) * toleranceFactor(currentBackend, id ?? `${name}/${n}`);
+    },
+  };
+  fixtureCache.set(name, f);
+  return f;
+}
+
+/** The project's rule: |a−b| ≤ max(atol, 1e-4·max(1, max|b|)). */
+export function defaultAtol(expected: ArrayLike<number>, suggested = 0): number {
+  let maxAbs = 0;
+  for (let i = 0; i < expected.length; i++) maxAbs = Math.max(maxAbs, Math.abs(expected[i]!));
+  return Math.max(suggested, 1e-4 * Math.max(1, maxAbs));
+}
+
+export interface CloseResult {
+  maxAbsDiff: number;
+  atol: number;
+  worstIndex: number;
+}
+
+/**
+ * Assert |a−b| ≤ atol element-wise (and equal shapes when `shape` is given). Records the worst error per
+ * backend in .tmp/worst-errors.jsonl for the parity report.
+ */
+export async function expectClose(
+  actual: tf.Tensor | ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  label: string,
+  shape?: readonly number[],
+): Promise<CloseResult> {
+  let a: ArrayLike<number>;
+  if (actual instanceof tf.Tensor) {
+    if (shape) expect(actual.shape, `${label}: shape`).toEqual([...shape]);
+    a = (await actual.data()) as Float32Array;
+  } else a = actual;
+  expect(a.length, `${label}: length`).toBe(expected.length);
+  let maxAbsDiff = 0;
+  let worstIndex = -1;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - expected[i]!);
+    if (!(d <= maxAbsDiff)) {
+      maxAbsDiff = Number.isNaN(d) ? Infinity : d;
+      worstIndex = i;
+    }
+  }
+  recordWorst(label, maxAbsDiff, atol);
+  expect(
+    maxAbsDiff,
+    `${label}: max |a-b| = ${maxAbsDiff} at ${worstIndex} (got ${a[worstIndex]}, want ${expected[worstIndex]}), atol ${atol}`,
+  ).toBeLessThanOrEqual(atol);
+  return { maxAbsDiff, atol, worstIndex };
+}
+
+function recordWorst(label: string, diff: number, atol: number): void {
+  try {
+    const dir = join(repoRoot, '.tmp');
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(join(dir, 'worst-errors.jsonl'), JSON.stringify({ backend: currentBackend, label, diff, atol }) + '\n');
+  } catch {
+    /* reporting is best effort */
+  }
+}
+
+/** tfjs tensor from a fixture tensor (optionally reshaped). */
+export function fixtureTensor(t: { data: Float32Array; shape: number[] }, shape?: number[]): tf.Tensor {
+  return tf.tensor(t.data, shape ?? t.shape, 'float32');
+}
+
+/** Run `fn` and assert it leaves no tensor behind. */
+export async function expectNoLeak<T>(fn: () => T | Promise<T>, label = 'tensors'): Promise<T> {
+  const before = tf.memory().numTensors;
+  const r = await fn();
+  expect(tf.memory().numTensors, `${label}: tensor count after`).toBe(before);
+  return r;
+}

@@ -1,0 +1,35 @@
+/**
+ * Known per-backend exclusions and tolerance factors, in one place, each with its reason.
+ * A test asks `excluded(backend, id)` / `toleranceFactor(backend, id)` with a stable id string.
+ */
+export type Backend = 'cpu' | 'wasm' | 'webgpu';
+
+export interface Exclusion {
+  backend: Backend;
+  /** Test id (exact) or prefix ending in '*'. */
+  id: string;
+  reason: string;
+}
+
+export interface ToleranceFactor {
+  backend: Backend;
+  id: string;
+  factor: number;
+  reason: string;
+}
+
+export const EXCLUSIONS: Exclusion[] = [];
+
+export const TOLERANCE_FACTORS: ToleranceFactor[] = [];
+
+function matches(pattern: string, id: string): boolean {
+  return pattern.endsWith('*') ? id.startsWith(pattern.slice(0, -1)) : pattern === id;
+}
+
+export function exclusionFor(backend: Backend, id: string): Exclusion | undefined {
+  return EXCLUSIONS.find((e) => e.backend === backend && matches(e.id, id));
+}
+
+export function toleranceFactor(backend: Backend, id: string): number {
+  return TOLERANCE_FACTORS.find((t) => t.backend === backend && matches(t.id, id))?.factor ?? 1;
+}

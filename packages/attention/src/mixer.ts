@@ -24,8 +24,16 @@ export abstract class TokenMixer extends Module {
 /** Validate a mixer input against the mixer's width; throws naming the expected shape. */
 export function checkMixerInput(kind: string, input: MixerInput, dim: number): void {
   const { tokens, grid, numPrefixTokens } = input;
-  if (tokens.rank !== 3) throw new Error(`${kind}: expected tokens [B, N, ${dim}], got shape [${tokens.shape}]`);
+  if (!grid || grid.length !== 2 || !grid.every((g) => Number.isInteger(g) && g >= 1)) {
+    throw new Error(`${kind}: grid must be [rows, cols] (positive integers), got [${grid}]`);
+  }
+  if (!Number.isInteger(numPrefixTokens) || numPrefixTokens < 0) {
+    throw new Error(`${kind}: numPrefixTokens must be a non-negative integer, got ${numPrefixTokens}`);
+  }
   const n = grid[0] * grid[1] + numPrefixTokens;
+  if (tokens.rank !== 3) {
+    throw new Error(`${kind}: expected tokens [B, ${n}, ${dim}] (rank 3), got shape [${tokens.shape}]`);
+  }
   if (tokens.shape[1] !== n || tokens.shape[2] !== dim) {
     throw new Error(
       `${kind}: expected tokens [B, ${n}, ${dim}] (grid ${grid[0]}×${grid[1]} + ${numPrefixTokens} prefix), got [${tokens.shape}]`,

@@ -1,0 +1,131 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { it, expect } from 'vitest';
+import { describeBackend, currentBackend, expectClose, defaultAtol, expectNoLeak } from '@softbias/test-utils';
+import { Rng } from '@softbias/tensor-ops';
+import { DwConvMixer } from './index.js';
+import { depthwiseConv2dSame } from './dwconv.js';
+import { dwconvRef, dynamicKernelsRef, randomF32, randomizeParams, staticKernels, type F64, type Params } from '../test/reference.js';
+import { checkMixerGradients } from '../test/grad-check.js';
+
+function ref(dynamic: boolean, B: number, grid: readonly [number, number], prefix: number, C: number, k: number) {
+  return (x: F64, p: Params) => {
+    const kernels = dynamic ? dynamicKernelsRef(x, B, grid, prefix, C, k, p) : staticKernels(p.get('conv.weight')!, B);
+    return dwconvRef(x, B, grid, prefix, C, kernels, k, p);
+  };
+}
+
+describeBackend('DwConvMixer', () => {
+  it('has the documented parameter names and shapes', () => {
+    const s = new DwConvMixer({ dim: 8 });
+    expect(s.kind).toBe('dwconv');
+    expect(s.namedParameters().map(([n, p]) => [n, p.torchShape])).toEqual([
+      ['conv.weight', [8, 1, 7, 7]],
+      ['conv.bias', [8]],
+      ['proj.weight', [8, 8]],
+      ['proj.bias', [8]],
+    ]);
+    const d = new DwConvMixer({ dim: 8, kernelSize: 3, dynamic: true, proj: false });
+    expect(d.namedParameters().map(([n, p]) => [n, p.torchShape])).toEqual([
+      ['conv.bias', [8]],
+      ['conv.fc1.weight', [2, 8]],
+      ['conv.fc1.bias', [2]],
+      ['conv.fc2.weight', [72, 2]],
+      ['conv.fc2.bias', [72]],
+    ]);
+    expect(() => new DwConvMixer({ dim: 8, kernelSize: 4 })).toThrow(/odd/);
+    s.dispose();
+    d.dispose();
+  });
+
+  const cases = [
+    { dynamic: false, k: 3, grid: [3, 4] as const, prefix: 1, proj: true, B: 2 },
+    { dynamic: false, k: 7, grid: [3, 5] as const, prefix: 0, proj: false, B: 2 },
+    { dynamic: true, k: 3, grid: [3, 4] as const, prefix: 1, proj: true, B: 2 },
+    { dynamic: true, k: 5, grid: [4, 4] as const, prefix: 0, proj: false, B: 1 },
+  ];
+  for (const { dynamic, k, grid, prefix, proj, B } of cases) {
+    const title = `${dynamic ? 'dynamic' : 'static'} k${k}, grid ${grid.join('×')}, ${prefix} prefix, proj ${proj}, B ${B}`;
+    it(`matches the float64 definition (${title})`, async () => {
+      const rng = new Rng(40 + k);
+      const C = 8;
+      const N = prefix + grid[0] * grid[1];
+      const m = new DwConvMixer({ dim: C, kernelSize: k, dynamic, proj, rng });
+      const p = randomizeParams(m, rng);
+      const x = randomF32(B * N * C, rng);
+      const tokens = tf.tensor(x, [B, N, C]);
+      const want = ref(dynamic, B, grid, prefix, C, k)(Float64Array.from(x), p);
+      await expectNoLeak(async () => {
+        const y = m.forward({ tokens, grid, numPrefixTokens: prefix });
+        await expectClose(y, want, defaultAtol(want), `dwconv ${title}`, [B, N, C]);
+        if (prefix > 0) {
+          const head = tf.slice(y, [0, 0, 0], [B, prefix, C]);
+          const orig = tf.slice(tokens, [0, 0, 0], [B, prefix, C]);
+          expect(Array.from(await head.data())).toEqual(Array.from(await orig.data()));
+          tf.dispose([head, orig]);
+        }
+        y.dispose();
+      });
+      tokens.dispose();
+      m.dispose();
+    });
+  }
+
+  for (const dynamic of [false, true]) {
+    it(`gradients match finite differences of the definition (${dynamic ? 'dynamic' : 'static'})`, async () => {
+      const rng = new Rng(dynamic ? 51 : 50);
+      const [B, C, k, prefix] = [2, 4, 3, 1];
+      const grid = [3, 3] as const;
+      const N = prefix + 9;
+      const m = new DwConvMixer({ dim: C, kernelSize: k, dynamic, reduction: 2, rng });
+      const params = randomizeParams(m, rng);
+      await checkMixerGradients({
+        mixer: m,
+        params,
+        x: randomF32(B * N * C, rng),
+        shape: [B, N, C],
+        grid,
+        prefix,
+        ref: ref(dynamic, B, grid, prefix, C, k),
+        label: `dwconv ${dynamic ? 'dynamic' : 'static'}`,
+        rng,
+      });
+      m.dispose();
+    });
+  }
+
+  // tfjs' own depth-wise gradient kernels exist on cpu and webgpu (not on wasm in 4.22): where they are
+  // registered, the custom gradient (built from forward depth-wise convolutions only) must agree with them.
+  const stock = ['DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter'].every(
+    (k) => tf.getKernel(k, currentBackend) !== undefined,
+  );
+  it.skipIf(!stock)('the custom depth-wise gradient equals tfjs’ stock gradient', async () => {
+    const rng = new Rng(52);
+    for (const [B, H, W, C, k] of [
+      [2, 5, 4, 3, 3],
+      [1, 6, 6, 2, 5],
+      [3, 4, 3, 2, 7],
+    ] as const) {
+      const x = tf.tensor(randomF32(B * H * W * C, rng), [B, H, W, C]) as tf.Tensor4D;
+      const w = tf.tensor(randomF32(k * k * C, rng), [k, k, C, 1]) as tf.Tensor4D;
+      const dy = tf.tensor(randomF32(B * H * W * C, rng), [B, H, W, C]);
+      const loss = (f: (a: tf.Tensor4D, b: tf.Tensor4D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(f(a as tf.Tensor4D, b as tf.Tensor4D), dy));
+      const [gxCustom, gwCustom] = tf.grads(loss(depthwiseConv2dSame))([x, w]);
+      const [gxStock, gwStock] = tf.grads(loss((a, b) => tf.depthwiseConv2d(a, b, 1, 'same')))([x, w]);
+      const label = `depthwise grad B${B} ${H}×${W} C${C} k${k}`;
+      const ex = (await gxStock!.data()) as Float32Array;
+      const ew = (await gwStock!.data()) as Float32Array;
+      await expectClose(gxCustom!, ex, defaultAtol(ex), `${label}: dx`, x.shape);
+      await expectClose(gwCustom!, ew, defaultAtol(ew), `${label}: dw`, w.shape);
+      tf.dispose([x, w, dy, gxCustom!, gwCustom!, gxStock!, gwStock!]);
+    }
+  });
+
+  it('rejects bad shapes naming the expected shape', () => {
+    const m = new DwConvMixer({ dim: 4, kernelSize: 3 });
+    const t = tf.zeros([2, 9, 4]);
+    expect(() => m.forward({ tokens: t, grid: [3, 3], numPrefixTokens: 1 })).toThrow(/expected tokens \[B, 10, 4\]/);
+    tf.dispose(t);
+    m.dispose();
+  });
+});

@@ -1,0 +1,179 @@
+/**
+ * Depth-wise convolution over the token grid as a token mixer (DWNet, Han et al. 2021, "On the Connection
+ * between Local Attention and Dynamic Depth-wise Convolution" / "Demystifying Local Vision Transformer"):
+ * tokens → grid (NHWC) → k×k depth-wise convolution (same padding) → tokens → optional `proj`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Linear, Module, Rng, truncNormal, zeros, type Parameter } from '@softbias/tensor-ops';
+import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+import { checkPositiveInt, joinPrefix, linear2d, splitPrefix } from './core.js';
+
+/**
+ * Depth-wise k×k convolution, stride 1, 'same' zero padding, odd k: `x` [B, H, W, C], `w` [k, k, C, 1].
+ *
+ * The forward pass is `tf.depthwiseConv2d`; the gradient is written with forward depth-wise convolutions only
+ * (the input gradient is the convolution of dy with the flipped kernel; the filter gradient correlates the
+ * padded input with dy, batch folded into channels), so it trains on backends without the
+ * DepthwiseConv2dNativeBackpropInput/Filter kernels (wasm in tfjs 4.22).
+ */
+export const depthwiseConv2dSame = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, save: tf.GradSaveFunc) => {
+  save([x, w]);
+  return {
+    value: tf.depthwiseConv2d(x, w, 1, 'same'),
+    gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+      const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const [B, H, W, C] = sx.shape;
+      const k = sw.shape[0];
+      const r = (k - 1) / 2;
+      const dx = tf.depthwiseConv2d(dy, tf.reverse(sw, [0, 1]), 1, 'same');
+      // dW[i, j, c] = Σ_{b, y, x} xpad[b, y + i, x + j, c] · dy[b, y, x, c]: a 'valid' depth-wise convolution of
+      // the padded input (batch moved into channels) with dy as the (H × W) filter, then summed over the batch.
+      const xp = tf.pad(sx, [[0, 0], [r, r], [r, r], [0, 0]]);
+      const xin = B === 1 ? tf.reshape(xp, [1, H + 2 * r, W + 2 * r, C]) : tf.reshape(tf.transpose(xp, [1, 2, 0, 3]), [1, H + 2 * r, W + 2 * r, B * C]);
+      const f = B === 1 ? tf.reshape(dy, [H, W, C, 1]) : tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [H, W, B * C, 1]);
+      const g = tf.depthwiseConv2d(xin as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'); // [1, k, k, B·C]
+      const dw = B === 1 ? tf.reshape(g, [k, k, C, 1]) : tf.reshape(tf.sum(tf.reshape(g, [k, k, B, C]), 2), [k, k, C, 1]);
+      return [dx, dw];
+    },
+  };
+}) as any) as (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
+
+/**
+ * Per-sample depth-wise convolution: `x` [B, H, W, C], `kernels` [B, C, k, k] (sample b's kernel for channel c
+ * at [b, c]), same padding. The batch is folded into channels for one depth-wise convolution (as DWNet's
+ * grouped convolution over B·C channels).
+ */
+export function perSampleDepthwiseConv2d(x: tf.Tensor4D, kernels: tf.Tensor4D): tf.Tensor4D {
+  const [B, H, W, C] = x.shape;
+  const k = kernels.shape[2];
+  return tf.tidy(() => {
+    const xf = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, H, W, B * C]) as tf.Tensor4D;
+    const wf = tf.reshape(tf.transpose(kernels, [2, 3, 0, 1]), [k, k, B * C, 1]) as tf.Tensor4D;
+    const y = depthwiseConv2dSame(xf, wf); // [1, H, W, B·C]
+    return tf.transpose(tf.reshape(y, [H, W, B, C]), [2, 0, 1, 3]) as tf.Tensor4D;
+  });
+}
+
+/** Static depth-wise convolution: `weight` (C, 1, k, k) in PyTorch layout (held [k, k, C, 1]) and `bias` (C). */
+export class DepthwiseConv extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly kernelSize: number,
+    rng: Rng,
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', truncNormal([kernelSize, kernelSize, dim, 1], rng, 0.02), {
+      layout: 'depthwise',
+    });
+    this.bias = this.registerParameter('bias', zeros([dim]), { noWeightDecay: true });
+  }
+  /** `x` [B, H, W, C] → [B, H, W, C]. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => tf.add(depthwiseConv2dSame(x, this.weight.value as tf.Tensor4D), this.bias.value));
+  }
+}
+
+/**
+ * Dynamic depth-wise convolution (DWNet's dynamic variant): each sample's k×k kernels are predicted from its
+ * globally average-pooled input, `kernels = fc2(relu(fc1(mean_{H,W}(x))))` reshaped (C, k, k) channel-major,
+ * then applied as a depth-wise convolution (same padding) plus a learned per-channel `bias`.
+ * Parameters: `fc1` (C → C/reduction, bias), `fc2` (C/reduction → C·k², bias), `bias` (C).
+ * DWNet's BatchNorm after the reduction is replaced by fc1's bias (no running statistics).
+ */
+export class DynamicDepthwiseConv extends Module {
+  readonly fc1: Linear;
+  readonly fc2: Linear;
+  readonly bias: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly kernelSize: number,
+    readonly reduction: number,
+    rng: Rng,
+  ) {
+    super();
+    const hidden = Math.max(1, Math.floor(dim / reduction));
+    const init = { kind: 'trunc_normal' as const, std: 0.02 };
+    this.fc1 = this.registerModule('fc1', new Linear(dim, hidden, { bias: true, init, rng }));
+    this.fc2 = this.registerModule('fc2', new Linear(hidden, dim * kernelSize * kernelSize, { bias: true, init, rng }));
+    this.bias = this.registerParameter('bias', zeros([dim]), { noWeightDecay: true });
+  }
+  /** The per-sample kernels [B, C, k, k] for `x` [B, H, W, C]. */
+  kernels(x: tf.Tensor4D): tf.Tensor4D {
+    const [B, , , C] = x.shape;
+    const k = this.kernelSize;
+    return tf.tidy(() => {
+      const pooled = tf.mean(x, [1, 2]); // [B, C]
+      const w = linear2d(tf.relu(linear2d(pooled, this.fc1)), this.fc2);
+      return tf.reshape(w, [B, C, k, k]) as tf.Tensor4D;
+    });
+  }
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => tf.add(perSampleDepthwiseConv2d(x, this.kernels(x)), this.bias.value));
+  }
+}
+
+export interface DwConvMixerOptions {
+  dim: number;
+  /** Odd kernel size (same padding keeps the grid). Default 7 (DWNet). */
+  kernelSize?: number;
+  /** Predict the kernels per sample (DWNet's dynamic variant). Default false. */
+  dynamic?: boolean;
+  /** Channel reduction of the dynamic kernel generator (fc1: C → C/reduction). Default 4. */
+  reduction?: number;
+  /** Linear `proj` (C → C, bias) after the convolution, as the output projection DWNet keeps. Default true. */
+  proj?: boolean;
+  rng?: Rng;
+}
+
+/**
+ * Token mixer: depth-wise (static or dynamic) convolution over the patch grid, then `proj`. Parameter names:
+ * static `conv.weight` (C, 1, k, k), `conv.bias`; dynamic `conv.fc1.*`, `conv.fc2.*`, `conv.bias`; `proj.*`.
+ * No nonlinearity between conv and proj (like attention → proj). Prefix tokens pass through unchanged.
+ */
+export class DwConvMixer extends TokenMixer {
+  readonly kind = 'dwconv';
+  readonly dim: number;
+  readonly kernelSize: number;
+  readonly dynamic: boolean;
+  readonly conv: DepthwiseConv | DynamicDepthwiseConv;
+  readonly proj: Linear | null;
+
+  constructor(opts: DwConvMixerOptions) {
+    super();
+    const { dim } = opts;
+    const k = opts.kernelSize ?? 7;
+    checkPositiveInt('DwConvMixer', 'dim', dim);
+    checkPositiveInt('DwConvMixer', 'kernelSize', k);
+    if (k % 2 !== 1) throw new RangeError(`DwConvMixer: kernelSize must be odd (same padding), got ${k}`);
+    const reduction = opts.reduction ?? 4;
+    checkPositiveInt('DwConvMixer', 'reduction', reduction);
+    const rng = opts.rng ?? new Rng(0);
+    this.dim = dim;
+    this.kernelSize = k;
+    this.dynamic = opts.dynamic ?? false;
+    this.conv = this.registerModule(
+      'conv',
+      this.dynamic ? new DynamicDepthwiseConv(dim, k, reduction, rng) : new DepthwiseConv(dim, k, rng),
+    );
+    this.proj =
+      opts.proj ?? true
+        ? this.registerModule('proj', new Linear(dim, dim, { bias: true, init: { kind: 'trunc_normal', std: 0.02 }, rng }))
+        : null;
+  }
+
+  /** [B, N, C] → [B, N, C]; prefix tokens are returned unchanged. */
+  forward(input: MixerInput): tf.Tensor3D {
+    checkMixerInput('DwConvMixer', input, this.dim);
+    return tf.tidy(() => {
+      const [B, N, C] = input.tokens.shape as [number, number, number];
+      const [rows, cols] = input.grid;
+      const [prefix, patches] = splitPrefix(input.tokens, input.numPrefixTokens);
+      const grid = tf.reshape(patches, [B, rows, cols, C]) as tf.Tensor4D;
+      let y: tf.Tensor = tf.reshape(this.conv.forward(grid), [B * rows * cols, C]);
+      if (this.proj) y = linear2d(y, this.proj);
+      return tf.reshape(joinPrefix(prefix, tf.reshape(y, [B, rows * cols, C])), [B, N, C]) as tf.Tensor3D;
+    });
+  }
+}

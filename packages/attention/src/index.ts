@@ -1,0 +1,17 @@
+export { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+export { Mhsa, type MhsaOptions } from './mhsa.js';
+export { WindowAttention, type WindowAttentionOptions } from './window.js';
+export { DwConvMixer, DepthwiseConv, DynamicDepthwiseConv, type DwConvMixerOptions } from './dwconv.js';
+export { FeedForwardPatchesMixer, type FeedForwardPatchesOptions } from './ff-patches.js';
+export { nonlocality, patchDistances } from './nonlocality.js';
+export {
+  createMixer,
+  MIXER_KINDS,
+  type AttentionMixerSpec,
+  type MhsaSpec,
+  type WindowSpec,
+  type DwConvSpec,
+  type FeedForwardPatchesSpec,
+  type MixerContext,
+} from './factory.js';
+export { PER_HEAD_MIN_TOKENS, PER_HEAD_MAX_PAIRS, type AttentionStrategy } from './core.js';

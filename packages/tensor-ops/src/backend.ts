@@ -11,10 +11,14 @@ import './gradients.js';
 export type BackendName = 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
 export type BackendRequest = BackendName | 'auto';
 
+/** tfjs-backend-wasm pre-creates 8 pthread workers and XNNPACK never uses more. */
+const MAX_WASM_THREADS = 8;
+
 export interface SetupBackendOptions {
   /**
-   * wasm threads (XNNPACK). Default 1. More than one is opt-in: tfjs-backend-wasm's threaded build needs
-   * cross-origin isolation in a browser (SharedArrayBuffer) and caps threads at half the logical cores.
+   * wasm threads (XNNPACK), 1 to 8. Default 1. More than one is opt-in: in a browser the threaded build needs a
+   * cross-origin-isolated page (SharedArrayBuffer); in Node softbias serves tfjs' worker scripts from files and
+   * lifts tfjs' half-the-logical-cores cap (see wasm-threads-node.ts). Fixed by the first wasm start in a process.
    */
   threads?: number;
   /** webgpu: accept a CPU-emulated (fallback) adapter. Default: true for an explicit `webgpu`, false for `auto`. */
@@ -167,30 +171,75 @@ async function setupCpu(info: Partial<BackendInfo>): Promise<void> {
 
 async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>): Promise<void> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  (await import('./kernels/wasm-depthwise-backprop.js')).registerWasmKernels(); // conv backprop kernels wasm lacks
   const threads = opts.threads ?? 1;
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
-  if (opts.wasmPaths) wasm.setWasmPaths(opts.wasmPaths as any);
-  if (threads > 1) {
-    if (isNode) {
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
+    throw new RangeError(`threads must be an integer from 1 to ${MAX_WASM_THREADS}, got ${threads}`);
+  }
+  // tfjs starts the wasm module once per process: its thread count is fixed by the first start.
+  // (Not tf.findBackend: that would start it, single-threaded.)
+  const started = (tf.engine() as any).registry?.['wasm'];
+  if (started) {
+    const actual = wasm.getThreadsCount();
+    if (opts.threads !== undefined && actual !== threads) {
       throw new BackendUnavailableError(
         'wasm',
-        `wasm with ${threads} threads is not supported in Node: tfjs-backend-wasm 4.22's threaded build starts its ` +
-          'workers from blob: URLs, which Node cannot load. Use { threads: 1 } (the default) in Node, or run in a ' +
-          'cross-origin-isolated browser page.',
+        `the wasm backend already runs with ${actual} thread(s) in this process and tfjs cannot restart it: ` +
+          `choose { threads } in the first setupBackend('wasm') call`,
       );
+    }
+    await trySetBackend('wasm');
+    info.simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+    info.threads = actual;
+    info.reason ??= `WebAssembly + XNNPACK, SIMD, ${actual} thread(s)`;
+    return;
+  }
+  if (opts.wasmPaths) wasm.setWasmPaths(opts.wasmPaths as any);
+  if (threads > 1) {
+    if (!isNode && typeof SharedArrayBuffer === 'undefined') {
+      throw new BackendUnavailableError(
+        'wasm',
+        `wasm with ${threads} threads needs SharedArrayBuffer, i.e. a cross-origin-isolated page ` +
+          '(Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)',
+      );
+    }
+    if (opts.wasmPaths && typeof opts.wasmPaths === 'string' && opts.wasmPaths.endsWith('.wasm')) {
+      throw new BackendUnavailableError('wasm', 'wasmPaths naming one .wasm file selects the single-threaded build');
     }
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
     wasm.setThreadsCount(threads);
+    if (isNode) {
+      // The shims depend on the internals of this exact bundle (its worker script and free variable names).
+      if (!String(wasm.version_wasm).startsWith('4.22.')) {
+        throw new BackendUnavailableError(
+          'wasm',
+          `wasm threads in Node are supported with @tensorflow/tfjs-backend-wasm 4.22, found ${wasm.version_wasm}`,
+        );
+      }
+      const { installNodeWasmThreadShims, unrefWasmWorkers } = await import('./wasm-threads-node.js');
+      const shims = await installNodeWasmThreadShims(threads);
+      try {
+        await trySetBackend('wasm');
+      } finally {
+        shims.restore();
+      }
+      unrefWasmWorkers((tf.backend() as any).wasm);
+    } else {
+      await trySetBackend('wasm');
+    }
   } else {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    await trySetBackend('wasm');
   }
-  await trySetBackend('wasm');
   const simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
   if (!simd) {
     throw new BackendUnavailableError('wasm', 'this runtime has no WebAssembly SIMD; softbias requires it for wasm');
   }
   info.simd = simd;
-  info.threads = threads > 1 ? wasm.getThreadsCount() : 1;
+  info.threads = wasm.getThreadsCount();
+  if (info.threads !== threads) {
+    throw new BackendUnavailableError('wasm', `asked for ${threads} wasm thread(s), tfjs started ${info.threads}`);
+  }
   info.reason ??= `WebAssembly + XNNPACK, SIMD, ${info.threads} thread(s)`;
 }
 

@@ -13,11 +13,19 @@ function sizeOf(shape: InitShape): number {
  * as timm's default, i.e. ±2 not ±2·std), by rejection.
  */
 export function truncNormal(shape: InitShape, rng: Rng, std = 0.02, mean = 0, a = -2, b = 2): tf.Tensor {
+  if (!(std > 0) || !(a < b)) throw new RangeError(`truncNormal: need std > 0 and a < b, got std ${std}, [${a}, ${b}]`);
+  // Rejection sampling: refuse bounds that hold (almost) no probability mass instead of looping forever.
+  if ((a - mean) / std > 6 || (b - mean) / std < -6) {
+    throw new RangeError(`truncNormal: [${a}, ${b}] lies more than 6 std from the mean ${mean} (std ${std})`);
+  }
   const out = new Float32Array(sizeOf(shape));
   for (let i = 0; i < out.length; i++) {
     let v: number;
-    do v = mean + std * rng.normal();
-    while (v < a || v > b);
+    let tries = 0;
+    do {
+      if (++tries > 100_000) throw new RangeError(`truncNormal: [${a}, ${b}] holds almost no mass of N(${mean}, ${std}²)`);
+      v = mean + std * rng.normal();
+    } while (v < a || v > b);
     out[i] = v;
   }
   return tf.tensor(out, [...shape], 'float32');

@@ -23,7 +23,7 @@ export class Parameter {
   constructor(value: tf.Tensor, name: string, opts: ParameterOptions = {}) {
     this.layout = opts.layout ?? 'plain';
     this.noWeightDecay = opts.noWeightDecay ?? value.rank <= 1;
-    this.variable = tf.variable(value, opts.trainable ?? true, `${name}_${nextId++}`, 'float32');
+    this.variable = tf.variable(value, opts.trainable ?? true, `${name}_${nextParameterId()}`, 'float32');
   }
 
   /** Whether optimizers (and `tf.variableGrads` without a list) update it. */
@@ -60,10 +60,21 @@ export class Parameter {
     if (!this.variable.isDisposed) this.variable.dispose();
   }
 }
-let nextId = 0;
+/**
+ * tfjs variable names must be unique per engine. The counter lives on globalThis, beside tfjs' own engine, so
+ * that two instances of this module (a test runner re-evaluating it, a dual ESM/CJS load) never reuse a name.
+ */
+function nextParameterId(): number {
+  const g = globalThis as { __softbiasParameterId?: number };
+  g.__softbiasParameterId = (g.__softbiasParameterId ?? 0) + 1;
+  return g.__softbiasParameterId;
+}
 
 export interface LoadStateDictOptions {
-  /** Throw on missing, unexpected or mis-shaped keys (all listed in one error). Default true. */
+  /**
+   * Throw on missing or unexpected keys (all listed in one error). Default true. Mis-shaped entries (and
+   * entries whose data does not fill their shape) throw in both modes, as in PyTorch.
+   */
   strict?: boolean;
   /** Keys (or key prefixes ending in '.') to leave untouched and not report. */
   skip?: readonly string[];
@@ -74,6 +85,8 @@ export interface LoadStateDictResult {
   missing: string[];
   unexpected: string[];
   mismatched: { key: string; expected: number[]; got: number[] }[];
+  /** Entries that cannot be loaded whatever the shape (disposed tensors, data that does not fill its shape). */
+  invalid: { key: string; reason: string }[];
 }
 
 export class StateDictError extends Error {
@@ -91,7 +104,19 @@ export type StateDictEntry = tf.Tensor | { data: Float32Array; shape: number[] }
 export type StateDict = Record<string, StateDictEntry> | Map<string, StateDictEntry>;
 
 function entryShape(e: StateDictEntry): number[] {
-  return e instanceof tf.Tensor ? e.shape : e.shape;
+  return e instanceof tf.Tensor ? e.shape : [...e.shape];
+}
+
+/** Why an entry cannot be loaded whatever its shape (disposed tensor, data that does not fill its shape). */
+function entryDefect(e: StateDictEntry): string | undefined {
+  if (e instanceof tf.Tensor) return e.isDisposed ? 'the tensor is disposed' : undefined;
+  if (e === null || typeof e !== 'object' || !Array.isArray(e.shape)) return 'not a tensor or { data, shape }';
+  if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) return `invalid shape [${e.shape}]`;
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  if (!e.data || typeof e.data.length !== 'number' || e.data.length !== n) {
+    return `${e.data?.length} values do not fill shape [${e.shape}]`;
+  }
+  return undefined;
 }
 
 export class Module {
@@ -101,7 +126,10 @@ export class Module {
   private readonly _children = new Map<string, Module>();
   private _disposed = false;
 
-  /** Register a parameter under a local name (no dots). Returns it. */
+  /**
+   * Register a parameter under a local name (no dots), in tfjs layout `opts.layout`. The module takes the
+   * tensor over: its data moves into the parameter's variable and `value` is disposed. Returns the parameter.
+   */
   protected registerParameter(name: string, value: tf.Tensor, opts: ParameterOptions = {}): Parameter {
     if (name.includes('.')) throw new Error(`parameter name '${name}' must not contain '.'`);
     if (this._params.has(name) || this._children.has(name)) throw new Error(`'${name}' is already registered`);
@@ -199,25 +227,31 @@ export class Module {
     const isSkipped = (k: string) => skip.some((s) => (s.endsWith('.') ? k.startsWith(s) : k === s));
     const entries = sd instanceof Map ? sd : new Map(Object.entries(sd));
     const params = new Map(this.namedParameters());
-    const result: LoadStateDictResult = { loaded: [], missing: [], unexpected: [], mismatched: [] };
+    const result: LoadStateDictResult = { loaded: [], missing: [], unexpected: [], mismatched: [], invalid: [] };
     for (const [k, p] of params) {
       if (isSkipped(k)) continue;
       const e = entries.get(k);
-      if (!e) {
+      if (e === undefined) {
         result.missing.push(k);
+        continue;
+      }
+      const defect = entryDefect(e);
+      if (defect) {
+        result.invalid.push({ key: k, reason: defect });
         continue;
       }
       const got = entryShape(e);
       if (!tf.util.arraysEqual(got, p.torchShape)) result.mismatched.push({ key: k, expected: p.torchShape, got });
     }
     for (const k of entries.keys()) if (!params.has(k) && !isSkipped(k)) result.unexpected.push(k);
-    const problems = result.missing.length + result.unexpected.length + result.mismatched.length;
-    if (problems > 0 && (strict || result.mismatched.length > 0)) {
+    const fatal = result.mismatched.length + result.invalid.length;
+    const problems = result.missing.length + result.unexpected.length + fatal;
+    if (problems > 0 && (strict || fatal > 0)) {
       throw new StateDictError(describeStateDictProblems(this.constructor.name, result), result);
     }
     for (const [k, p] of params) {
       const e = entries.get(k);
-      if (!e || isSkipped(k)) continue;
+      if (e === undefined || isSkipped(k)) continue;
       tf.tidy(() => {
         const t = e instanceof tf.Tensor ? e : tf.tensor(e.data, e.shape, 'float32');
         p.assign(fromTorch(p.layout, t));
@@ -249,6 +283,7 @@ export function describeStateDictProblems(what: string, r: LoadStateDictResult):
   for (const m of r.mismatched) {
     lines.push(`  Size mismatch for "${m.key}": checkpoint has shape [${m.got}], the model expects [${m.expected}]`);
   }
+  for (const m of r.invalid ?? []) lines.push(`  Invalid entry "${m.key}": ${m.reason}`);
   return lines.join('\n');
 }
 

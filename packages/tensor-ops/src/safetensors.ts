@@ -107,7 +107,9 @@ function isNonNegInt(v: unknown): v is number {
 
 /** Parse and validate safetensors bytes. */
 export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFile {
-  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  // A plain Uint8Array view (a Node Buffer's subarray/slice semantics differ).
+  const bytes =
+    input instanceof Uint8Array ? new Uint8Array(input.buffer, input.byteOffset, input.byteLength) : new Uint8Array(input);
   if (bytes.byteLength < 8) {
     throw new SafetensorsError(`file is ${bytes.byteLength} bytes: too short for the 8-byte header length`);
   }
@@ -155,7 +157,7 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFi
       throw new SafetensorsError(`entry '${name}' is not an object`);
     }
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZES)) {
+    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPE_SIZES, dtype)) {
       throw new SafetensorsError(`tensor '${name}': unsupported dtype ${JSON.stringify(dtype)}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
@@ -212,8 +214,11 @@ function f16ToF32(h: number): number {
 }
 
 function decode(dtype: SafetensorsDtype, raw: Uint8Array): TensorData {
-  // Copy into an aligned buffer first: the source may sit at any byte offset.
-  const buf = raw.slice().buffer;
+  // Copy into an aligned buffer of its own first: the source may sit at any byte offset. (Not `raw.slice()`:
+  // on a Node Buffer that is a view of the whole underlying memory, not a copy.)
+  const copy = new Uint8Array(raw.byteLength);
+  copy.set(raw);
+  const buf = copy.buffer;
   switch (dtype) {
     case 'F32':
       return littleEndian ? new Float32Array(buf) : swapped(buf, 4, (v, o) => v.getFloat32(o, true), Float32Array);
@@ -316,18 +321,29 @@ export function serializeSafetensors(
   const list: [string, WriteTensor][] =
     Symbol.iterator in (tensors as object) ? [...(tensors as Iterable<[string, WriteTensor]>)] : Object.entries(tensors);
   const dtype = opts.dtype ?? 'F32';
+  if (dtype !== 'F32' && dtype !== 'F16') throw new SafetensorsError(`cannot write dtype ${JSON.stringify(dtype)} (F32 or F16)`);
   const size = DTYPE_SIZES[dtype];
-  const header: Record<string, unknown> = {};
+  // A prototype-less object: tensor names such as 'constructor' or '__proto__' are plain keys.
+  const header: Record<string, unknown> = Object.create(null);
   if (opts.metadata && Object.keys(opts.metadata).length) {
+    const metadata: Record<string, string> = Object.create(null);
     for (const [k, v] of Object.entries(opts.metadata)) {
-      if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}' must be a string`);
+      if (typeof v !== 'string') throw new SafetensorsError(`metadata '${k}' must be a string, got ${typeof v}`);
+      metadata[k] = v;
     }
-    header['__metadata__'] = opts.metadata;
+    header['__metadata__'] = metadata;
   }
   let offset = 0;
   for (const [name, t] of list) {
+    if (typeof name !== 'string') throw new SafetensorsError(`tensor names must be strings, got ${typeof name}`);
     if (name === '__metadata__') throw new SafetensorsError(`'__metadata__' is not a valid tensor name`);
-    if (name in header) throw new SafetensorsError(`duplicate tensor name '${name}'`);
+    if (Object.prototype.hasOwnProperty.call(header, name)) throw new SafetensorsError(`duplicate tensor name '${name}'`);
+    if (!(t.data instanceof Float32Array)) {
+      throw new SafetensorsError(`tensor '${name}': data must be a Float32Array`);
+    }
+    if (!Array.isArray(t.shape) || !t.shape.every(isNonNegInt)) {
+      throw new SafetensorsError(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`);
+    }
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) {
       throw new SafetensorsError(`tensor '${name}': ${t.data.length} values do not fill shape [${t.shape}]`);
@@ -401,13 +417,18 @@ export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   if (!isNodeRuntime) throw new Error('writeFileAtomic: file paths exist only in Node; use the bytes instead');
   const fs = await import(/* @vite-ignore */ 'node:fs/promises');
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await fs.open(tmp, 'w');
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, path);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw e;
   }
-  await fs.rename(tmp, path);
 }

@@ -55,13 +55,17 @@ export class Linear extends Module {
 
 /** Functional linear: `x` [..., in], `w` [in, out] (tfjs layout), `b` [out] or null. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
+  if (w.rank !== 2) throw new Error(`linear: expected a weight of shape [in, out], got [${w.shape}]`);
   const inF = w.shape[0]!;
   const outF = w.shape[1]!;
-  if (x.shape[x.rank - 1] !== inF) {
-    throw new Error(`Linear: expected last dimension ${inF}, got input of shape [${x.shape}]`);
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    throw new Error(`Linear: expected an input of shape [..., ${inF}], got [${x.shape}]`);
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== outF)) {
+    throw new Error(`linear: expected a bias of shape [${outF}], got [${b.shape}]`);
   }
   return tf.tidy(() => {
-    const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, inF]);
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [inF === 0 ? 0 : x.size / inF, inF]);
     let y = tf.matMul(x2, w);
     if (b) y = tf.add(y, b);
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);

@@ -13,10 +13,14 @@ import { truncNormal, uniform, zeros } from '../init.js';
 export function nonOverlappingConv2d(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, k: number): tf.Tensor {
   if (x.rank !== 4) throw new Error(`nonOverlappingConv2d: expected a [B, H, W, C] input, got shape [${x.shape}]`);
   const [B, H, W, C] = x.shape as [number, number, number, number];
-  if (w.shape[0] !== k || w.shape[1] !== k || w.shape[2] !== C) {
-    throw new Error(`nonOverlappingConv2d: weight [${w.shape}] does not fit kernel ${k} and ${C} input channels`);
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`nonOverlappingConv2d: kernel must be a positive integer, got ${k}`);
+  if (w.rank !== 4 || w.shape[0] !== k || w.shape[1] !== k || w.shape[2] !== C) {
+    throw new Error(`nonOverlappingConv2d: expected a weight of shape [${k}, ${k}, ${C}, O] (HWIO), got [${w.shape}]`);
   }
   const O = w.shape[3]!;
+  if (b && (b.rank !== 1 || b.shape[0] !== O)) {
+    throw new Error(`nonOverlappingConv2d: expected a bias of shape [${O}], got [${b.shape}]`);
+  }
   const Ho = Math.floor(H / k);
   const Wo = Math.floor(W / k);
   if (Ho === 0 || Wo === 0) throw new Error(`nonOverlappingConv2d: input ${H}×${W} is smaller than the ${k}×${k} kernel`);
@@ -76,9 +80,11 @@ export class PatchEmbed extends Module {
         `PatchEmbed: expected input of shape [B, ${H}, ${W}, ${this.inChans}] (NHWC float32), got [${x.shape}]`,
       );
     }
-    const y = this.proj.forward(x);
-    if (this.output === 'nhwc') return y;
-    return tf.tidy(() => tf.reshape(y, [x.shape[0]!, this.numPatches, y.shape[3]!]));
+    if (this.output === 'nhwc') return this.proj.forward(x);
+    return tf.tidy(() => {
+      const y = this.proj.forward(x);
+      return tf.reshape(y, [x.shape[0]!, this.numPatches, y.shape[3]!]);
+    });
   }
 }
 

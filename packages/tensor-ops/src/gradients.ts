@@ -9,6 +9,57 @@
 import * as tf from '@tensorflow/tfjs-core';
 import './generated/gradients.js';
 
+/**
+ * BatchMatMul's gradient without transpose flags.
+ *
+ * tfjs' stock gradient computes `dA = dY·Bᵀ` and `dB = Aᵀ·dY` with `transposeA/B` flags; the wasm backend's
+ * XNNPACK path takes only flag-free matmuls, so every matmul gradient fell into its scalar loop (~10× slower;
+ * see ../shared/notes/cpu-baseline.md). Here the transposes are explicit (rank ≤ 3 transposes are fast) and the
+ * matmuls flag-free, for every combination of the forward's flags. Broadcast batch dimensions are summed back
+ * to each input's shape (tfjs' own gradient returns the broadcast shape there and fails).
+ */
+function swapLast(t: tf.Tensor): tf.Tensor {
+  const perm = t.shape.map((_, i) => i);
+  perm[t.rank - 1] = t.rank - 2;
+  perm[t.rank - 2] = t.rank - 1;
+  return tf.transpose(t, perm);
+}
+
+/** Sum a gradient computed at the broadcast batch shape back to its input's shape. */
+function unbroadcast(g: tf.Tensor, shape: readonly number[]): tf.Tensor {
+  if (tf.util.arraysEqual(g.shape, shape as number[])) return g;
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank - 2; i++) if (i < lead || shape[i - lead] === 1) axes.push(i);
+  return tf.reshape(tf.sum(g, axes), shape as number[]);
+}
+
+const matMulGradConfig: tf.GradConfig & { softbias: true } = {
+  kernelName: 'BatchMatMul',
+  inputsToSave: ['a', 'b'],
+  softbias: true,
+  gradFunc: (dy, saved, attrs) => {
+    let [a, b] = saved as [tf.Tensor, tf.Tensor];
+    const g = dy as tf.Tensor;
+    const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const aShape = a.shape;
+    const bShape = b.shape;
+    // Broadcast batch dimensions: compute at the output's batch shape, then sum back.
+    const batch = g.shape.slice(0, -2);
+    if (!tf.util.arraysEqual(a.shape.slice(0, -2), batch)) a = tf.broadcastTo(a, [...batch, ...a.shape.slice(-2)]);
+    if (!tf.util.arraysEqual(b.shape.slice(0, -2), batch)) b = tf.broadcastTo(b, [...batch, ...b.shape.slice(-2)]);
+    const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y);
+    let da: () => tf.Tensor;
+    let db: () => tf.Tensor;
+    if (!transposeA && !transposeB) [da, db] = [() => mm(g, swapLast(b)), () => mm(swapLast(a), g)];
+    else if (transposeA && !transposeB) [da, db] = [() => mm(b, swapLast(g)), () => mm(a, g)];
+    else if (!transposeA && transposeB) [da, db] = [() => mm(g, b), () => mm(swapLast(g), a)];
+    else [da, db] = [() => mm(swapLast(b), swapLast(g)), () => mm(swapLast(g), swapLast(a))];
+    return { a: () => unbroadcast(da(), aShape), b: () => unbroadcast(db(), bShape) };
+  },
+};
+tf.registerGradient(matMulGradConfig);
+
 /** Kernel names that must have gradients for softbias models to train (checked in tests). */
 export const REQUIRED_GRADIENTS = [
   'Add', 'Sub', 'Multiply', 'RealDiv', 'BatchMatMul', 'Reshape', 'Transpose', 'Sum', 'Mean', 'Max', 'Exp',

@@ -1,0 +1,83 @@
+/**
+ * Byte sources and decompression. Node uses `node:zlib`; a browser uses `DecompressionStream`. Files are
+ * read with `node:fs` in Node and with `fetch` elsewhere (URLs).
+ */
+
+const isNodeRuntime =
+  typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
+
+/** Where a data file comes from: bytes, a Node file path, or a URL. */
+export type ByteSource = Uint8Array | ArrayBuffer | string | URL;
+
+const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
+/** True for gzip data (magic 1f 8b). */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+async function decompress(bytes: Uint8Array, format: 'gzip' | 'deflate', what: string): Promise<Uint8Array> {
+  if (isNodeRuntime) {
+    const zlib = await dynamicImport('node:zlib');
+    try {
+      const out: Uint8Array = format === 'gzip' ? zlib.gunzipSync(bytes) : zlib.inflateSync(bytes);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    } catch (e) {
+      throw new Error(`${what}: corrupt ${format} data (${(e as Error).message})`);
+    }
+  }
+  if (typeof DecompressionStream === 'undefined') {
+    throw new Error(`${what}: this runtime has neither node:zlib nor DecompressionStream to inflate ${format} data`);
+  }
+  try {
+    const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream(format));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (e) {
+    throw new Error(`${what}: corrupt ${format} data (${(e as Error).message})`);
+  }
+}
+
+/** Gunzip when the bytes start with the gzip magic; otherwise return them unchanged. */
+export async function maybeGunzip(bytes: Uint8Array, what = 'data'): Promise<Uint8Array> {
+  return isGzip(bytes) ? decompress(bytes, 'gzip', what) : bytes;
+}
+
+/** Inflate a zlib stream (RFC 1950), as PNG's IDAT data. */
+export function inflateZlib(bytes: Uint8Array, what = 'data'): Promise<Uint8Array> {
+  return decompress(bytes, 'deflate', what);
+}
+
+/** Read a byte source into memory. */
+export async function readSource(source: ByteSource): Promise<Uint8Array> {
+  if (source instanceof Uint8Array) return source;
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  const str = source instanceof URL ? source.href : String(source);
+  const isUrl = /^(https?|file|blob|data):/i.test(str);
+  if (isNodeRuntime && (!isUrl || str.startsWith('file:'))) {
+    const fs = await dynamicImport('node:fs/promises');
+    const path = str.startsWith('file:') ? new URL(str) : str;
+    try {
+      const buf: Uint8Array = await fs.readFile(path);
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } catch (e) {
+      throw new Error(`cannot read ${str}: ${(e as Error).message}`);
+    }
+  }
+  const res = await fetch(str);
+  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText} fetching ${str}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Node only: whether a path exists. Always false in a browser. */
+export async function pathExists(path: string): Promise<boolean> {
+  if (!isNodeRuntime) return false;
+  const fs = await dynamicImport('node:fs/promises');
+  try {
+    await fs.access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export { isNodeRuntime, dynamicImport };

@@ -1,0 +1,384 @@
+/**
+ * `fit()`: the training loop. Per update: next batch → mixup/cutmix (optional) → forward in train mode →
+ * cross-entropy (label smoothing) → gradients → clipping (optional) → AdamW at the scheduled lr → EMA
+ * (optional). Per epoch: evaluation (optional, eval mode, EMA weights if asked), your `onEpochEnd` fields, a
+ * history record. Progress on the terminal, JSON-lines logs, atomic checkpoints every N updates and at epoch
+ * ends, resume from a checkpoint bit for bit, stop on an AbortSignal (with a checkpoint).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Module } from '@softbias/tensor-ops';
+import { AccuracyMeter } from '@softbias/metrics';
+import { AdamW, type AdamWOptions } from './adamw.js';
+import { cosineSchedule, type LrSchedule } from './schedule.js';
+import { crossEntropy } from './loss.js';
+import { clipGradNorm } from './clip.js';
+import { Mixup, type MixupOptions } from './mixup.js';
+import { ModelEma, type EmaOptions } from './ema.js';
+import { checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { type FitProgress, type ProgressMode, type ProgressOutput, ProgressPrinter, defaultOutput } from './progress.js';
+import { parseSafetensors, readBytes } from '@softbias/tensor-ops';
+
+/** A batch: images and int32 labels. */
+export interface TrainBatch {
+  x: tf.Tensor;
+  y: tf.Tensor;
+}
+
+/**
+ * A resumable batch stream (what `@softbias/data`'s `DataLoader` is): `batches()` yields the rest of the
+ * current epoch and advances `position` as it hands out each batch; `nextEpoch()` moves on; the state is JSON.
+ */
+export interface BatchSource {
+  readonly batchesPerEpoch: number;
+  readonly epoch: number;
+  readonly position: number;
+  batches(): AsyncIterable<TrainBatch>;
+  nextEpoch(): void;
+  getState(): unknown;
+  setState(state: any): void;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  top1: number;
+  top5: number;
+  count: number;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  /** Mean training loss over the epoch's updates. */
+  trainLoss: number;
+  /** Learning rate of the epoch's last update. */
+  lr: number;
+  step: number;
+  eval?: EvaluateResult;
+  /** Fields returned by `onEpochEnd`. */
+  [key: string]: unknown;
+}
+
+export interface FitOptions {
+  /** The model; `forward(x)` → logits [B, K] unless `forward` is given. */
+  model: Module;
+  forward?: (x: tf.Tensor) => tf.Tensor;
+  data: BatchSource;
+  epochs: number;
+  numClasses: number;
+  /** An AdamW, or its options (default lr 1e-3, weight decay 0.05, no decay for `model.noWeightDecay()`). */
+  optimizer?: AdamW | AdamWOptions;
+  /** A schedule s ↦ lr, or cosine options (default: cosine from the optimizer's lr to 0, no warm-up). */
+  schedule?: LrSchedule | { warmupEpochs?: number; warmupInitLr?: number; minLr?: number };
+  labelSmoothing?: number;
+  /** Clip the global gradient norm to this value. */
+  clipGradNorm?: number;
+  /** Mixup / CutMix (its label smoothing defaults to `labelSmoothing`). */
+  mixup?: Omit<MixupOptions, 'numClasses'>;
+  /** Keep an EMA of the weights. */
+  ema?: EmaOptions | boolean;
+  /** Seed of fit's own randomness (mixup). Default 0. */
+  seed?: number;
+  /** Evaluate after epochs (every `every`, and after the last). */
+  evaluate?: { data: AsyncIterable<TrainBatch> | (() => AsyncIterable<TrainBatch>); every?: number; useEma?: boolean };
+  onProgress?: (p: FitProgress) => void;
+  /** Called after each epoch (after evaluation), in eval mode; returned fields go into the history and the log. */
+  onEpochEnd?: (info: { epoch: number; record: EpochRecord; model: Module }) => void | Record<string, unknown> | Promise<void | Record<string, unknown>>;
+  signal?: AbortSignal;
+  /** JSON-lines log: a file path (Node, appended) or a function receiving each record. */
+  log?: string | ((record: Record<string, unknown>) => void);
+  /** Log a 'step' record every this many updates (default 1). */
+  logEverySteps?: number;
+  /** Atomic checkpoints: every `everySteps` updates, every `everyEpochs` epochs (default 1), and on abort. */
+  checkpoint?: { path: string; everySteps?: number; everyEpochs?: number };
+  /** Resume from a checkpoint: a path, or true for `checkpoint.path` when it exists. */
+  resume?: string | boolean;
+  progress?: ProgressMode;
+  output?: ProgressOutput;
+}
+
+export interface FitResult {
+  status: 'completed' | 'aborted';
+  step: number;
+  /** Epochs completed. */
+  epochs: number;
+  history: EpochRecord[];
+  optimizer: AdamW;
+  ema?: ModelEma;
+  /** The step the run resumed from (undefined for a fresh start). */
+  resumedFrom?: number;
+}
+
+const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
+
+function defaultForward(model: Module): (x: tf.Tensor) => tf.Tensor {
+  const f = (model as unknown as { forward?: (x: tf.Tensor) => tf.Tensor }).forward;
+  if (typeof f !== 'function') throw new Error('fit: the model has no forward(x) method; pass { forward }');
+  return (x) => f.call(model, x);
+}
+
+/** Top-1 / top-5 accuracy and mean cross-entropy of a model over batches (eval mode; the mode is restored). */
+export async function evaluate(
+  model: Module,
+  data: AsyncIterable<TrainBatch>,
+  opts: { forward?: (x: tf.Tensor) => tf.Tensor; signal?: AbortSignal; dispose?: boolean } = {},
+): Promise<EvaluateResult> {
+  const forward = opts.forward ?? defaultForward(model);
+  const wasTraining = model.training;
+  model.eval();
+  const meter = new AccuracyMeter([1, 5]);
+  let lossSum = 0;
+  try {
+    for await (const b of data) {
+      try {
+        if (opts.signal?.aborted) throw new DOMException('evaluation aborted', 'AbortError');
+        const logits = forward(b.x);
+        const loss = crossEntropy(logits, b.y);
+        lossSum += (await loss.data())[0]! * b.x.shape[0]!;
+        await meter.update(logits, b.y);
+        tf.dispose([logits, loss]);
+      } finally {
+        if (opts.dispose ?? true) tf.dispose([b.x, b.y]);
+      }
+    }
+  } finally {
+    if (wasTraining) model.train();
+  }
+  const r = meter.result();
+  return { loss: lossSum / meter.count, top1: r['top1']!, top5: r['top5']!, count: meter.count };
+}
+
+/** JSON-lines log: each record is appended synchronously (Node), so a killed process loses none it reported. */
+class JsonlLog {
+  private appendSync: ((path: string, data: string) => void) | undefined;
+  constructor(private readonly target: FitOptions['log']) {}
+  async open(): Promise<void> {
+    if (typeof this.target === 'string') this.appendSync = (await dynamicImport('node:fs')).appendFileSync;
+  }
+  write(record: Record<string, unknown>): void {
+    const t = this.target;
+    if (!t) return;
+    if (typeof t === 'function') t(record);
+    else this.appendSync!(t, JSON.stringify(record) + '\n');
+  }
+}
+
+export async function fit(opts: FitOptions): Promise<FitResult> {
+  const { model, data, epochs, numClasses } = opts;
+  if (!(Number.isInteger(epochs) && epochs > 0)) throw new RangeError(`fit: epochs must be a positive integer, got ${epochs}`);
+  if (!(Number.isInteger(numClasses) && numClasses > 0)) throw new RangeError(`fit: numClasses must be a positive integer, got ${numClasses}`);
+  const forward = opts.forward ?? defaultForward(model);
+  const perEpoch = data.batchesPerEpoch;
+  const totalSteps = epochs * perEpoch;
+  const optimizer = opts.optimizer instanceof AdamW ? opts.optimizer : new AdamW(model, { weightDecay: 0.05, ...(opts.optimizer ?? {}) });
+  const schedule: LrSchedule =
+    typeof opts.schedule === 'function'
+      ? opts.schedule
+      : cosineSchedule({
+          baseLr: optimizer.lr,
+          totalSteps,
+          warmupSteps: Math.min(totalSteps, Math.round((opts.schedule?.warmupEpochs ?? 0) * perEpoch)),
+          warmupInitLr: opts.schedule?.warmupInitLr ?? 0,
+          minLr: opts.schedule?.minLr ?? 0,
+        });
+  const smoothing = opts.labelSmoothing ?? 0;
+  const mixup = opts.mixup ? new Mixup({ labelSmoothing: smoothing, ...opts.mixup, numClasses, seed: opts.mixup.seed ?? opts.seed ?? 0 }) : undefined;
+  const ema = opts.ema ? new ModelEma(model, opts.ema === true ? {} : opts.ema) : undefined;
+  const log = new JsonlLog(opts.log);
+  await log.open();
+  const printer = new ProgressPrinter(opts.progress ?? 'auto', opts.output ?? defaultOutput(), perEpoch);
+  const ckpt = opts.checkpoint;
+  const rngs = mixup ? { mixup: mixup.rng } : undefined;
+
+  let step = 0;
+  let history: EpochRecord[] = [];
+  let epochLossSum = 0;
+  let epochLossCount = 0;
+  let resumedFrom: number | undefined;
+
+  // Resume.
+  const resumePath = typeof opts.resume === 'string' ? opts.resume : opts.resume && ckpt ? ckpt.path : undefined;
+  if (resumePath !== undefined) {
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = await readBytes(resumePath);
+    } catch (e) {
+      if (typeof opts.resume === 'string') throw new Error(`fit: cannot resume from ${resumePath}: ${(e as Error).message}`);
+    }
+    if (bytes) {
+      const file = parseSafetensors(bytes);
+      checkpointMeta(file);
+      const meta: CheckpointMeta = await loadCheckpoint(file, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+      step = meta.step;
+      if (meta.sampler !== undefined) data.setState(meta.sampler);
+      const extra = (meta.extra ?? {}) as { history?: EpochRecord[]; epochLossSum?: number; epochLossCount?: number; epochs?: number };
+      history = extra.history ?? [];
+      epochLossSum = extra.epochLossSum ?? 0;
+      epochLossCount = extra.epochLossCount ?? 0;
+      resumedFrom = step;
+    }
+  }
+
+  const save = async (reason: string) => {
+    if (!ckpt) return;
+    await saveCheckpoint(ckpt.path, {
+      model,
+      optimizer,
+      ...(ema ? { ema } : {}),
+      ...(rngs ? { rngs } : {}),
+      step,
+      sampler: data.getState(),
+      extra: { history, epochLossSum, epochLossCount, epochs },
+    });
+    log.write({ type: 'checkpoint', step, epoch: data.epoch, position: data.position, reason, path: ckpt.path });
+  };
+
+  const t0 = Date.now();
+  log.write({
+    type: resumedFrom !== undefined ? 'resume' : 'start',
+    step,
+    epoch: data.epoch,
+    position: data.position,
+    epochs,
+    batchesPerEpoch: perEpoch,
+    totalSteps,
+    optimizer: optimizer.config(),
+    labelSmoothing: smoothing,
+    clipGradNorm: opts.clipGradNorm ?? null,
+    mixup: opts.mixup ?? null,
+    ema: ema ? { decay: ema.decay, warmup: ema.warmup } : null,
+    backend: tf.getBackend(),
+    time: new Date().toISOString(),
+  });
+  if (resumedFrom !== undefined) {
+    printer.message(
+      data.epoch >= epochs
+        ? `resumed from ${resumePath}: the run is already complete (step ${step})`
+        : `resumed from ${resumePath} at step ${step} (epoch ${data.epoch + 1}, batch ${data.position})`,
+    );
+  }
+
+  let status: FitResult['status'] = 'completed';
+  let lastLr = schedule(Math.max(0, step - 1));
+  const vars = optimizer.variables();
+  const logEvery = opts.logEverySteps ?? 1;
+
+  try {
+    epochs: while (data.epoch < epochs) {
+      const epoch = data.epoch;
+      model.train();
+      const it = data.batches()[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          if (opts.signal?.aborted) {
+            status = 'aborted';
+            break epochs;
+          }
+          const next = await it.next();
+          if (next.done) break;
+          const batch = next.value;
+          const ts = Date.now();
+          const lr = schedule(step);
+          lastLr = lr;
+          optimizer.lr = lr;
+          let xIn = batch.x;
+          let target = batch.y;
+          let mixed: Awaited<ReturnType<Mixup['apply']>> | undefined;
+          let normT: tf.Scalar | undefined;
+          let value: tf.Scalar | undefined;
+          try {
+            if (mixup) {
+              mixed = await mixup.apply(batch.x as tf.Tensor4D, batch.y);
+              xIn = mixed.x;
+              target = mixed.targets;
+            }
+            const res = tf.variableGrads(() => crossEntropy(forward(xIn), target, { labelSmoothing: mixup ? 0 : smoothing }), vars);
+            value = res.value;
+            let grads = optimizer.gradsByName(res.grads);
+            if (opts.clipGradNorm !== undefined) {
+              const c = clipGradNorm(grads, opts.clipGradNorm);
+              tf.dispose([...grads.values()]);
+              grads = c.grads;
+              normT = c.totalNorm;
+            }
+            optimizer.applyGradients(grads, lr);
+            tf.dispose([...grads.values()]);
+            ema?.update(model);
+            step++;
+            const loss = (await value.data())[0]!;
+            const gradNorm = normT ? (await normT.data())[0]! : undefined;
+            if (!Number.isFinite(loss)) throw new Error(`fit: the loss is ${loss} at step ${step} (epoch ${epoch + 1}); lower the learning rate or clip gradients`);
+            epochLossSum += loss;
+            epochLossCount++;
+            const ms = Date.now() - ts;
+            const p: FitProgress = {
+              phase: 'train',
+              epoch,
+              epochs,
+              step,
+              totalSteps,
+              batch: data.position,
+              batchesPerEpoch: perEpoch,
+              loss,
+              epochLoss: epochLossSum / epochLossCount,
+              lr,
+              ...(gradNorm !== undefined ? { gradNorm } : {}),
+              imagesPerSecond: (batch.x.shape[0]! * 1000) / Math.max(1, ms),
+              elapsedMs: Date.now() - t0,
+            };
+            opts.onProgress?.(p);
+            printer.step(p);
+            if (step % logEvery === 0) {
+              log.write({ type: 'step', step, epoch, batch: data.position, loss, lr, ...(gradNorm !== undefined ? { gradNorm } : {}), ms });
+            }
+          } finally {
+            tf.dispose([batch.x, batch.y]);
+            if (mixed) tf.dispose([mixed.x, mixed.targets]);
+            if (value) value.dispose();
+            if (normT) normT.dispose();
+          }
+          if (ckpt?.everySteps && step % ckpt.everySteps === 0) await save('steps');
+        }
+      } finally {
+        await it.return?.();
+      }
+
+      // Epoch end (also reached on resume at the end of an epoch).
+      model.eval();
+      const record: EpochRecord = { epoch, trainLoss: epochLossSum / Math.max(1, epochLossCount), lr: lastLr, step };
+      const ev = opts.evaluate;
+      if (ev && ((epoch + 1) % (ev.every ?? 1) === 0 || epoch + 1 === epochs)) {
+        const restore = ev.useEma && ema ? ema.swapInto(model) : undefined;
+        try {
+          record.eval = await evaluate(model, typeof ev.data === 'function' ? ev.data() : ev.data, { forward, ...(opts.signal ? { signal: opts.signal } : {}) });
+        } catch (e) {
+          if (opts.signal?.aborted) {
+            status = 'aborted';
+            break;
+          }
+          throw e;
+        } finally {
+          restore?.();
+        }
+      }
+      if (opts.onEpochEnd) Object.assign(record, (await opts.onEpochEnd({ epoch, record, model })) ?? {});
+      history.push(record);
+      log.write({ type: 'epoch', ...record, time: new Date().toISOString() });
+      printer.message(
+        `epoch ${epoch + 1}/${epochs}: train loss ${record.trainLoss.toFixed(4)}` +
+          (record.eval ? `, eval loss ${record.eval.loss.toFixed(4)} top-1 ${(100 * record.eval.top1).toFixed(2)}% top-5 ${(100 * record.eval.top5).toFixed(2)}%` : '') +
+          ` (step ${step}, lr ${lastLr.toExponential(2)})`,
+      );
+      epochLossSum = 0;
+      epochLossCount = 0;
+      data.nextEpoch();
+      if (ckpt && (epoch + 1) % (ckpt.everyEpochs ?? 1) === 0) await save('epoch');
+    }
+    if (status === 'aborted') {
+      await save('abort');
+      printer.message(`stopped at step ${step} (aborted)${ckpt ? `; checkpoint ${ckpt.path}` : ''}`);
+    }
+  } finally {
+    model.eval();
+    log.write({ type: 'end', status, step, time: new Date().toISOString() });
+  }
+  return { status, step, epochs: history.length, history, optimizer, ...(ema ? { ema } : {}), ...(resumedFrom !== undefined ? { resumedFrom } : {}) };
+}

@@ -1,0 +1,28 @@
+export { AdamW, type AdamWOptions, type AdamWSlot } from './adamw.js';
+export { cosineSchedule, constantSchedule, type CosineScheduleOptions, type LrSchedule } from './schedule.js';
+export { crossEntropy, smoothOneHot, type CrossEntropyOptions } from './loss.js';
+export { clipGradNorm, globalNorm } from './clip.js';
+export { Mixup, sampleBeta, sampleGamma, type MixupOptions, type MixedBatch } from './mixup.js';
+export { ModelEma, type EmaOptions } from './ema.js';
+export {
+  CHECKPOINT_FORMAT,
+  checkpointBytes,
+  saveCheckpoint,
+  loadCheckpoint,
+  checkpointMeta,
+  weightsFromCheckpoint,
+  moduleRngs,
+  type TrainingState,
+  type CheckpointMeta,
+} from './checkpoint.js';
+export {
+  fit,
+  evaluate,
+  type FitOptions,
+  type FitResult,
+  type BatchSource,
+  type TrainBatch,
+  type EpochRecord,
+  type EvaluateResult,
+} from './fit.js';
+export { ProgressPrinter, defaultOutput, type ProgressOutput, type FitProgress, type ProgressMode } from './progress.js';

@@ -1,0 +1,263 @@
+/** `softbias train | eval | inspect | bench` on any registered model and the bundled or installed data sets. */
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setupBackend, type BackendRequest } from '@softbias/tensor-ops';
+import {
+  DataLoader,
+  FASHION_MNIST_MEAN,
+  FASHION_MNIST_STD,
+  CIFAR10_MEAN,
+  CIFAR10_STD,
+  loadCifar10,
+  loadFashionMnist,
+  loadImageFolder,
+  subset,
+  subsamplePerClass,
+  type ImageDataset,
+} from '@softbias/data';
+import { fit, evaluate } from '@softbias/train';
+import { ConfusionMatrix, convitMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
+import type { ConVit } from '@softbias/models-convit';
+import type { ConvNeXtV2 } from '@softbias/models-convnextv2';
+import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
+
+export interface DataChoice {
+  data: string;
+  dataDir?: string;
+}
+
+export interface LoadedData {
+  train: ImageDataset;
+  test: ImageDataset;
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/** `fashion-mnist` (embedded subset or the full set), `fashion-mnist-embedded`, `cifar10` (--data-dir), `folder` (--data-dir with train/ and test/). */
+export async function loadData(c: DataChoice): Promise<LoadedData> {
+  const kind = c.data;
+  if (kind === 'fashion-mnist' || kind === 'fashion-mnist-embedded' || kind === 'fashion-mnist-full') {
+    const source = kind === 'fashion-mnist-embedded' ? 'embedded' : kind === 'fashion-mnist-full' ? 'full' : 'auto';
+    const base = { source, ...(c.dataDir ? { dir: c.dataDir } : {}) } as const;
+    return {
+      train: await loadFashionMnist({ ...base, split: 'train' }),
+      test: await loadFashionMnist({ ...base, split: 'test' }),
+      mean: FASHION_MNIST_MEAN,
+      std: FASHION_MNIST_STD,
+    };
+  }
+  if (kind === 'cifar10') {
+    if (!c.dataDir) throw new Error('--data cifar10 needs --data-dir (the folder with data_batch_*.bin and test_batch.bin)');
+    return {
+      train: await loadCifar10({ dir: c.dataDir, split: 'train' }),
+      test: await loadCifar10({ dir: c.dataDir, split: 'test' }),
+      mean: CIFAR10_MEAN,
+      std: CIFAR10_STD,
+    };
+  }
+  if (kind === 'folder') {
+    if (!c.dataDir) throw new Error('--data folder needs --data-dir with train/<class>/*.png and test/<class>/*.png');
+    return {
+      train: await loadImageFolder(join(c.dataDir, 'train')),
+      test: await loadImageFolder(join(c.dataDir, 'test')),
+      mean: [0.5],
+      std: [0.5],
+    };
+  }
+  throw new Error(`unknown --data '${kind}' (fashion-mnist, fashion-mnist-embedded, fashion-mnist-full, cifar10, folder)`);
+}
+
+/** Architecture overrides that make a registered model fit a data set (input size, channels, classes). */
+export function fitOverrides(family: Family, data: ImageDataset, given: Record<string, unknown>): Record<string, unknown> {
+  const [H, W, C] = data.imageShape;
+  const o: Record<string, unknown> = { inChans: C, numClasses: data.numClasses };
+  if (family === 'convit') Object.assign(o, { imgSize: [H, W], patchSize: H % 4 === 0 && W % 4 === 0 ? 4 : 1 });
+  return { ...o, ...given };
+}
+
+/** Input size a model needs for a dataset (ConvNeXt V2 needs ≥ 32 pixels: smaller images are resized). */
+function inputSize(family: Family, model: AnyModel, data: ImageDataset): [number, number] {
+  if (family === 'convit') {
+    const s = (model as unknown as ConVit).config.imgSize;
+    return [s[0], s[1]];
+  }
+  const [H, W] = data.imageShape;
+  return [Math.max(32, H), Math.max(32, W)];
+}
+
+export interface TrainArgs extends DataChoice {
+  model: string;
+  overrides: Record<string, unknown>;
+  fraction: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  seed: number;
+  out: string;
+  backend: BackendRequest;
+  resume: boolean;
+  progress: 'bar' | 'lines' | 'none';
+}
+
+export async function train(a: TrainArgs, log: (s: string) => void): Promise<void> {
+  const info = await setupBackend(a.backend);
+  log(`backend: ${info.backend} (${info.reason})`);
+  const data = await loadData(a);
+  const family = familyOf(a.model);
+  const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
+  const trainSet = subset(data.train, picked);
+  const model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
+  const size = inputSize(family, model, data.train);
+  log(`model: ${a.model} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);
+  const out = resolve(a.out);
+  mkdirSync(out, { recursive: true });
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await fit({
+      model,
+      data: new DataLoader(trainSet, {
+        batchSize: a.batchSize,
+        seed: a.seed,
+        mean: data.mean,
+        std: data.std,
+        outputSize: size,
+        augment: { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(size[0] / 8)) }, hflip: true },
+      }),
+      epochs: a.epochs,
+      numClasses: model.numClasses,
+      optimizer: { lr: a.lr, weightDecay: a.weightDecay },
+      schedule: { warmupEpochs: a.warmupEpochs },
+      labelSmoothing: a.labelSmoothing,
+      clipGradNorm: 5,
+      seed: a.seed,
+      evaluate: { data: () => new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches() },
+      checkpoint: { path: join(out, 'checkpoint.safetensors'), everyEpochs: 1 },
+      resume: a.resume,
+      log: join(out, 'log.jsonl'),
+      progress: a.progress,
+      signal: controller.signal,
+    });
+    await model.saveWeights(join(out, 'model.safetensors'));
+    const last = result.history.at(-1);
+    log(`${result.status}: ${result.epochs} epochs, step ${result.step}` + (last?.eval ? `, test top-1 ${(100 * last.eval.top1).toFixed(2)}%` : ''));
+    log(`weights: ${join(out, 'model.safetensors')} (rebuild with loadModel or softbias eval --weights)`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    model.dispose();
+  }
+}
+
+export interface EvalArgs extends DataChoice {
+  weights: string;
+  backend: BackendRequest;
+}
+
+export async function evalCmd(a: EvalArgs, log: (s: string) => void): Promise<void> {
+  const info = await setupBackend(a.backend);
+  log(`backend: ${info.backend} (${info.reason})`);
+  const data = await loadData(a);
+  const { family, model } = await loadAnyModel(a.weights);
+  try {
+    const size = inputSize(family, model, data.test);
+    const r = await evaluate(model, new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches());
+    log(`${a.weights}: top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, loss ${r.loss.toFixed(4)} over ${r.count} images`);
+    const cm = new ConfusionMatrix(data.test.numClasses);
+    for await (const b of new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches()) {
+      const logits = tf.tidy(() => model.forward(b.x));
+      await cm.update(logits, b.y);
+      tf.dispose([logits, b.x, b.y]);
+    }
+    log(cm.format(data.test.classNames));
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface InspectArgs extends DataChoice {
+  weights?: string;
+  model?: string;
+  overrides: Record<string, unknown>;
+  backend: BackendRequest;
+}
+
+export async function inspect(a: InspectArgs, log: (s: string) => void): Promise<void> {
+  await setupBackend(a.backend);
+  let family: Family;
+  let model: AnyModel;
+  if (a.weights) ({ family, model } = await loadAnyModel(a.weights));
+  else if (a.model) {
+    family = familyOf(a.model);
+    model = createAnyModel(a.model, a.overrides);
+  } else throw new Error('inspect needs --weights FILE or --model NAME');
+  try {
+    const params = countParameters(model);
+    log(`parameters: ${params.total.toLocaleString('en')} (${params.trainable.toLocaleString('en')} trainable)`);
+    if (family === 'convit') {
+      const m = model as unknown as ConVit;
+      const c = m.config;
+      log(`config: ${JSON.stringify({ ...c, mixers: undefined })}`);
+      const macs = convitMacs({ ...c, imgSize: c.imgSize });
+      log(`MACs per image: ${(macs.total / 1e9).toFixed(3)} G`);
+      const gates = await m.gates();
+      gates.forEach((g, l) => g && log(`layer ${l} gates σ(λ): ${[...g].map((v) => v.toFixed(3)).join(' ')}`));
+      const data = await loadData(a).catch(() => null);
+      if (data && data.test.imageShape[0] === c.imgSize[0] && data.test.imageShape[2] === c.inChans) {
+        const probe = new DataLoader(subset(data.test, Int32Array.from({ length: 64 }, (_, i) => i)), { batchSize: 64, shuffle: false, mean: data.mean, std: data.std });
+        for await (const b of probe.batches()) {
+          const nl = await m.nonlocality(b.x, { input: 'patch-embedding' });
+          nl.forEach((v, l) => v && log(`layer ${l} nonlocality (patches): ${[...v].map((x) => x.toFixed(2)).join(' ')}`));
+          tf.dispose([b.x, b.y]);
+        }
+      }
+    } else {
+      const m = model as unknown as ConvNeXtV2;
+      const c = m.config;
+      log(`config: ${JSON.stringify(c)}`);
+      const macs = convnextv2Macs({ imgSize: 224, inChans: c.inChans, depths: c.depths, dims: c.dims, numClasses: c.numClasses });
+      log(`MACs per 224×224 image: ${(macs.total / 1e9).toFixed(3)} G`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+export interface BenchArgs {
+  model: string;
+  overrides: Record<string, unknown>;
+  batch: number[];
+  runs: number;
+  backend: BackendRequest;
+  threads: number;
+}
+
+export async function bench(a: BenchArgs, log: (s: string) => void): Promise<void> {
+  const info = await setupBackend(a.backend, { threads: a.threads });
+  log(`backend: ${info.backend} (${info.reason})`);
+  const family = familyOf(a.model);
+  const model = createAnyModel(a.model, a.overrides);
+  try {
+    const size: [number, number] =
+      family === 'convit' ? ((model as unknown as ConVit).config.imgSize as [number, number]) : [224, 224];
+    const C = family === 'convit' ? (model as unknown as ConVit).config.inChans : (model as unknown as ConvNeXtV2).config.inChans;
+    for (const b of a.batch) {
+      const x = tf.randomNormal([b, size[0], size[1], C], 0, 1, 'float32', 1);
+      const r = await measureThroughput(async () => {
+        const y = model.forward(x);
+        await y.data();
+        y.dispose();
+      }, b, { warmup: 1, runs: a.runs });
+      x.dispose();
+      log(`${a.model} ${size[0]}×${size[1]} batch ${b}: ${r.itemsPerSecond.toFixed(2)} img/s, median ${r.median.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms`);
+    }
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * One ConViT-family training run on an image dataset, recording what the ConViT paper plots per epoch:
+ * test accuracy, each GPSA layer's gate sigmoid(λ) (mean over heads) and each layer's nonlocality
+ * (mean over heads, measured on a fixed probe batch with the paper's protocol: patch embeddings fed to
+ * every layer's attention).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { DataLoader, type ImageDataset, subset, subsamplePerClass } from '@softbias/data';
+import { fit, type FitProgress, type EpochRecord } from '@softbias/train';
+import { createModel, type ConVit, type ConvitOverrides } from '@softbias/models-convit';
+
+export interface ExperimentSpec {
+  /** Label in tables and charts. */
+  label: string;
+  /** Registered model name (e.g. convit_tiny, convit_tiny_deit) and architecture overrides. */
+  model: string;
+  overrides: ConvitOverrides;
+  /** Fraction f of each class of the training set (the paper's protocol). */
+  fraction: number;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  seed: number;
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+export interface EpochPoint {
+  epoch: number;
+  trainLoss: number;
+  top1: number;
+  /** Per layer: mean gate over heads (null for non-GPSA layers). */
+  gates: (number | null)[];
+  /** Per layer: mean nonlocality over heads (null where the layer has no attention map). */
+  nonlocality: (number | null)[];
+  seconds: number;
+}
+
+export interface ExperimentResult {
+  spec: ExperimentSpec;
+  trainSamples: number;
+  parameters: number;
+  history: EpochPoint[];
+  finalTop1: number;
+  seconds: number;
+  status: 'completed' | 'aborted';
+}
+
+export interface ExperimentIo {
+  train: ImageDataset;
+  test: ImageDataset;
+  /** Checkpoint file (resumable runs). */
+  checkpoint?: string;
+  /** JSON-lines log file. */
+  log?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: FitProgress) => void;
+  onEpoch?: (p: EpochPoint) => void;
+  /** Probe batch size for nonlocality (first images of the test set). Default 64. */
+  probeSize?: number;
+  progress?: 'bar' | 'lines' | 'none';
+}
+
+function meanOrNull(a: Float32Array | null): number | null {
+  if (!a) return null;
+  let s = 0;
+  for (const v of a) s += v;
+  return s / a.length;
+}
+
+/** The first n images of a dataset, normalised, as a [n, H, W, C] tensor. */
+export async function probeBatch(ds: ImageDataset, n: number, mean: readonly number[], std: readonly number[]): Promise<tf.Tensor4D> {
+  const loader = new DataLoader(subset(ds, Int32Array.from({ length: Math.min(n, ds.length) }, (_, i) => i)), {
+    batchSize: Math.min(n, ds.length),
+    shuffle: false,
+    mean,
+    std,
+  });
+  for await (const b of loader.batches()) {
+    b.y.dispose();
+    return b.x;
+  }
+  throw new Error('probeBatch: empty dataset');
+}
+
+export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Promise<ExperimentResult> {
+  const started = performance.now();
+  const picked = subsamplePerClass(io.train.labels, { fraction: spec.fraction, seed: spec.seed, numClasses: io.train.numClasses });
+  const train = subset(io.train, picked);
+  const model: ConVit = createModel(spec.model, { ...spec.overrides, seed: spec.seed });
+  const probe = await probeBatch(io.test, io.probeSize ?? 64, spec.mean, spec.std);
+  const history: EpochPoint[] = [];
+  const epochSeconds = new Map<number, number>();
+  try {
+    const loader = new DataLoader(train, {
+      batchSize: spec.batchSize,
+      seed: spec.seed,
+      mean: spec.mean,
+      std: spec.std,
+      augment: { crop: { kind: 'pad-crop', padding: 2 }, hflip: true },
+    });
+    const evalData = () => new DataLoader(io.test, { batchSize: 250, shuffle: false, mean: spec.mean, std: spec.std }).batches();
+    let epochStart = performance.now();
+    const result = await fit({
+      model,
+      data: loader,
+      epochs: spec.epochs,
+      numClasses: model.numClasses,
+      optimizer: { lr: spec.lr, weightDecay: spec.weightDecay },
+      schedule: { warmupEpochs: spec.warmupEpochs, minLr: spec.lr * 0.01 },
+      labelSmoothing: spec.labelSmoothing,
+      clipGradNorm: 5,
+      seed: spec.seed,
+      evaluate: { data: evalData },
+      ...(io.checkpoint ? { checkpoint: { path: io.checkpoint, everyEpochs: 1 }, resume: true } : {}),
+      ...(io.log ? { log: io.log } : {}),
+      ...(io.signal ? { signal: io.signal } : {}),
+      ...(io.onProgress ? { onProgress: io.onProgress } : {}),
+      progress: io.progress ?? 'lines',
+      onEpochEnd: async ({ epoch, record }: { epoch: number; record: EpochRecord }) => {
+        const gates = (await model.gates()).map(meanOrNull);
+        const nonlocality = (await model.nonlocality(probe, { input: 'patch-embedding' })).map(meanOrNull);
+        const point: EpochPoint = {
+          epoch: epoch + 1,
+          trainLoss: record.trainLoss,
+          top1: record.eval?.top1 ?? NaN,
+          gates,
+          nonlocality,
+          seconds: (performance.now() - epochStart) / 1000,
+        };
+        epochStart = performance.now();
+        epochSeconds.set(epoch, point.seconds);
+        io.onEpoch?.(point);
+        return { gates, nonlocality };
+      },
+    });
+    for (const r of result.history) {
+      history.push({
+        epoch: r.epoch + 1,
+        trainLoss: r.trainLoss,
+        top1: r.eval?.top1 ?? NaN,
+        gates: (r['gates'] as (number | null)[]) ?? [],
+        nonlocality: (r['nonlocality'] as (number | null)[]) ?? [],
+        seconds: epochSeconds.get(r.epoch) ?? NaN,
+      });
+    }
+    return {
+      spec,
+      trainSamples: train.length,
+      parameters: model.numParameters(),
+      history,
+      finalTop1: history.at(-1)?.top1 ?? NaN,
+      seconds: (performance.now() - started) / 1000,
+      status: result.status,
+    };
+  } finally {
+    probe.dispose();
+    model.dispose();
+  }
+}
+

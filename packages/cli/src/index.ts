@@ -1,0 +1,14 @@
+export { main } from './bin.js';
+export { runDemo, demoSpecs, demoReport, loadDemoData, DEMO_DEFAULTS, type DemoOptions, type DemoResult } from './demo.js';
+export {
+  runExperiment,
+  probeBatch,
+  type ExperimentSpec,
+  type ExperimentResult,
+  type ExperimentIo,
+  type EpochPoint,
+} from './experiment.js';
+export { train, evalCmd, inspect, bench, loadData, fitOverrides, type TrainArgs, type LoadedData } from './commands.js';
+export { pretrain, type PretrainArgs } from './pretrain.js';
+export { lineChart, htmlPage, table, color, escapeHtml, type ChartOptions, type Series } from './report.js';
+export { createAnyModel, loadAnyModel, familyOf, listAllModels, type AnyModel, type Family } from './models.js';

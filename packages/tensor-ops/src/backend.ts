@@ -172,6 +172,7 @@ async function setupCpu(info: Partial<BackendInfo>): Promise<void> {
 async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>): Promise<void> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   (await import('./kernels/wasm-depthwise-backprop.js')).registerWasmKernels(); // conv backprop kernels wasm lacks
+  (await import('./kernels/wasm-batch-matmul.js')).registerWasmBatchMatMul(); // SIMD batched/transposed matmul
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
     throw new RangeError(`threads must be an integer from 1 to ${MAX_WASM_THREADS}, got ${threads}`);

@@ -1,0 +1,273 @@
+/**
+ * BatchMatMul (forward and gradients) against a float64 definition written here, for odd sizes, every
+ * transpose combination and broadcast batch dimensions. On wasm this exercises softbias's SIMD kernel; on cpu
+ * and webgpu tfjs' own kernels, so one spec shows every backend agrees with the definition. Checks that only
+ * make sense for the wasm kernel (routing, registration, scratch buffers, NumPy broadcasting beyond what
+ * tfjs' own kernels index correctly) run in the wasm project only.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { it, expect } from 'vitest';
+import { describeBackend, currentBackend, expectClose, expectNoLeak } from '@softbias/test-utils';
+import { Rng } from '../rng.js';
+import {
+  originalWasmBatchMatMul,
+  registerWasmBatchMatMul,
+  wasmBatchMatMulRoute,
+  wasmGemmAvailable,
+  wasmGemmModuleBytes,
+} from './wasm-batch-matmul.js';
+
+const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
+
+function randn(rng: Rng, n: number): Float64Array {
+  const a = new Float64Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+function maxAbs(a: Float64Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+/** Round to float32: the reference sees exactly the values the tensors hold. */
+const f32 = (a: Float64Array) => Float64Array.from(Float32Array.from(a));
+
+interface Problem {
+  as: number[];
+  bs: number[];
+  ta: boolean;
+  tb: boolean;
+}
+
+/** Output batch coordinates → flat batch index of an operand with batch dims `dims` (NumPy broadcasting). */
+function batchIndex(o: number, outDims: number[], dims: number[]): number {
+  let idx = 0;
+  let stride = 1;
+  let rem = o;
+  for (let d = outDims.length - 1; d >= 0; d--) {
+    const coord = rem % outDims[d]!;
+    rem = Math.floor(rem / outDims[d]!);
+    const od = d - (outDims.length - dims.length);
+    if (od >= 0) {
+      if (dims[od] !== 1) idx += coord * stride;
+      stride *= dims[od]!;
+    }
+  }
+  return idx;
+}
+
+function broadcastDims(x: number[], y: number[]): number[] {
+  const n = Math.max(x.length, y.length);
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = x[x.length - n + i] ?? 1;
+    const q = y[y.length - n + i] ?? 1;
+    if (p !== q && p !== 1 && q !== 1) throw new Error('not broadcastable');
+    out.push(Math.max(p, q));
+  }
+  return out;
+}
+
+/**
+ * y = op(a)·op(b) per broadcast batch in float64, with the per-element bound of float32 summation error
+ * ((K + 1)·2⁻²⁴·Σ|a||b|), and the gradients of L = Σ y·r w.r.t. a and b (in their stored layouts).
+ */
+function reference(p: Problem, a: Float64Array, b: Float64Array, r?: Float64Array) {
+  const ra = p.as.length;
+  const rb = p.bs.length;
+  const M = p.ta ? p.as[ra - 1]! : p.as[ra - 2]!;
+  const K = p.ta ? p.as[ra - 2]! : p.as[ra - 1]!;
+  const N = p.tb ? p.bs[rb - 2]! : p.bs[rb - 1]!;
+  const aDims = p.as.slice(0, -2);
+  const bDims = p.bs.slice(0, -2);
+  const outDims = broadcastDims(aDims, bDims);
+  const batch = prod(outDims);
+  // Index of op(a)[q, i, k] and op(b)[q, k, j] in the stored arrays.
+  const ai = (q: number, i: number, k: number) => q * M * K + (p.ta ? k * M + i : i * K + k);
+  const bi = (q: number, k: number, j: number) => q * K * N + (p.tb ? j * K + k : k * N + j);
+  const y = new Float64Array(batch * M * N);
+  const bound = new Float64Array(batch * M * N);
+  const da = new Float64Array(a.length);
+  const db = new Float64Array(b.length);
+  for (let o = 0; o < batch; o++) {
+    const qa = batchIndex(o, outDims, aDims);
+    const qb = batchIndex(o, outDims, bDims);
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        let sa = 0;
+        const rv = r ? r[(o * M + i) * N + j]! : 0;
+        for (let k = 0; k < K; k++) {
+          const x = a[ai(qa, i, k)]!;
+          const w = b[bi(qb, k, j)]!;
+          s += x * w;
+          sa += Math.abs(x * w);
+          if (r) {
+            da[ai(qa, i, k)] += rv * w;
+            db[bi(qb, k, j)] += rv * x;
+          }
+        }
+        y[(o * M + i) * N + j] = s;
+        bound[(o * M + i) * N + j] = (K + 1) * 2 ** -24 * sa + 1e-30;
+      }
+  }
+  return { y, bound, da, db, outShape: [...outDims, M, N] };
+}
+
+/** Every element within the float32 summation bound of the float64 value (the kernel's exactness claim). */
+function expectWithinRounding(got: Float32Array, want: Float64Array, bound: Float64Array, label: string): number {
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) {
+    const ratio = Math.abs(got[i]! - want[i]!) / bound[i]!;
+    if (!(ratio <= worst)) worst = Number.isNaN(ratio) ? Infinity : ratio;
+  }
+  expect(worst, `${label}: worst |error| / float32 summation bound`).toBeLessThanOrEqual(1);
+  return worst;
+}
+
+async function checkForward(p: Problem, seed: number, label: string): Promise<void> {
+  const rng = new Rng(seed);
+  const a = f32(randn(rng, prod(p.as)));
+  const b = f32(randn(rng, prod(p.bs)));
+  const ref = reference(p, a, b);
+  await expectNoLeak(async () => {
+    const at = tf.tensor(Float32Array.from(a), p.as);
+    const bt = tf.tensor(Float32Array.from(b), p.bs);
+    const y = tf.matMul(at, bt, p.ta, p.tb);
+    expect(y.shape).toEqual(ref.outShape);
+    const got = (await y.data()) as Float32Array;
+    expectWithinRounding(got, ref.y, ref.bound, label);
+    await expectClose(got, ref.y, 1e-4 * Math.max(1, maxAbs(ref.y)), `batch-matmul/${label}`, ref.outShape);
+    tf.dispose([at, bt, y]);
+  });
+}
+
+async function checkGradients(p: Problem, seed: number, label: string): Promise<void> {
+  const rng = new Rng(seed);
+  const a = f32(randn(rng, prod(p.as)));
+  const b = f32(randn(rng, prod(p.bs)));
+  const probe = reference(p, new Float64Array(a.length), new Float64Array(b.length));
+  const r = f32(randn(rng, prod(probe.outShape)));
+  const ref = reference(p, a, b, r);
+  await expectNoLeak(async () => {
+    const at = tf.tensor(Float32Array.from(a), p.as);
+    const bt = tf.tensor(Float32Array.from(b), p.bs);
+    const rt = tf.tensor(Float32Array.from(r), ref.outShape);
+    const [ga, gb] = tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.mul(tf.matMul(x, w, p.ta, p.tb), rt)))([at, bt]);
+    const tol = (e: Float64Array) => 1e-4 * Math.max(1, maxAbs(e));
+    await expectClose(ga!, ref.da, tol(ref.da), `batch-matmul-grad/${label}/da`, p.as);
+    await expectClose(gb!, ref.db, tol(ref.db), `batch-matmul-grad/${label}/db`, p.bs);
+    tf.dispose([at, bt, rt, ga!, gb!]);
+  });
+}
+
+const FLAGS: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+/** [batch dims, M, K, N] with the odd sizes the tiles must cover (1, 3, 17, 49, 50). */
+const SIZES: [number[], number, number, number][] = [
+  [[2], 1, 1, 1],
+  [[3], 3, 17, 50],
+  [[2], 17, 3, 49],
+  [[2, 2], 49, 16, 49],
+  [[2], 50, 49, 3],
+  [[1], 5, 7, 9],
+  [[2], 4, 0, 8],
+];
+
+function shapes(batch: number[], M: number, K: number, N: number, ta: boolean, tb: boolean) {
+  return { as: [...batch, ...(ta ? [K, M] : [M, K])], bs: [...batch, ...(tb ? [N, K] : [K, N])] };
+}
+
+describeBackend('BatchMatMul vs a float64 definition', () => {
+  for (const [batch, M, K, N] of SIZES)
+    for (const [ta, tb] of FLAGS) {
+      const label = `[${batch}] ${M}x${K}x${N} ta=${ta} tb=${tb}`;
+      it(`forward ${label}`, async () => {
+        await checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 7 + M + 3 * N, label);
+      });
+    }
+
+  // Broadcasts every tfjs kernel indexes correctly: rank difference, and a batch of 1 on one side.
+  const BROADCASTS: Problem[] = [
+    { as: [4, 3, 5, 7], bs: [7, 6], ta: false, tb: false },
+    { as: [5, 7], bs: [2, 3, 7, 6], ta: false, tb: false },
+    { as: [1, 5, 7], bs: [3, 6, 7], ta: false, tb: true },
+    { as: [2, 3, 7, 5], bs: [1, 1, 7, 6], ta: true, tb: false },
+    { as: [3, 9, 4], bs: [2, 3, 4, 10], ta: false, tb: false },
+  ];
+  for (const p of BROADCASTS) {
+    const label = `broadcast [${p.as}]x[${p.bs}] ta=${p.ta} tb=${p.tb}`;
+    it(`forward ${label}`, async () => checkForward(p, 3, label));
+  }
+
+  it('forward: large batch, ConViT attention shapes (batch 64 × 4 heads on wasm and cpu, 8 × 4 on webgpu)', async () => {
+    const B = currentBackend === 'webgpu' ? 8 : 64;
+    await checkForward({ as: [B, 4, 49, 16], bs: [B, 4, 16, 49], ta: false, tb: false }, 1, 'attention q·kT');
+    await checkForward({ as: [B, 4, 49, 49], bs: [B, 4, 49, 16], ta: false, tb: false }, 2, 'attention p·v');
+    await checkForward({ as: [B, 4, 49, 16], bs: [B, 4, 49, 16], ta: false, tb: true }, 3, 'attention q·k transposeB');
+  });
+
+  for (const [ta, tb] of FLAGS) {
+    it(`gradients flow through matMul (ta=${ta}, tb=${tb}), odd sizes and a broadcast operand`, async () => {
+      await checkGradients({ ...shapes([2, 3], 17, 5, 3, ta, tb), ta, tb }, 21, `[2,3] 17x5x3 ta=${ta} tb=${tb}`);
+      const b = shapes([3], 9, 4, 10, ta, tb);
+      await checkGradients({ as: b.as, bs: [2, ...b.bs], ta, tb }, 22, `[3]x[2,3] 9x4x10 ta=${ta} tb=${tb}`);
+    });
+  }
+
+  // NumPy broadcasting with a 1 inside the batch dims of both operands: tfjs' own kernels flatten the batch and
+  // index it modulo each operand's size, which is wrong here; softbias's wasm kernel broadcasts correctly.
+  it.runIf(currentBackend === 'wasm')('wasm: NumPy broadcasting of interleaved 1-dims ([2,1]x[1,3])', async () => {
+    await checkForward({ as: [2, 1, 5, 4], bs: [1, 3, 4, 6], ta: false, tb: false }, 4, 'broadcast [2,1]x[1,3]');
+    await checkForward({ as: [3, 1, 2, 4, 5], bs: [2, 1, 9, 4], ta: true, tb: true }, 5, 'broadcast [3,1,2]x[2,1]');
+  });
+
+  it.runIf(currentBackend === 'wasm')('wasm: the SIMD kernel is registered once and keeps the original where XNNPACK is faster', async () => {
+    const k = tf.getKernel('BatchMatMul', 'wasm')!;
+    expect((k.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
+    expect(k.setupFunc, 'the original setup (its cwrap) is kept').toBeDefined();
+    expect(registerWasmBatchMatMul()).toBe(false);
+    expect(originalWasmBatchMatMul()).not.toBeNull();
+    expect(wasmGemmAvailable(tf.backend()), 'bound to the backend memory').toBe(true);
+    expect(WebAssembly.validate(wasmGemmModuleBytes(false))).toBe(true);
+    expect(WebAssembly.validate(wasmGemmModuleBytes(true))).toBe(true);
+    expect(wasmBatchMatMulRoute([49, 16], [16, 49], false, false, 1)).toBe('simd');
+    expect(wasmBatchMatMulRoute([49, 16], [16, 49], false, false, 2)).toBe('original');
+    expect(wasmBatchMatMulRoute([1, 49, 300], [1, 300, 49], false, false, 1)).toBe('original');
+    expect(wasmBatchMatMulRoute([49, 300], [49, 300], false, true, 2)).toBe('simd');
+    expect(wasmBatchMatMulRoute([49, 16], [49, 16], false, true)).toBe('simd');
+    expect(wasmBatchMatMulRoute([2, 49, 16], [16, 49], false, false)).toBe('simd');
+    // Routed to the original (XNNPACK): identical to calling it directly.
+    const a = tf.randomNormal([33, 300]);
+    const b = tf.randomNormal([300, 11]);
+    const y = tf.matMul(a, b);
+    const direct = originalWasmBatchMatMul()!({ inputs: { a, b }, backend: tf.backend(), attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
+    const d = tf.engine().makeTensorFromTensorInfo(direct);
+    expect(Array.from(await y.data())).toEqual(Array.from(await d.data()));
+    tf.dispose([a, b, y, d]);
+  });
+
+  it.runIf(currentBackend === 'wasm')('wasm: no scratch buffers left (backend data ids return to baseline)', () => {
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const a = tf.randomNormal([3, 17, 5]);
+    const b = tf.randomNormal([3, 9, 5]);
+    const run = () => tf.tidy(() => tf.grads((x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.matMul(x, w, false, true)))([a, b]));
+    tf.dispose(run());
+    const before = backend.numDataIds();
+    for (let i = 0; i < 3; i++) tf.dispose(run());
+    expect(backend.numDataIds()).toBe(before);
+    tf.dispose([a, b]);
+  });
+
+  it.runIf(currentBackend === 'wasm')('wasm: non-float32 inputs go to the original kernel (which refuses them)', () => {
+    const a = tf.ones([2, 3, 4], 'int32');
+    const b = tf.ones([2, 4, 5], 'int32');
+    expect(() => tf.matMul(a, b)).toThrow(/float32/);
+    tf.dispose([a, b]);
+  });
+});

@@ -59,3 +59,4 @@ export { gelu } from './layers/activation.js';
 export { Dropout, DropPath } from './layers/dropout.js';
 export { Mlp, type MlpOptions } from './layers/mlp.js';
 export { PatchEmbed, PatchProj, nonOverlappingConv2d, type PatchEmbedOptions } from './layers/patch.js';
+export { registerSoftbiasWasmKernels } from './kernels/register.js';

@@ -34,8 +34,8 @@ export interface DemoOptions {
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
   out: 'out/demo',
   backend: 'auto',
-  epochs: 6,
-  fraction: 1,
+  epochs: 8,
+  fraction: 0.5,
   data: 'embedded',
   seed: 0,
   embedDim: 64,

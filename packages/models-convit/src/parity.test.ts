@@ -1,0 +1,229 @@
+/**
+ * Parity with the reference PyTorch fixtures (timm ConViT): convit_micro (every io tensor and the gradients,
+ * plus a training step), convit_tiny at 224 px, and the GPSA local-init fixtures built through createModel.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { it, expect, vi, afterAll } from 'vitest';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeBackend, currentBackend, loadFixture, expectClose, fixtureTensor, repoRoot, type Fixture } from '@softbias/test-utils';
+import { toTorch } from '@softbias/tensor-ops';
+import { Gpsa } from '@softbias/gpsa';
+import { createModel, loadModel, type ConVit } from '@softbias/models-convit';
+import { overridesFor, writeFixtureWeights } from '../test/helpers.js';
+
+// WebGPU runs on SwiftShader (a CPU) here: generous per-test limits.
+vi.setConfig({ testTimeout: 900_000 });
+
+async function fixtureModel(f: Fixture): Promise<ConVit> {
+  const model = createModel('convit_tiny', overridesFor(f));
+  const r = await model.loadWeights(writeFixtureWeights(f));
+  expect(r.notices).toEqual([]);
+  expect(r.loaded.length).toBe(f.weights.size);
+  return model;
+}
+
+function img0(t: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.squeeze(tf.slice(t, [0, 0, 0, 0], [1, -1, -1, -1]), [0]));
+}
+
+const close = (f: Fixture, name: string, actual: tf.Tensor | ArrayLike<number>, shape?: number[]) =>
+  expectClose(actual, f.get(name).data, f.atol(name), `${f.name}/${name}`, shape ?? f.get(name).shape);
+
+describeBackend('models-convit: convit_micro parity (timm fixtures)', () => {
+  const f = loadFixture('convit_micro');
+
+  it('forward: patch embedding, position embedding, every block, features, pre-logits, logits', async () => {
+    const model = await fixtureModel(f);
+    const x = fixtureTensor(f.get('input_nhwc'));
+    const pe = model.patch_embed.forward(x);
+    await close(f, 'patch_embed_out', pe);
+    const pos = tf.add(pe, model.pos_embed!.value);
+    await close(f, 'pos_embed_out', pos);
+    const r = model.forwardIntermediates(x, { outputFmt: 'NLC', returnPrefixTokens: true });
+    for (let i = 0; i < 4; i++) {
+      const pre = r.prefixTokens![i];
+      const full = pre ? tf.concat([pre, r.intermediates[i]!], 1) : r.intermediates[i]!;
+      await close(f, `block${i}_out`, full);
+      if (pre) full.dispose();
+    }
+    await close(f, 'features', r.features!);
+    const preLogits = model.forwardHead(r.features!, { preLogits: true });
+    await close(f, 'pre_logits', preLogits);
+    const logits = model.forward(x);
+    await close(f, 'logits', logits);
+    tf.dispose([x, pe, pos, r.features!, ...r.intermediates, ...r.prefixTokens!.filter((t): t is tf.Tensor => !!t), preLogits, logits]);
+    model.dispose();
+  });
+
+  it('introspection: gates, GPSA content/positional/mixed maps, MHSA map with the class token', async () => {
+    const model = await fixtureModel(f);
+    const x = fixtureTensor(f.get('input_nhwc'));
+    const gates = await model.gates();
+    for (let i = 0; i < 3; i++) await close(f, `gating_layer${i}`, gates[i]!);
+    expect(gates[3]).toBeNull();
+    const maps = model.attentionMaps(x);
+    expect(maps.map((m) => [m.layer, m.kind, m.numPrefixTokens])).toEqual([
+      [0, 'gpsa', 0], [1, 'gpsa', 0], [2, 'gpsa', 0], [3, 'mhsa', 1],
+    ]);
+    for (let i = 0; i < 3; i++) {
+      const m = maps[i]!;
+      const mixed0 = img0(m.mixed);
+      const content0 = img0(m.content!);
+      await close(f, `attn_layer${i}_img0`, mixed0);
+      await close(f, `patch_attn_layer${i}_img0`, content0);
+      await close(f, `pos_attn_layer${i}`, m.positional!);
+      tf.dispose([mixed0, content0]);
+    }
+    const mhsa0 = img0(maps[3]!.mixed);
+    await close(f, 'mhsa_attn_layer3_img0', mhsa0);
+    // One query, the class-token shift handled inside: row 2, col 5 of layer 3 = token 1 + 2·8 + 5.
+    const q = model.attentionMap(x, 3, { row: 2, col: 5 });
+    expect(q.shape).toEqual([2, 4, 8, 8]);
+    const full = f.get('mhsa_attn_layer3_img0').data;
+    const want = new Float32Array(4 * 64);
+    for (let h = 0; h < 4; h++) for (let k = 0; k < 64; k++) want[h * 64 + k] = full[(h * 65 + 1 + 2 * 8 + 5) * 65 + 1 + k]!;
+    const q0 = img0(q);
+    await expectClose(q0, want, f.atol('mhsa_attn_layer3_img0'), 'convit_micro/attentionMap(layer 3, row 2, col 5)', [4, 8, 8]);
+    const pq = model.attentionMap(x, 1, { row: 7, col: 0, which: 'positional' });
+    const posFull = f.get('pos_attn_layer1').data;
+    const pwant = new Float32Array(4 * 64);
+    for (let h = 0; h < 4; h++) for (let k = 0; k < 64; k++) pwant[h * 64 + k] = posFull[(h * 64 + 56) * 64 + k]!;
+    await expectClose(pq, pwant, f.atol('pos_attn_layer1'), 'convit_micro/attentionMap(layer 1, positional, row 7, col 0)', [1, 4, 8, 8]);
+    tf.dispose([x, mhsa0, q, q0, pq, ...maps.flatMap((m) => [m.mixed, m.content, m.positional].filter((t): t is tf.Tensor => !!t))]);
+    model.dispose();
+  });
+
+  it("nonlocality both ways: 'block' = nonlocality_ctx_layer{i}, 'patch-embedding' = nonlocality_layer{i}", async () => {
+    const model = await fixtureModel(f);
+    const x = fixtureTensor(f.get('input_nhwc'));
+    const ctx = await model.nonlocality(x);
+    for (let i = 0; i < 3; i++) await close(f, `nonlocality_ctx_layer${i}`, ctx[i]!);
+    expect(ctx[3]).not.toBeNull(); // MHSA in context: patch queries/keys only (no fixture value)
+    const official = await model.nonlocality(x, { input: 'patch-embedding' });
+    for (let i = 0; i < 4; i++) await close(f, `nonlocality_layer${i}`, official[i]!);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('gradients (loss = Σ logits ⊙ R) match the fixture; an SGD step through GPSA updates and re-caches', async () => {
+    const model = await fixtureModel(f);
+    model.train();
+    const x = tf.variable(fixtureTensor(f.get('input_nhwc')), true, 'convit_micro_input');
+    const R = fixtureTensor(f.get('loss_weights'));
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.forward(x), R)) as tf.Scalar);
+    await close(f, 'loss', await value.data(), [1]);
+    await close(f, 'grad_input_nhwc', grads[x.name]!);
+    const params = new Map(model.namedParameters());
+    for (const name of f.entry.gradient_params as string[]) {
+      const p = params.get(name)!;
+      const g = toTorch(p.layout, grads[p.variable.name]!);
+      await close(f, `grad/${name}`, g);
+      g.dispose();
+    }
+    // Every trainable parameter got a gradient (pos_proj.bias: ~0, it cancels in the softmax).
+    for (const [name, p] of model.trainableParameters()) expect(grads[p.variable.name], name).toBeDefined();
+    // One SGD step on the model's parameters: w ← w − lr·g, gates included.
+    const lr = 0.1;
+    const gate = params.get('blocks.0.attn.gating_param')!;
+    const gateBefore = await gate.value.data();
+    const gateGrad = await grads[gate.variable.name]!.data();
+    const opt = tf.train.sgd(lr);
+    const modelGrads: tf.NamedTensorMap = {};
+    for (const [, p] of model.trainableParameters()) modelGrads[p.variable.name] = grads[p.variable.name]!;
+    opt.applyGradients(modelGrads);
+    const want = Array.from(gateBefore, (v, i) => v - lr * gateGrad[i]!);
+    await expectClose(gate.value, want, 1e-6, 'convit_micro: gating_param after one SGD step');
+    // Eval after the step: the positional cache must follow the new weights. Compare with a model rebuilt
+    // from the stepped weights.
+    model.eval();
+    const xin = fixtureTensor(f.get('input_nhwc'));
+    const after = model.forward(xin);
+    const rebuilt = await loadModel(await model.saveWeights());
+    const ref = rebuilt.forward(xin);
+    await expectClose(after, await ref.data(), 1e-5, 'convit_micro: eval logits after the step vs a rebuilt model');
+    const before = fixtureTensor(f.get('logits'));
+    const moved = tf.max(tf.abs(tf.sub(after, before)));
+    expect((await moved.data())[0]).toBeGreaterThan(1e-3);
+    tf.dispose([x, R, value, ...Object.values(grads), xin, after, ref, before, moved]);
+    opt.dispose();
+    rebuilt.dispose();
+    model.dispose();
+  });
+});
+
+describeBackend('models-convit: convit_tiny parity at 224 px (timm fixture)', () => {
+  const f = loadFixture('convit_tiny');
+  let model: ConVit | undefined;
+  let x: tf.Tensor | undefined;
+  const ready = async () => {
+    if (!model) {
+      model = createModel('convit_tiny');
+      await model.loadWeights(writeFixtureWeights(f));
+      x = fixtureTensor(f.get('input_nhwc'));
+    }
+    return { model, x: x! };
+  };
+  afterAll(() => {
+    model?.dispose();
+    x?.dispose();
+  });
+
+  it('logits and pre-logits (batch 1); the forward is timed, cold and warm', async () => {
+    const { model, x } = await ready();
+    const t0 = performance.now();
+    const feats = model.forwardFeatures(x);
+    const logits = model.forwardHead(feats);
+    await logits.data();
+    const cold = performance.now() - t0;
+    const pre = model.forwardHead(feats, { preLogits: true });
+    await close(f, 'logits', logits);
+    await close(f, 'pre_logits', pre);
+    const t1 = performance.now();
+    const again = model.forward(x);
+    await again.data();
+    const warm = performance.now() - t1;
+    await close(f, 'logits', again);
+    mkdirSync(join(repoRoot, '.tmp'), { recursive: true });
+    appendFileSync(
+      join(repoRoot, '.tmp', 'convit-tiny-timing.jsonl'),
+      JSON.stringify({ backend: currentBackend, coldMs: Math.round(cold), warmMs: Math.round(warm), batch: 1, at: new Date().toISOString() }) + '\n',
+    );
+    tf.dispose([feats, logits, pre, again]);
+  });
+
+  it('gates and nonlocality on each layer\'s real input (nonlocality_ctx_layer{i})', async () => {
+    const { model, x } = await ready();
+    const gates = await model.gates();
+    for (let i = 0; i < 10; i++) await close(f, `gating_layer${i}`, gates[i]!);
+    const ctx = await model.nonlocality(x);
+    for (let i = 0; i < 10; i++) await close(f, `nonlocality_ctx_layer${i}`, ctx[i]!);
+  });
+
+  it('nonlocality on the patch embeddings, as the paper measures it (nonlocality_layer{i})', async () => {
+    const { model, x } = await ready();
+    const official = await model.nonlocality(x, { input: 'patch-embedding' });
+    for (let i = 0; i < 12; i++) await close(f, `nonlocality_layer${i}`, official[i]!);
+  });
+});
+
+describeBackend('models-convit: GPSA convolutional init through createModel (local-init fixtures)', () => {
+  for (const name of ['convit_local_init_h4', 'convit_local_init_h9']) {
+    it(`${name}: init tensors bit for bit in every GPSA block; positional attention of block 0`, async () => {
+      const f = loadFixture(name);
+      const model = createModel('convit_tiny', { ...overridesFor(f), seed: 3 });
+      const sd = model.stateDict();
+      for (const [key, want] of f.weights) {
+        await expectClose(sd.get(key)!, want.data, 0, `${name}/${key} (bit for bit)`, want.shape);
+      }
+      tf.dispose([...sd.values()]);
+      const g = model.blocks.at(0).attn as Gpsa;
+      const scores = g.positionalScores(model.gridSize);
+      await close(f, 'pos_score_layer0', scores);
+      const attn = g.positionalAttention(model.gridSize);
+      await close(f, 'pos_attn_layer0', attn);
+      tf.dispose([scores, attn]);
+      model.dispose();
+    });
+  }
+});

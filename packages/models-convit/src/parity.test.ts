@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect, vi, afterAll } from 'vitest';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeBackend, currentBackend, loadFixture, expectClose, fixtureTensor, repoRoot, type Fixture } from '@softbias/test-utils';
+import { describeBackend, currentBackend, excludedHere, loadFixture, expectClose, fixtureTensor, repoRoot, type Fixture } from '@softbias/test-utils';
 import { toTorch } from '@softbias/tensor-ops';
 import { Gpsa } from '@softbias/gpsa';
 import { createModel, loadModel, type ConVit } from '@softbias/models-convit';
@@ -179,28 +179,35 @@ describeBackend('models-convit: convit_tiny parity at 224 px (timm fixture)', ()
     const pre = model.forwardHead(feats, { preLogits: true });
     await close(f, 'logits', logits);
     await close(f, 'pre_logits', pre);
+    // The warm (cached positional attention) forward: skipped on SwiftShader, where each 224-px forward takes a minute.
     const t1 = performance.now();
-    const again = model.forward(x);
-    await again.data();
-    const warm = performance.now() - t1;
-    await close(f, 'logits', again);
+    const again = excludedHere('convit/tiny-224/warm-forward') ? null : model.forward(x);
+    if (again) {
+      await again.data();
+      await close(f, 'logits', again);
+    }
+    const warm = again ? performance.now() - t1 : NaN;
     mkdirSync(join(repoRoot, '.tmp'), { recursive: true });
     appendFileSync(
       join(repoRoot, '.tmp', 'convit-tiny-timing.jsonl'),
       JSON.stringify({ backend: currentBackend, coldMs: Math.round(cold), warmMs: Math.round(warm), batch: 1, at: new Date().toISOString() }) + '\n',
     );
-    tf.dispose([feats, logits, pre, again]);
+    tf.dispose([feats, logits, pre, ...(again ? [again] : [])]);
   });
 
-  it('gates and nonlocality on each layer\'s real input (nonlocality_ctx_layer{i})', async () => {
-    const { model, x } = await ready();
+  it('gates (gating_layer{i})', async () => {
+    const { model } = await ready();
     const gates = await model.gates();
     for (let i = 0; i < 10; i++) await close(f, `gating_layer${i}`, gates[i]!);
+  });
+
+  it.skipIf(excludedHere('convit/tiny-224/nonlocality'))('nonlocality on each layer\'s real input (nonlocality_ctx_layer{i})', async () => {
+    const { model, x } = await ready();
     const ctx = await model.nonlocality(x);
     for (let i = 0; i < 10; i++) await close(f, `nonlocality_ctx_layer${i}`, ctx[i]!);
   });
 
-  it('nonlocality on the patch embeddings, as the paper measures it (nonlocality_layer{i})', async () => {
+  it.skipIf(excludedHere('convit/tiny-224/nonlocality'))('nonlocality on the patch embeddings, as the paper measures it (nonlocality_layer{i})', async () => {
     const { model, x } = await ready();
     const official = await model.nonlocality(x, { input: 'patch-embedding' });
     for (let i = 0; i < 12; i++) await close(f, `nonlocality_layer${i}`, official[i]!);

@@ -34,7 +34,7 @@ export interface DemoOptions {
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
   out: 'out/demo',
   backend: 'auto',
-  epochs: 8,
+  epochs: 7,
   fraction: 0.5,
   data: 'embedded',
   seed: 0,

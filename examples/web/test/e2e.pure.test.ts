@@ -1,0 +1,250 @@
+/**
+ * End to end: build the demo (vite build), serve it on 127.0.0.1, drive Debian's headless Chromium through
+ * playwright-core with WebGPU on SwiftShader, load a small ConViT (the convit_micro fixture weights, saved with
+ * saveWeights) from a URL and an image from a file input, and check the page against a Node run (cpu) of the
+ * same weights and image: same top-1, logits within 1e-3·max|logit|, same gates, same attention maps for a
+ * clicked patch. Saves a screenshot to examples/web/test-results/.
+ *
+ * `*.pure.test.ts`: runs once (vitest project cpu), not once per backend. Needs /usr/bin/chromium (or
+ * CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
+ */
+import { describe, it, expect } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { deflateSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import { loadFixture, repoRoot } from '@softbias/test-utils';
+import { createModel, loadModel } from '@softbias/models-convit';
+import type { DemoState } from '../src/main.js';
+
+const appDir = fileURLToPath(new URL('..', import.meta.url));
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const haveChromium = existsSync(chromiumPath);
+const inCi = process.env.CI === 'true';
+
+// ---------------------------------------------------------------------------------------- a PNG, by hand
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** An 8-bit RGB PNG (no gamma or colour-profile chunks, so a browser decodes exactly these values). */
+function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const chunk = (type: string, data: Uint8Array): Buffer => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), Buffer.from(data)]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // truecolour RGB
+  const raw = Buffer.alloc(height * (1 + width * 3));
+  for (let y = 0; y < height; y++) {
+    raw[y * (1 + width * 3)] = 0; // filter: none
+    Buffer.from(rgb.subarray(y * width * 3, (y + 1) * width * 3)).copy(raw, y * (1 + width * 3) + 1);
+  }
+  const sig = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  return new Uint8Array(Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]));
+}
+
+/** A 64×48 test picture: a sky gradient, a sun, striped ground (non-square: the eval transform resizes and crops). */
+function picture(width = 64, height = 48): Uint8Array {
+  const rgb = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      let c: [number, number, number];
+      if (y > height * 0.62) c = (Math.floor(x / 5) + Math.floor(y / 3)) % 2 ? [60, 140, 50] : [90, 170, 70];
+      else if ((x - 44) ** 2 + (y - 13) ** 2 < 64) c = [250, 210, 60];
+      else c = [80 + y * 2, 130 + y * 2, 230 - x];
+      rgb.set(c, i);
+    }
+  }
+  return rgb;
+}
+
+// --------------------------------------------------------------------------------------- serving the app
+
+async function serve(dir: string): Promise<{ origin: string; close(): void }> {
+  const types: Record<string, string> = {
+    '.html': 'text/html; charset=utf-8',
+    '.js': 'text/javascript',
+    '.css': 'text/css',
+    '.wasm': 'application/wasm',
+  };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
+    const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
+    if (!file.startsWith(normalize(dir)) || !existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as AddressInfo;
+  return { origin: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+// -------------------------------------------------------------------------------------------------- test
+
+describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
+  it.skipIf(!haveChromium && !inCi)(
+    `classifies like the Node run and shows gates and attention maps${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumPath}]`}`,
+    async () => {
+      if (!haveChromium) throw new Error(`CI: no Chromium at ${chromiumPath} (apt-get install chromium)`);
+      const work = mkdtempSync(join(tmpdir(), 'softbias-web-e2e-'));
+      try {
+        // The model: convit_micro's reference weights in a createModel-built ConViT, saved with its config.
+        const fx = loadFixture('convit_micro');
+        const c = fx.config;
+        const built = createModel('convit_tiny', {
+          imgSize: c.img_size,
+          patchSize: c.patch_size,
+          embedDim: c.embed_dim,
+          depth: c.depth,
+          numHeads: c.num_heads,
+          localUpToLayer: c.local_up_to_layer,
+          numClasses: c.num_classes,
+        });
+        built.loadStateDict(fx.weights);
+        const weights = await built.saveWeights();
+        built.dispose();
+
+        // The Node run (this project's backend: cpu) on the same bytes and pixels.
+        const w = 64;
+        const h = 48;
+        const pixels = picture(w, h);
+        const ref = await loadModel(weights);
+        const x = ref.preprocess({ data: pixels, width: w, height: h, channels: 3 });
+        const logitsT = ref.forward(x);
+        const nodeLogits = Array.from((await logitsT.data()) as Float32Array);
+        const nodeGates = (await ref.gates()).map((g) => (g ? Array.from(g) : null));
+
+        // Build the app and serve it with the weights beside it.
+        const outDir = join(work, 'dist');
+        const vite = spawnSync(process.execPath, [join(repoRoot, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', outDir, '--logLevel', 'warn'], {
+          cwd: appDir,
+          encoding: 'utf8',
+        });
+        expect(vite.status, `vite build failed:\n${vite.stdout}\n${vite.stderr}`).toBe(0);
+        writeFileSync(join(outDir, 'convit-micro.safetensors'), weights);
+        const imagePath = join(work, 'picture.png');
+        writeFileSync(imagePath, encodePng(pixels, w, h));
+        const server = await serve(outDir);
+
+        const { chromium } = await import('playwright-core');
+        const browser = await chromium.launch({
+          executablePath: chromiumPath,
+          headless: true,
+          args: [
+            '--no-sandbox',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--no-first-run',
+            '--enable-unsafe-webgpu',
+            '--use-webgpu-adapter=swiftshader',
+          ],
+        });
+        try {
+          const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+          const logs: string[] = [];
+          page.on('console', (m) => logs.push(m.text()));
+          page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
+          const state = (): Promise<DemoState> => page.evaluate(() => window.softbiasDemo);
+          const until = async (what: string, ok: (s: DemoState) => boolean, ms = 90_000): Promise<DemoState> => {
+            try {
+              await page.waitForFunction(
+                ([okSrc]) => {
+                  const s = window.softbiasDemo;
+                  return s && (s.state === 'error' || new Function('s', `return (${okSrc})(s)`)(s));
+                },
+                [ok.toString()] as const,
+                { timeout: ms },
+              );
+            } catch (e) {
+              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
+            }
+            const s = await state();
+            if (s.state === 'error') throw new Error(`${what}: the page reports: ${s.error}\npage log:\n${logs.join('\n')}`);
+            return s;
+          };
+
+          // Weights from a URL (the ?weights= parameter fills the URL field and loads it), image from the file input.
+          await page.goto(`${server.origin}/index.html?backend=webgpu&weights=convit-micro.safetensors`);
+          const ready = await until('loading the model', (s) => s.state === 'ready' && s.model !== null);
+          expect(ready.backend?.backend).toBe('webgpu');
+          await page.setInputFiles('#image-file', imagePath);
+          const done = await until('classifying', (s) => s.state === 'done');
+
+          const logits = done.logits!;
+          expect(logits).toHaveLength(nodeLogits.length);
+          const maxLogit = Math.max(...nodeLogits.map(Math.abs));
+          const worst = Math.max(...logits.map((v, i) => Math.abs(v - nodeLogits[i]!)));
+          expect(worst, `max |browser − Node| logit difference (max |logit| ${maxLogit})`).toBeLessThanOrEqual(1e-3 * maxLogit);
+          const top1 = (a: number[]) => a.indexOf(Math.max(...a));
+          expect(top1(logits)).toBe(top1(nodeLogits));
+          expect(done.top5![0]!.index).toBe(top1(nodeLogits));
+          for (let l = 0; l < nodeGates.length; l++) {
+            if (nodeGates[l] === null) expect(done.gates![l]).toBeNull();
+            else for (let k = 0; k < nodeGates[l]!.length; k++) expect(Math.abs(done.gates![l]![k]! - nodeGates[l]![k]!)).toBeLessThan(1e-5);
+          }
+
+          // Click patch (2, 5) of the 8×8 grid: every layer's heads redraw for it.
+          const [rows, cols] = ref.gridSize;
+          const box = (await page.locator('#input').boundingBox())!;
+          await page.mouse.click(box.x + ((5 + 0.5) * box.width) / cols, box.y + ((2 + 0.5) * box.height) / rows);
+          const clicked = await until('clicking a patch', (s) => s.selected?.[0] === 2 && s.selected?.[1] === 5);
+          expect(clicked.heatmaps).toBe(c.depth * c.num_heads);
+          expect(await page.locator('#attention canvas').count()).toBe(c.depth * c.num_heads);
+          expect(clicked.attention.map((a) => a.kind)).toEqual(['gpsa', 'gpsa', 'gpsa', 'mhsa']);
+          for (const a of clicked.attention) {
+            const want = ref.attentionMap(x, a.layer, { row: 2, col: 5 });
+            const wantData = (await want.data()) as Float32Array;
+            want.dispose();
+            const n = rows * cols;
+            a.heads.forEach((map, head) => {
+              const diff = Math.max(...map.map((v, i) => Math.abs(v - wantData[head * n + i]!)));
+              expect(diff, `block ${a.layer} head ${head}: attention of patch (2, 5)`).toBeLessThan(1e-4);
+            });
+          }
+
+          mkdirSync(join(appDir, 'test-results'), { recursive: true });
+          await page.screenshot({ path: join(appDir, 'test-results', 'e2e-webgpu.png'), fullPage: true });
+        } finally {
+          await browser.close();
+          server.close();
+          tf.dispose([x, logitsT]);
+          ref.dispose();
+        }
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+    180_000,
+  );
+});

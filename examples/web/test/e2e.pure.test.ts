@@ -205,6 +205,10 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           expect(logits).toHaveLength(nodeLogits.length);
           const maxLogit = Math.max(...nodeLogits.map(Math.abs));
           const worst = Math.max(...logits.map((v, i) => Math.abs(v - nodeLogits[i]!)));
+          console.log(
+            `examples/web e2e: ${done.backend?.backend} in Chromium (${done.backend?.adapter ?? 'no adapter'}) vs Node cpu: ` +
+              `max |Δ logit| ${worst.toExponential(2)} (max |logit| ${maxLogit.toFixed(3)}, bound ${(1e-3 * maxLogit).toExponential(2)})`,
+          );
           expect(worst, `max |browser − Node| logit difference (max |logit| ${maxLogit})`).toBeLessThanOrEqual(1e-3 * maxLogit);
           const top1 = (a: number[]) => a.indexOf(Math.max(...a));
           expect(top1(logits)).toBe(top1(nodeLogits));

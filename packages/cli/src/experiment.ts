@@ -5,7 +5,7 @@
  * every layer's attention).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DataLoader, type ImageDataset, subset, subsamplePerClass } from '@softbias/data';
+import { DataLoader, type AugmentOptions, type ImageDataset, subset, subsamplePerClass } from '@softbias/data';
 import { fit, type FitProgress, type EpochRecord } from '@softbias/train';
 import { createModel, type ConVit, type ConvitOverrides } from '@softbias/models-convit';
 
@@ -26,6 +26,18 @@ export interface ExperimentSpec {
   seed: number;
   mean: readonly number[];
   std: readonly number[];
+  /** Resize images to this square size before the model (default: the data's own size). */
+  imgSize?: number;
+  /**
+   * Training augmentation. Default: pad-and-crop (2 pixels) + flip at the data's own size; a random resized crop
+   * (scale [0.5, 1]) + flip when `imgSize` resizes (pad-and-crop keeps the size).
+   */
+  augment?: AugmentOptions;
+  /**
+   * Evaluate (test top-1, gates, nonlocality) every this many epochs and after the last (default 1). Epochs in
+   * between carry NaN top-1 and empty gate / nonlocality lists.
+   */
+  evalEvery?: number;
 }
 
 export interface EpochPoint {
@@ -73,12 +85,19 @@ function meanOrNull(a: Float32Array | null): number | null {
 }
 
 /** The first n images of a dataset, normalised, as a [n, H, W, C] tensor. */
-export async function probeBatch(ds: ImageDataset, n: number, mean: readonly number[], std: readonly number[]): Promise<tf.Tensor4D> {
+export async function probeBatch(
+  ds: ImageDataset,
+  n: number,
+  mean: readonly number[],
+  std: readonly number[],
+  outputSize?: number,
+): Promise<tf.Tensor4D> {
   const loader = new DataLoader(subset(ds, Int32Array.from({ length: Math.min(n, ds.length) }, (_, i) => i)), {
     batchSize: Math.min(n, ds.length),
     shuffle: false,
     mean,
     std,
+    ...(outputSize ? { outputSize } : {}),
   });
   for await (const b of loader.batches()) {
     b.y.dispose();
@@ -92,7 +111,11 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
   const picked = subsamplePerClass(io.train.labels, { fraction: spec.fraction, seed: spec.seed, numClasses: io.train.numClasses });
   const train = subset(io.train, picked);
   const model: ConVit = createModel(spec.model, { ...spec.overrides, seed: spec.seed });
-  const probe = await probeBatch(io.test, io.probeSize ?? 64, spec.mean, spec.std);
+  const size = spec.imgSize ? { outputSize: spec.imgSize } : {};
+  const every = spec.evalEvery ?? 1;
+  if (!Number.isInteger(every) || every < 1) throw new RangeError(`evalEvery must be a positive integer, got ${every}`);
+  const due = (epoch: number) => (epoch + 1) % every === 0 || epoch + 1 === spec.epochs;
+  const probe = await probeBatch(io.test, io.probeSize ?? 64, spec.mean, spec.std, spec.imgSize);
   const history: EpochPoint[] = [];
   const epochSeconds = new Map<number, number>();
   try {
@@ -101,9 +124,14 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
       seed: spec.seed,
       mean: spec.mean,
       std: spec.std,
-      augment: { crop: { kind: 'pad-crop', padding: 2 }, hflip: true },
+      augment:
+        spec.augment ??
+        (spec.imgSize && (spec.imgSize !== io.train.imageShape[0] || spec.imgSize !== io.train.imageShape[1])
+          ? { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true }
+          : { crop: { kind: 'pad-crop', padding: 2 }, hflip: true }),
+      ...size,
     });
-    const evalData = () => new DataLoader(io.test, { batchSize: 250, shuffle: false, mean: spec.mean, std: spec.std }).batches();
+    const evalData = () => new DataLoader(io.test, { batchSize: 250, shuffle: false, mean: spec.mean, std: spec.std, ...size }).batches();
     // Epoch 0: the initialisation (gates σ(1) ≈ 0.73; GPSA heads local, plain attention near uniform).
     const initial: EpochPoint = {
       epoch: 0,
@@ -125,13 +153,19 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
       labelSmoothing: spec.labelSmoothing,
       clipGradNorm: 5,
       seed: spec.seed,
-      evaluate: { data: evalData },
+      evaluate: { data: evalData, every },
       ...(io.checkpoint ? { checkpoint: { path: io.checkpoint, everyEpochs: 1 }, resume: true } : {}),
       ...(io.log ? { log: io.log } : {}),
       ...(io.signal ? { signal: io.signal } : {}),
       ...(io.onProgress ? { onProgress: io.onProgress } : {}),
       progress: io.progress ?? 'lines',
       onEpochEnd: async ({ epoch, record }: { epoch: number; record: EpochRecord }) => {
+        if (!due(epoch)) {
+          const seconds = (performance.now() - epochStart) / 1000;
+          epochStart = performance.now();
+          epochSeconds.set(epoch, seconds);
+          return {};
+        }
         const gates = (await model.gates()).map(meanOrNull);
         const nonlocality = (await model.nonlocality(probe, { input: 'patch-embedding' })).map(meanOrNull);
         const point: EpochPoint = {

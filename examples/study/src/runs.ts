@@ -1,0 +1,296 @@
+/**
+ * Executing one planned run, resumably: each run owns `<out>/runs/<id>/` (checkpoint, JSON-lines log, and
+ * `result.json` once finished). A finished run is never repeated; an interrupted one resumes from its last
+ * epoch checkpoint (fit's bit-exact resume for the classifiers, an epoch checkpoint for FCMAE).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DataLoader, subset, subsamplePerClass, type ImageDataset } from '@softbias/data';
+import { AdamW, clipGradNorm, cosineSchedule, fit, loadCheckpoint, saveCheckpoint } from '@softbias/train';
+import { createFcmae, createModel as createConvNeXt, loadModel as loadConvNeXt, type ConvNeXtV2 } from '@softbias/models-convnextv2';
+import { runExperiment, type EpochPoint } from '@softbias/cli';
+import type { StudyRun } from './plan.js';
+
+export interface RunResult {
+  id: string;
+  kind: StudyRun['kind'];
+  label: string;
+  fraction: number;
+  epochs: number;
+  trainSamples: number;
+  parameters: number;
+  /** Test top-1 after the last epoch (NaN for pre-training). */
+  finalTop1: number;
+  /** Epoch points (epoch 0 = initialisation for ConViT runs). */
+  history: EpochPoint[];
+  /** FCMAE: mean masked-patch loss per epoch. */
+  losses?: number[];
+  /** Wall-clock seconds of this run (summed over resumed sessions). */
+  seconds: number;
+  /** How many times the run was resumed from a checkpoint. */
+  resumes: number;
+}
+
+export interface RunContext {
+  train: ImageDataset;
+  test: ImageDataset;
+  mean: readonly number[];
+  std: readonly number[];
+  dir: string;
+  seed: number;
+  batchSize: number;
+  lr: number;
+  progress: 'bar' | 'lines' | 'none';
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  /** Finished FCMAE runs: id → encoder weights (a ConvNeXt V2 classifier checkpoint). */
+  encoders?: Record<string, string>;
+}
+
+export const runDir = (out: string, id: string) => join(out, 'runs', id);
+export const resultPath = (out: string, id: string) => join(runDir(out, id), 'result.json');
+
+export function readResult(out: string, id: string): RunResult | undefined {
+  const p = resultPath(out, id);
+  if (!existsSync(p)) return undefined;
+  return JSON.parse(readFileSync(p, 'utf8'), (_k, v) => (v === 'NaN' ? NaN : v)) as RunResult;
+}
+
+function writeAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'number' && Number.isNaN(x) ? 'NaN' : x), 2);
+
+/** Seconds already spent on a run in earlier (interrupted) sessions, and how often it was resumed. */
+function priorTime(dir: string): { seconds: number; resumes: number } {
+  const p = join(dir, 'time.json');
+  return existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as { seconds: number; resumes: number }) : { seconds: 0, resumes: -1 };
+}
+
+export async function executeRun(run: StudyRun, ctx: RunContext): Promise<RunResult> {
+  mkdirSync(ctx.dir, { recursive: true });
+  const prior = priorTime(ctx.dir);
+  const resumes = prior.resumes + 1;
+  const t0 = performance.now();
+  // Time spent so far is recorded at every epoch, so a killed run still accounts for its work when resumed.
+  const tick = () => writeAtomic(join(ctx.dir, 'time.json'), JSON.stringify({ seconds: prior.seconds + (performance.now() - t0) / 1000, resumes }));
+  tick();
+  let result: RunResult;
+  if (run.kind === 'convit') result = await convitRun(run, ctx, tick);
+  else if (run.kind === 'fcmae-pretrain') result = await fcmaeRun(run, ctx, tick);
+  else result = await convnextRun(run, ctx, tick);
+  result.seconds = prior.seconds + (performance.now() - t0) / 1000;
+  result.resumes = resumes;
+  writeAtomic(join(ctx.dir, 'result.json'), json(result));
+  return result;
+}
+
+async function convitRun(run: StudyRun, ctx: RunContext, tick: () => void): Promise<RunResult> {
+  const r = await runExperiment(
+    {
+      label: run.label,
+      model: run.model,
+      overrides: run.overrides,
+      fraction: run.fraction,
+      epochs: run.epochs,
+      batchSize: ctx.batchSize,
+      lr: ctx.lr,
+      weightDecay: 0.05,
+      warmupEpochs: run.warmupEpochs,
+      labelSmoothing: 0.1,
+      seed: ctx.seed,
+      mean: ctx.mean,
+      std: ctx.std,
+      imgSize: run.imgSize,
+      evalEvery: run.evalEvery,
+    },
+    {
+      train: ctx.train,
+      test: ctx.test,
+      checkpoint: join(ctx.dir, 'checkpoint.safetensors'),
+      log: join(ctx.dir, 'log.jsonl'),
+      progress: ctx.progress,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onProgress: (p) => {
+        if (p.phase === 'train' && p.batch === p.batchesPerEpoch) tick();
+      },
+      onEpoch: (p) => ctx.log(`  ${run.id} epoch ${p.epoch}/${run.epochs}: loss ${p.trainLoss.toFixed(3)}, test top-1 ${(100 * p.top1).toFixed(1)}%`),
+    },
+  );
+  if (r.status === 'aborted') throw new Error(`${run.id}: aborted (its checkpoint is kept; run the study again to resume)`);
+  return {
+    id: run.id,
+    kind: run.kind,
+    label: run.label,
+    fraction: run.fraction,
+    epochs: run.epochs,
+    trainSamples: r.trainSamples,
+    parameters: r.parameters,
+    finalTop1: r.finalTop1,
+    history: r.history,
+    seconds: 0,
+    resumes: 0,
+  };
+}
+
+/** FCMAE pre-training on every training image (labels unused), checkpointed at each epoch. */
+async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promise<RunResult> {
+  const fcmae = createFcmae({
+    imgSize: run.imgSize,
+    inChans: ctx.train.imageShape[2],
+    depths: run.depths!,
+    dims: run.dims!,
+    decoderDepth: 1,
+    decoderEmbedDim: 128,
+    maskRatio: 0.6,
+    normPixLoss: true,
+    // std-0.02 initialisation, as the from-scratch ConvNeXt V2 gets: the comparison isolates pre-training (the
+    // official FCMAE init draws several weights with std 1, which a short pre-training does not recover from).
+    init: 'timm',
+    seed: ctx.seed,
+  });
+  const ckptPath = join(ctx.dir, 'checkpoint.safetensors');
+  try {
+    const loader = new DataLoader(ctx.train, {
+      batchSize: ctx.batchSize,
+      seed: ctx.seed,
+      mean: ctx.mean,
+      std: ctx.std,
+      outputSize: run.imgSize,
+      dropLast: true,
+      augment: { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true },
+    });
+    const opt = new AdamW(fcmae, { lr: ctx.lr, weightDecay: 0.05 });
+    const total = run.epochs * loader.batchesPerEpoch;
+    const schedule = cosineSchedule({ baseLr: ctx.lr, totalSteps: total, warmupSteps: run.warmupEpochs * loader.batchesPerEpoch, minLr: ctx.lr * 0.01 });
+    let step = 0;
+    let losses: number[] = [];
+    if (existsSync(ckptPath)) {
+      const meta = await loadCheckpoint(ckptPath, { model: fcmae, optimizer: opt });
+      step = meta.step;
+      loader.setState(meta.sampler as ReturnType<DataLoader['getState']>);
+      losses = ((meta.extra ?? {}) as { losses?: number[] }).losses ?? [];
+      ctx.log(`  ${run.id}: resumed at epoch ${losses.length}`);
+    }
+    const vars = opt.variables();
+    fcmae.train();
+    for (let epoch = losses.length; epoch < run.epochs; epoch++) {
+      let sum = 0;
+      let n = 0;
+      for await (const b of loader.batches()) {
+        if (ctx.signal?.aborted) throw new Error(`${run.id}: aborted (resumes from its last epoch checkpoint)`);
+        const { value, grads } = tf.variableGrads(() => fcmae.forward(b.x).loss as tf.Scalar, vars);
+        const clipped = clipGradNorm(opt.gradsByName(grads), 5);
+        opt.applyGradients(clipped.grads, schedule(step));
+        sum += (await value.data())[0]!;
+        n++;
+        step++;
+        tf.dispose([value, b.x, b.y, clipped.totalNorm, ...Object.values(grads), ...clipped.grads.values()]);
+      }
+      loader.nextEpoch();
+      losses.push(sum / Math.max(1, n));
+      await saveCheckpoint(ckptPath, { model: fcmae, optimizer: opt, step, sampler: loader.getState(), extra: { losses } });
+      tick();
+      ctx.log(`  ${run.id} epoch ${epoch + 1}/${run.epochs}: masked-patch loss ${losses.at(-1)!.toFixed(4)}`);
+    }
+    fcmae.eval();
+    const classifier = fcmae.encoderToClassifier(ctx.train.numClasses, { seed: ctx.seed, dropPathRate: 0.05 });
+    try {
+      await classifier.saveWeights(join(ctx.dir, 'encoder.safetensors'));
+    } finally {
+      classifier.dispose();
+    }
+    return {
+      id: run.id,
+      kind: run.kind,
+      label: run.label,
+      fraction: run.fraction,
+      epochs: run.epochs,
+      trainSamples: ctx.train.length,
+      parameters: fcmae.numParameters(),
+      finalTop1: NaN,
+      history: [],
+      losses,
+      seconds: 0,
+      resumes: 0,
+    };
+  } finally {
+    fcmae.dispose();
+  }
+}
+
+/** ConvNeXt V2 micro fine-tuned on fraction f of the labels, from scratch or from the FCMAE encoder. */
+async function convnextRun(run: StudyRun, ctx: RunContext, tick: () => void): Promise<RunResult> {
+  const picked = subsamplePerClass(ctx.train.labels, { fraction: run.fraction, seed: ctx.seed, numClasses: ctx.train.numClasses });
+  const train = subset(ctx.train, picked);
+  let model: ConvNeXtV2;
+  if (run.initFrom) {
+    const path = ctx.encoders?.[run.initFrom];
+    if (!path || !existsSync(path)) throw new Error(`${run.id}: needs the encoder of run '${run.initFrom}', which has not finished`);
+    model = await loadConvNeXt(path, { seed: ctx.seed });
+  } else {
+    model = createConvNeXt('convnextv2_atto', {
+      depths: run.depths!,
+      dims: run.dims!,
+      inChans: ctx.train.imageShape[2],
+      numClasses: ctx.train.numClasses,
+      dropPathRate: 0.05,
+      seed: ctx.seed,
+    });
+  }
+  try {
+    const size = { outputSize: run.imgSize };
+    const loader = new DataLoader(train, {
+      batchSize: ctx.batchSize,
+      seed: ctx.seed,
+      mean: ctx.mean,
+      std: ctx.std,
+      augment: { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true },
+      ...size,
+    });
+    const history: EpochPoint[] = [];
+    const result = await fit({
+      model,
+      data: loader,
+      epochs: run.epochs,
+      numClasses: ctx.train.numClasses,
+      optimizer: { lr: ctx.lr, weightDecay: 0.05 },
+      schedule: { warmupEpochs: run.warmupEpochs, minLr: ctx.lr * 0.01 },
+      labelSmoothing: 0.1,
+      clipGradNorm: 5,
+      seed: ctx.seed,
+      evaluate: { data: () => new DataLoader(ctx.test, { batchSize: 250, shuffle: false, mean: ctx.mean, std: ctx.std, ...size }).batches(), every: run.evalEvery },
+      checkpoint: { path: join(ctx.dir, 'checkpoint.safetensors'), everyEpochs: 1 },
+      resume: true,
+      log: join(ctx.dir, 'log.jsonl'),
+      progress: ctx.progress,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onEpochEnd: ({ epoch, record }) => {
+        tick();
+        if (record.eval) ctx.log(`  ${run.id} epoch ${epoch + 1}/${run.epochs}: loss ${record.trainLoss.toFixed(3)}, test top-1 ${(100 * record.eval.top1).toFixed(1)}%`);
+      },
+    });
+    if (result.status === 'aborted') throw new Error(`${run.id}: aborted (its checkpoint is kept; run the study again to resume)`);
+    for (const r of result.history) {
+      history.push({ epoch: r.epoch + 1, trainLoss: r.trainLoss, top1: r.eval?.top1 ?? NaN, gates: [], nonlocality: [], seconds: NaN });
+    }
+    return {
+      id: run.id,
+      kind: run.kind,
+      label: run.label,
+      fraction: run.fraction,
+      epochs: run.epochs,
+      trainSamples: train.length,
+      parameters: model.numParameters(),
+      finalTop1: history.at(-1)?.top1 ?? NaN,
+      history,
+      seconds: 0,
+      resumes: 0,
+    };
+  } finally {
+    model.dispose();
+  }
+}

@@ -31,7 +31,7 @@ const HELP = `softbias study [options]
   --groups LIST          fractions,ablations,mixers,convnext (default all)
   --data SOURCE          embedded (default: the subset shipped with @softbias/data) | auto | full
   --data-dir DIR         Fashion-MNIST IDX files (full set)
-  --progress MODE        bar | lines | none (default lines)
+  --progress MODE        per-batch progress: bar | lines | none (default none: a line per evaluation)
   --jobs N               runs at once, each in its own process (default: the number of cores, at most 2)
   --only ID              run only this run (the others must be finished or are skipped)
   --plan                 print the plan and exit
@@ -61,7 +61,7 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
       groups: { type: 'string' },
       data: { type: 'string', default: 'embedded' },
       'data-dir': { type: 'string' },
-      progress: { type: 'string', default: 'lines' },
+      progress: { type: 'string', default: 'none' },
       jobs: { type: 'string' },
       only: { type: 'string' },
       plan: { type: 'boolean', default: false },

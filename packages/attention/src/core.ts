@@ -1,22 +1,24 @@
 /**
  * Internal building blocks shared by the mixers: the multi-head attention core (per-head 2-D matmuls or one
- * batched matmul), a 2-D matmul whose gradient stays on flag-free 2-D matmuls, and prefix-token handling.
+ * batched matmul) and prefix-token handling. Gradients of every matmul come from @softbias/tensor-ops' global
+ * BatchMatMul gradient (explicit transposes, flag-free products).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Linear } from '@softbias/tensor-ops';
+import { hasSimdBatchMatMul } from '@softbias/tensor-ops';
 
 /**
  * How the attention products are computed.
  * - `per-head`: one 2-D matmul per (sample, head) with K transposed explicitly (rank-4 transpose, once for all
  *   heads). The wasm backend only runs flag-free 2-D matmuls on its fast (XNNPACK) path.
  * - `batched`: one batched matmul `q·kᵀ` over [B, heads] (fewest ops: best for many small windows and on GPUs).
- * - `auto`: on wasm/cpu, `per-head` when rows are long (N ≥ {@link PER_HEAD_MIN_TOKENS}) or there are few
- *   (sequence, head) pairs (≤ {@link PER_HEAD_MAX_PAIRS}), else `batched`; on other backends `batched`.
+ * - `auto`: `batched`, except on cpu and on wasm without @softbias/tensor-ops' SIMD BatchMatMul (tfjs' own
+ *   kernel loops over batched products in scalar code): there `per-head` when rows are long
+ *   (N ≥ {@link PER_HEAD_MIN_TOKENS}) or there are few (sequence, head) pairs (≤ {@link PER_HEAD_MAX_PAIRS}).
  */
 export type AttentionStrategy = 'auto' | 'per-head' | 'batched';
 
 /**
- * Measured on wasm (bench/mixers.mjs, C = 192, 3–4 heads, interleaved medians): per-head is 1.5–4× faster
+ * Measured on wasm with tfjs' own BatchMatMul (bench/mixers.mjs, C = 192, 3–4 heads, interleaved medians): per-head is 1.5–4× faster
  * forward and 1.3–3× forward+backward from N ≈ 100 on; at N = 49–64 it wins only while there are few
  * (sequence, head) pairs (7×7 windows of a 14×14 grid: 2× faster at batch 1, 3.7× slower at batch 8).
  */
@@ -26,37 +28,8 @@ export const PER_HEAD_MAX_PAIRS = 16;
 export function resolveStrategy(strategy: AttentionStrategy, n: number, pairs: number): 'per-head' | 'batched' {
   if (strategy !== 'auto') return strategy;
   const backend = tf.getBackend();
-  if (backend !== 'wasm' && backend !== 'cpu') return 'batched';
+  if ((backend !== 'wasm' && backend !== 'cpu') || (backend === 'wasm' && hasSimdBatchMatMul())) return 'batched';
   return n >= PER_HEAD_MIN_TOKENS || pairs <= PER_HEAD_MAX_PAIRS ? 'per-head' : 'batched';
-}
-
-/**
- * `a·b` for 2-D `a` [m, k], `b` [k, n], with the gradient written as explicit transposes and flag-free 2-D
- * matmuls (`dA = dY·bᵀ`, `dB = aᵀ·dY`): tfjs' stock gradient uses transpose flags, which the wasm backend
- * runs in its slow scalar loop.
- */
-export const matMul2d = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
-    },
-  };
-}) as any) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
-
-/**
- * A `Linear` layer applied to 2-D input [rows, in] through {@link matMul2d} (same parameters and result as
- * `layer.forward`, with a gradient that stays on the wasm fast path).
- */
-export function linear2d(x: tf.Tensor, layer: Linear): tf.Tensor2D {
-  const w = layer.weight.value as tf.Tensor2D;
-  if (x.rank !== 2 || x.shape[1] !== w.shape[0]) {
-    throw new Error(`Linear: expected input [rows, ${w.shape[0]}], got [${x.shape}]`);
-  }
-  const y = matMul2d(x as tf.Tensor2D, w);
-  return (layer.bias ? tf.add(y, layer.bias.value) : y) as tf.Tensor2D;
 }
 
 export interface AttentionResult {
@@ -107,9 +80,9 @@ export function attentionFromQkv(
     const outs: tf.Tensor2D[] = [];
     const maps: tf.Tensor[] = [];
     for (let i = 0; i < B * heads; i++) {
-      const a = drop(tf.softmax(matMul2d(qs[i]!, ks[i]!))) as tf.Tensor2D;
+      const a = drop(tf.softmax(tf.matMul(qs[i]!, ks[i]!))) as tf.Tensor2D;
       if (opts.returnAttention) maps.push(a);
-      outs.push(matMul2d(a, vs[i]!));
+      outs.push(tf.matMul(a, vs[i]!));
     }
     o = tf.reshape(tf.stack(outs), [B, heads, N, hd]);
     if (opts.returnAttention) attn = tf.reshape(tf.stack(maps), [B, heads, N, N]) as tf.Tensor4D;

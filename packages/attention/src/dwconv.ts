@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, Rng, truncNormal, zeros, type Parameter } from '@softbias/tensor-ops';
 import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
-import { checkPositiveInt, joinPrefix, linear2d, splitPrefix } from './core.js';
+import { checkPositiveInt, joinPrefix, splitPrefix } from './core.js';
 
 /**
  * Depth-wise k×k convolution, stride 1, 'same' zero padding, odd k: `x` [B, H, W, C], `w` [k, k, C, 1].
@@ -105,7 +105,7 @@ export class DynamicDepthwiseConv extends Module {
     const k = this.kernelSize;
     return tf.tidy(() => {
       const pooled = tf.mean(x, [1, 2]); // [B, C]
-      const w = linear2d(tf.relu(linear2d(pooled, this.fc1)), this.fc2);
+      const w = this.fc2.forward(tf.relu(this.fc1.forward(pooled)));
       return tf.reshape(w, [B, C, k, k]) as tf.Tensor4D;
     });
   }
@@ -172,7 +172,7 @@ export class DwConvMixer extends TokenMixer {
       const [prefix, patches] = splitPrefix(input.tokens, input.numPrefixTokens);
       const grid = tf.reshape(patches, [B, rows, cols, C]) as tf.Tensor4D;
       let y: tf.Tensor = tf.reshape(this.conv.forward(grid), [B * rows * cols, C]);
-      if (this.proj) y = linear2d(y, this.proj);
+      if (this.proj) y = this.proj.forward(y);
       return tf.reshape(joinPrefix(prefix, tf.reshape(y, [B, rows * cols, C])), [B, N, C]) as tf.Tensor3D;
     });
   }

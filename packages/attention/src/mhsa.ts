@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Dropout, Linear, Rng } from '@softbias/tensor-ops';
 import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
-import { attentionFromQkv, checkPositiveInt, linear2d, type AttentionStrategy } from './core.js';
+import { attentionFromQkv, checkPositiveInt, type AttentionStrategy } from './core.js';
 
 export interface MhsaOptions {
   dim: number;
@@ -59,7 +59,7 @@ export class Mhsa extends TokenMixer {
     return tf.tidy(() => {
       const [B, N, C] = input.tokens.shape as [number, number, number];
       const { out } = this.attend(input.tokens, B, N, false);
-      return tf.reshape(this.projDrop.forward(linear2d(out, this.proj)), [B, N, C]) as tf.Tensor3D;
+      return tf.reshape(this.projDrop.forward(this.proj.forward(out)), [B, N, C]) as tf.Tensor3D;
     });
   }
 
@@ -73,7 +73,7 @@ export class Mhsa extends TokenMixer {
   }
 
   private attend(tokens: tf.Tensor, B: number, N: number, returnAttention: boolean) {
-    const qkv = linear2d(tf.reshape(tokens, [B * N, this.dim]), this.qkv);
+    const qkv = this.qkv.forward(tf.reshape(tokens, [B * N, this.dim])) as tf.Tensor2D;
     return attentionFromQkv(qkv, B, N, this.numHeads, {
       strategy: this.strategy,
       ...(returnAttention ? { returnAttention } : { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }),

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Dropout, Linear, Rng } from '@softbias/tensor-ops';
 import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
-import { attentionFromQkv, checkPositiveInt, joinPrefix, linear2d, splitPrefix, type AttentionStrategy } from './core.js';
+import { attentionFromQkv, checkPositiveInt, joinPrefix, splitPrefix, type AttentionStrategy } from './core.js';
 
 export interface WindowAttentionOptions {
   dim: number;
@@ -58,7 +58,7 @@ export class WindowAttention extends TokenMixer {
       const [B, N, C] = input.tokens.shape as [number, number, number];
       const [prefix, patches] = splitPrefix(input.tokens, input.numPrefixTokens);
       const { out } = this.attend(patches, input.grid, false);
-      const y = this.projDrop.forward(linear2d(out, this.proj));
+      const y = this.projDrop.forward(this.proj.forward(out));
       const merged = this.fromWindows(y, B, input.grid, C);
       return tf.reshape(joinPrefix(prefix, merged), [B, N, C]) as tf.Tensor3D;
     });
@@ -96,7 +96,7 @@ export class WindowAttention extends TokenMixer {
     // [B, rows, cols, C] → [B·rows/s, s, cols/s, s·C] → [B·rows/s, cols/s, s, s·C]: each window's s² tokens
     // become contiguous rows (rank-4 transpose).
     const win = tf.transpose(tf.reshape(patches, [(B * rows) / s, s, cols / s, s * C]), [0, 2, 1, 3]);
-    const qkv = linear2d(tf.reshape(win, [B * rows * cols, C]), this.qkv);
+    const qkv = this.qkv.forward(tf.reshape(win, [B * rows * cols, C])) as tf.Tensor2D;
     return attentionFromQkv(qkv, B * numWindows, s * s, this.numHeads, {
       strategy: this.strategy,
       ...(returnAttention ? { returnAttention } : { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }),

@@ -16,7 +16,7 @@
  * so gradients always reach `pos_proj` and `gating_param`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, Linear, type Parameter, Rng, ones } from '@softbias/tensor-ops';
+import { Dropout, Linear, type Parameter, Rng, hasSimdBatchMatMul, ones } from '@softbias/tensor-ops';
 import {
   type AttentionStrategy,
   type MixerInput,
@@ -30,21 +30,6 @@ import { relativeIndices } from './relative.js';
 /** `learned`: the gate is a trained parameter; `frozen`: it keeps its initial value (trainable = false). */
 export type GateMode = 'learned' | 'frozen';
 
-
-/**
- * `a·b` for 2-D tensors with a gradient made of explicit transposes and flag-free 2-D matmuls (tfjs' stock
- * matmul gradient uses transpose flags, which the wasm backend runs in a slow scalar loop).
- */
-const matMul2d = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
-  save([a, b]);
-  return {
-    value: tf.matMul(a, b),
-    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
-      const [sa, sb] = saved as [tf.Tensor2D, tf.Tensor2D];
-      return [tf.matMul(dy, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy)];
-    },
-  };
-}) as any) as (a: tf.Tensor, b: tf.Tensor) => tf.Tensor2D;
 
 export interface GpsaOptions {
   /** Token width C (total, all heads). */
@@ -98,17 +83,6 @@ interface PositionalTerms {
   gates: tf.Tensor;
   /** Per-head slices for the per-head path (cached entries build them once). */
   perHead?: { gated: tf.Tensor[]; keep: tf.Tensor[] };
-}
-
-/**
- * Whether the wasm backend runs batched/transposed matmuls with @softbias/tensor-ops' SIMD kernel (registered
- * by `setupBackend('wasm')` / `registerSoftbiasWasmKernels()`, which marks its kernel function). Measured on
- * convit_tiny at 224 px with it: batched GPSA is 1.4× faster than per-head at batch 1, 2.8× at batch 8, 1.2×
- * for a training step. Without it tfjs' stock kernel sends batched products to a scalar loop.
- */
-function hasSimdBatchMatMul(): boolean {
-  const k = tf.getKernel('BatchMatMul', 'wasm');
-  return !!k && (k.kernelFunc as { softbias?: boolean }).softbias === true;
 }
 
 const relCache = new Map<string, Float32Array>();
@@ -334,9 +308,9 @@ export class Gpsa extends TokenMixer {
         for (let h = 0; h < H; h++) {
           const q = tf.slice(qk, [b * N, h * hd], [N, hd]);
           const k = tf.slice(qk, [b * N, C + h * hd], [N, hd]);
-          const content = tf.softmax(tf.mul(matMul2d(q, tf.transpose(k)), this.scale));
+          const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
           const attn = this.attn_drop.forward(this.mix(content, ph.keep[h]!, ph.gated[h]!));
-          heads.push(matMul2d(attn, tf.slice(v, [b * N, h * hd], [N, hd])));
+          heads.push(tf.matMul(attn, tf.slice(v, [b * N, h * hd], [N, hd])));
         }
         rows.push(heads.length === 1 ? heads[0]! : tf.concat(heads, 1));
       }

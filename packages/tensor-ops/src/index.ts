@@ -60,3 +60,4 @@ export { Dropout, DropPath } from './layers/dropout.js';
 export { Mlp, type MlpOptions } from './layers/mlp.js';
 export { PatchEmbed, PatchProj, nonOverlappingConv2d, type PatchEmbedOptions } from './layers/patch.js';
 export { registerSoftbiasWasmKernels } from './kernels/register.js';
+export { hasSimdBatchMatMul } from './kernels/wasm-batch-matmul.js';

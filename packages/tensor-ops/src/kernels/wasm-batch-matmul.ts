@@ -360,6 +360,16 @@ export function registerWasmBatchMatMul(): boolean {
   return true;
 }
 
+/**
+ * Whether the `wasm` backend's BatchMatMul is this package's SIMD kernel (registered by `setupBackend('wasm')`
+ * or `registerSoftbiasWasmKernels()`). With it, batched and transposed products run at 2-D speed; without it
+ * tfjs sends them to a scalar loop, and attention is faster as per-head 2-D matmuls.
+ */
+export function hasSimdBatchMatMul(): boolean {
+  const k = tf.getKernel('BatchMatMul', 'wasm');
+  return !!k && (k.kernelFunc as { softbias?: boolean }).softbias === true;
+}
+
 /** The original tfjs-backend-wasm kernel (for tests and the benchmark), or null before registration. */
 export function originalWasmBatchMatMul(): tf.KernelFunc | null {
   return original;

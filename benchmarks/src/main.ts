@@ -65,6 +65,15 @@ function batchList(v: string, arg: string): number[] {
   return list;
 }
 
+/** A numeric option's value: NaN (e.g. `--cap` without `=N`) would silently disable the caps or the runs. */
+function numberArg(v: string, arg: string, min: number, integer: boolean): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < min || (integer && !Number.isInteger(n))) {
+    throw new Error(`${arg}: expected ${integer ? 'an integer' : 'a number'} ≥ ${min}`);
+  }
+  return n;
+}
+
 function parseArgs(argv: string[]): Args {
   const a: Args = { mode: 'quick', models: [...DEFAULT_MODELS], profile: true, experiments: true, runModels: true, out: join(benchDir, 'results') };
   for (const arg of argv) {
@@ -73,10 +82,10 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--full') a.mode = 'full';
     else if (k === '--backends') a.backends = v.split(',').filter(Boolean);
     else if (k === '--models') a.models = v.split(',').filter(Boolean);
-    else if (k === '--cap') a.cap = Number(v) * 1000;
-    else if (k === '--part-timeout') a.partTimeout = Number(v) * 1000;
-    else if (k === '--runs') a.runs = Number(v);
-    else if (k === '--warmups') a.warmups = Number(v);
+    else if (k === '--cap') a.cap = numberArg(v, arg, 0, false) * 1000;
+    else if (k === '--part-timeout') a.partTimeout = numberArg(v, arg, 1, false) * 1000;
+    else if (k === '--runs') a.runs = numberArg(v, arg, 1, true);
+    else if (k === '--warmups') a.warmups = numberArg(v, arg, 0, true);
     else if (k === '--batches') a.batches = batchList(v, arg);
     else if (k === '--train-batches') a.trainBatches = batchList(v, arg);
     else if (k === '--no-profile') a.profile = false;

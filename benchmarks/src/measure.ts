@@ -140,13 +140,22 @@ const size = (shape: number[] | null | undefined): number => (shape ? shape.redu
 
 /**
  * Floating-point operations of one call (multiply-add = 2), from the shapes alone, for the kernels whose cost
- * the shapes determine: a (batched) matmul is 2·size(A)·N whatever its transpose flags (N = the output's
- * last dimension); a depth-wise conv 2·size(out)·kh·kw; a conv 2·size(out)·kh·kw·Cin.
+ * the shapes determine: a (batched) matmul is 2·size(out)·K whatever its transpose flags and batch
+ * broadcasting; a depth-wise conv 2·size(out)·kh·kw; a conv 2·size(out)·kh·kw·Cin.
+ * (The same count as @softbias/metrics' kernelMacs, ×2.)
  */
 export function flopsOf(name: string, inputs: number[][], outputs: number[][]): number | undefined {
   const out = outputs[0];
   if (!out) return undefined;
-  if (name === 'BatchMatMul' || name === '_FusedMatMul') return 2 * size(inputs[0]) * out[out.length - 1]!;
+  if (name === 'BatchMatMul' || name === '_FusedMatMul') {
+    // 2·size(out)·K, K = size(A) / (A's batch · M): right when A's batch is broadcast against B's
+    // (2·size(A)·N would miss that factor), whatever the transpose flags.
+    const a = inputs[0];
+    if (!a || a.length < 2 || out.length < 2) return undefined;
+    const m = out[out.length - 2]!;
+    const batchA = size(a.slice(0, -2));
+    return m > 0 && batchA > 0 ? (2 * size(out) * size(a)) / (batchA * m) : undefined;
+  }
   const w = inputs[1];
   if (!w || w.length !== 4) return undefined;
   if (name === 'DepthwiseConv2dNative' || name === 'FusedDepthwiseConv2D') return 2 * size(out) * w[0]! * w[1]!;

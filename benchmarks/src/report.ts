@@ -213,7 +213,7 @@ export function markdown(r: Report): string {
       if (e.rows.length) {
         L.push('| variant | median | p95 | img/s | value | note |', '|---|---|---|---|---|---|');
         for (const row of e.rows) {
-          L.push(`| ${row.label} | ${row.timing ? fmtMs(row.timing.medianMs) : ''} | ${row.timing ? fmtMs(row.timing.p95Ms) : ''} | ${row.timing ? fmtRate(row.timing.imgPerSec) : ''} | ${row.value ?? ''} | ${mdEsc(row.note ?? row.timing?.note ?? '')} |`);
+          L.push(`| ${mdEsc(row.label)} | ${row.timing ? fmtMs(row.timing.medianMs) : ''} | ${row.timing ? fmtMs(row.timing.p95Ms) : ''} | ${row.timing ? fmtRate(row.timing.imgPerSec) : ''} | ${row.value ?? ''} | ${mdEsc(row.note ?? row.timing?.note ?? '')} |`);
         }
         L.push('');
       }

@@ -88,6 +88,7 @@ let forwards = 0;
 
 function setState(s: DemoState['state'], message = ''): void {
   demo.state = s;
+  if (s !== 'error') demo.error = null;
   document.body.dataset.state = s;
   el.status.textContent = message;
   el.status.className = s === 'error' ? 'error' : '';
@@ -139,7 +140,12 @@ el.backend.addEventListener('change', () => {
 
 async function loadModelBytes(bytes: Uint8Array, what: string): Promise<void> {
   setState('loading', `loading ${what}…`);
-  const next = await loadDemoModel(bytes);
+  let next: DemoModel;
+  try {
+    next = await loadDemoModel(bytes);
+  } catch (e) {
+    throw new Error(`could not load a model from ${what}: ${(e as Error).message}`);
+  }
   model?.model.dispose();
   model = next;
   layers = [];
@@ -155,8 +161,27 @@ el.weightsFile.addEventListener('change', () => {
 });
 el.weightsLoad.addEventListener('click', () => {
   const url = el.weightsUrl.value.trim();
-  if (url) enqueue(async () => loadModelBytes(await readBytes(new URL(url, location.href)), url));
+  if (url) enqueue(async () => loadModelBytes(await fetchModelBytes(url), url));
 });
+
+/** The bytes at a URL; errors name the URL (fetch's own TypeError says only "Failed to fetch"). */
+async function fetchModelBytes(url: string): Promise<Uint8Array> {
+  let u: URL;
+  try {
+    u = new URL(url, location.href);
+  } catch {
+    throw new Error(`'${url}' is not a valid URL`);
+  }
+  setState('loading', `fetching ${u.href}…`);
+  try {
+    return await readBytes(u);
+  } catch (e) {
+    if (e instanceof TypeError) {
+      throw new Error(`could not fetch ${u.href}: ${e.message} (network error, or a server that does not allow cross-origin requests)`);
+    }
+    throw e;
+  }
+}
 
 // ------------------------------------------------------------------------------------------------- image
 
@@ -177,7 +202,11 @@ el.imageFile.addEventListener('change', () => {
   const f = el.imageFile.files?.[0];
   if (!f) return;
   enqueue(async () => {
-    image = await decode(f);
+    try {
+      image = await decode(f);
+    } catch (e) {
+      throw new Error(`${f.name}: not an image this browser can decode (${(e as Error).message})`);
+    }
     if (model) await analyse();
     else setState('ready', 'Now load a model.');
   });
@@ -310,6 +339,6 @@ enqueue(async () => {
   const url = params.get('weights');
   if (url) {
     el.weightsUrl.value = url;
-    await loadModelBytes(await readBytes(new URL(url, location.href)), url);
+    await loadModelBytes(await fetchModelBytes(url), url);
   }
 });

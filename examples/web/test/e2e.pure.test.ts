@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
-import { deflateSync } from 'node:zlib';
+import { crc32, deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { loadFixture, repoRoot } from '@softbias/test-utils';
 import { createModel, loadModel } from '@softbias/models-convit';
@@ -28,22 +28,6 @@ const haveChromium = existsSync(chromiumPath);
 const inCi = process.env.CI === 'true';
 
 // ---------------------------------------------------------------------------------------- a PNG, by hand
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 /** An 8-bit RGB PNG (no gamma or colour-profile chunks, so a browser decodes exactly these values). */
 function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {

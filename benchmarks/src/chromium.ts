@@ -4,66 +4,9 @@
  * SharedArrayBuffer) serves the page bundle, tfjs-backend-wasm's .wasm files and the prepared assets; each
  * backend gets a fresh browser context.
  */
-import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { extname, join, normalize } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../test-utils/browser.js';
 import type { BackendResult, BackendSpec, SuiteConfig } from './types.js';
-
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--enable-unsafe-webgpu',
-  '--use-webgpu-adapter=swiftshader',
-];
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.json': 'application/json',
-  '.safetensors': 'application/octet-stream',
-};
-
-/** Serve `routes` (URL prefix → folder) on 127.0.0.1 with cross-origin isolation headers. */
-export async function serveStatic(routes: Record<string, string>): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (url.pathname === '/favicon.ico') {
-      res.writeHead(204).end();
-      return;
-    }
-    let path = decodeURIComponent(url.pathname);
-    if (path.endsWith('/')) path += 'index.html';
-    const prefix = Object.keys(routes)
-      .sort((a, b) => b.length - a.length)
-      .find((p) => path.startsWith(p));
-    const file = prefix !== undefined ? normalize(join(routes[prefix]!, path.slice(prefix.length))) : '';
-    if (!prefix || !file.startsWith(normalize(routes[prefix]!)) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end('not found');
-      return;
-    }
-    res.writeHead(200, {
-      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-      'cross-origin-resource-policy': 'same-origin',
-      'cache-control': 'no-store',
-    });
-    res.end(readFileSync(file));
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
-  return { server, origin: `http://127.0.0.1:${port}` };
-}
-
-export function chromiumPath(): string {
-  return process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-}
 
 export interface ChromiumSession {
   /** Run one backend configuration / part of the suite in a fresh browser context. */

@@ -9,8 +9,17 @@ export interface StudySummary {
   data: string;
   runs: StudyRun[];
   results: Record<string, RunResult>;
-  /** Wall-clock seconds summed over the runs (over every session that worked on them). */
+  /** Seconds summed over the runs (over every session that worked on them; runs overlap two at a time). */
   seconds: number;
+  /** Wall-clock seconds of the sessions that ran the study, and how many there were (absent for old folders). */
+  wallSeconds?: number;
+  sessions?: number;
+}
+
+/** "52.3 min wall-clock over 2 sessions; 95.1 min summed over the runs" */
+function timing(s: StudySummary): string {
+  const wall = s.wallSeconds !== undefined ? `${(s.wallSeconds / 60).toFixed(1)} min wall-clock${s.sessions && s.sessions > 1 ? ` over ${s.sessions} sessions` : ''}; ` : '';
+  return `${wall}${(s.seconds / 60).toFixed(1)} min summed over the runs`;
 }
 
 const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : `${(100 * v).toFixed(1)}%`);
@@ -79,7 +88,7 @@ export function studyTables(s: StudySummary): { title: string; head: string[]; r
 }
 
 export function markdown(s: StudySummary): string {
-  const lines = [`# softbias study results`, '', `Backend: ${s.backend}. Data: ${s.data}. Total run time: ${(s.seconds / 60).toFixed(1)} min.`, ''];
+  const lines = [`# softbias study results`, '', `Backend: ${s.backend}. Data: ${s.data}. Time: ${timing(s)}.`, ''];
   for (const t of studyTables(s)) {
     lines.push(`## ${t.title}`, '', `| ${t.head.join(' | ')} |`, `| ${t.head.map(() => '---').join(' | ')} |`);
     for (const r of t.rows) lines.push(`| ${r.join(' | ')} |`);
@@ -179,11 +188,11 @@ export function html(s: StudySummary): string {
     .join('\n');
   const o = s.options;
   const body = `<h1>softbias study: ConViT's sample efficiency at small scale</h1>
-<p class="note">Backend ${escapeHtml(s.backend)}; data ${escapeHtml(s.data)}; total ${(s.seconds / 60).toFixed(1)} min of runs.
+<p class="note">Backend ${escapeHtml(s.backend)}; data ${escapeHtml(s.data)}; ${escapeHtml(timing(s))}.
 ConViT trunk: ${o.imgSize}×${o.imgSize} input (Fashion-MNIST resized), patch 4, ${o.embedDim} wide, depth ${o.depth}, ${o.numHeads} heads,
 MLP ratio 2; GPSA in layers 0-${o.localUpToLayer - 1} (or the ablated / replacing mixer), plain self-attention and the class token
 above. The DeiT twin has plain self-attention everywhere. ${o.baseEpochs} epochs at f = 1, round(${o.baseEpochs}/f) at fraction f;
-AdamW (weight decay 0.05), cosine with ~10% warm-up, label smoothing 0.1, random resized crop (area 0.5-1) + flip, batch 64, seed 0.
+AdamW (weight decay 0.05), cosine with ~10% warm-up, label smoothing 0.1, random resized crop (area 0.5-1) + flip, batch 64 (${o.dropLast ? "each epoch's incomplete last batch dropped" : "incomplete last batches kept"}), seed 0.
 ConvNeXt V2 micro: depths [1, 1, 3, 1], dims [24, 48, 96, 192], ${o.convnextImgSize}×${o.convnextImgSize} input; FCMAE pre-training
 (mask ratio 0.6, 32-pixel patches, sparse encoder, std-0.02 init like the from-scratch model, ${o.pretrainEpochs} epochs) on all training images without labels, then the same fine-tuning as from scratch.</p>
 ${tables}

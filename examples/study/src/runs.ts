@@ -106,6 +106,7 @@ async function convitRun(run: StudyRun, ctx: RunContext, tick: () => void): Prom
       std: ctx.std,
       imgSize: run.imgSize,
       evalEvery: run.evalEvery,
+      dropLast: run.dropLast,
     },
     {
       train: ctx.train,
@@ -160,7 +161,7 @@ async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promi
       mean: ctx.mean,
       std: ctx.std,
       outputSize: run.imgSize,
-      dropLast: true,
+      dropLast: true, // FCMAE: every image of the epoch, shuffled; a remainder batch would only add noise
       augment: { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true },
     });
     const opt = new AdamW(fcmae, { lr: ctx.lr, weightDecay: 0.05 });
@@ -245,6 +246,7 @@ async function convnextRun(run: StudyRun, ctx: RunContext, tick: () => void): Pr
     const size = { outputSize: run.imgSize };
     const loader = new DataLoader(train, {
       batchSize: ctx.batchSize,
+      dropLast: run.dropLast && train.length >= ctx.batchSize,
       seed: ctx.seed,
       mean: ctx.mean,
       std: ctx.std,

@@ -31,6 +31,7 @@ const HELP = `softbias study [options]
   --groups LIST          fractions,ablations,mixers,convnext (default all)
   --data SOURCE          embedded (default: the subset shipped with @softbias/data) | auto | full
   --data-dir DIR         Fashion-MNIST IDX files (full set)
+  --keep-last            keep each epoch's incomplete last training batch (default: drop it, as timm)
   --progress MODE        per-batch progress: bar | lines | none (default none: a line per evaluation)
   --jobs N               runs at once, each in its own process (default: the number of cores, at most 2)
   --only ID              run only this run (the others must be finished or are skipped)
@@ -65,6 +66,7 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
       jobs: { type: 'string' },
       only: { type: 'string' },
       plan: { type: 'boolean', default: false },
+      'keep-last': { type: 'boolean', default: false },
       report: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -84,6 +86,7 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
     ...(values['pretrain-epochs'] ? { pretrainEpochs: posInt('pretrain-epochs', values['pretrain-epochs'])! } : {}),
     ...(values.fractions ? { fractions: parseList(values.fractions, Number)! } : {}),
     ...(groups ? { groups } : {}),
+    dropLast: !values['keep-last'],
   };
   const runs = studyPlan(options);
   const out = resolve(values.out);
@@ -130,8 +133,19 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
   process.once('SIGTERM', onSignal);
   const jobs = posInt('jobs', values.jobs) ?? Math.min(2, availableParallelism());
   const t0 = performance.now();
-  if (jobs > 1 && !values.report && values.only === undefined) {
-    await runInProcesses(runs, out, jobs, argv, log, ac.signal);
+  // Wall-clock time over every session that worked on this study (each entry is updated as runs finish).
+  const sessionsPath = join(out, 'sessions.json');
+  const sessions = existsSync(sessionsPath) ? (JSON.parse(readFileSync(sessionsPath, 'utf8')) as { start: string; end: string }[]) : [];
+  const working = !values.report && values.only === undefined;
+  const session = { start: new Date().toISOString(), end: new Date().toISOString() };
+  if (working) sessions.push(session);
+  const touch = () => {
+    if (!working) return;
+    session.end = new Date().toISOString();
+    writeFileSync(sessionsPath, JSON.stringify(sessions, null, 2));
+  };
+  if (jobs > 1 && working) {
+    await runInProcesses(runs, out, jobs, argv, log, ac.signal, touch);
   }
   const results: Record<string, RunResult> = {};
   const encoders: Record<string, string> = {};
@@ -162,6 +176,7 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
           signal: ac.signal,
           encoders,
         });
+        touch();
       }
       const r = results[run.id];
       if (r) {
@@ -177,6 +192,7 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
     if (!runs.some((r) => r.id === values.only)) throw new Error(`--only: no run '${values.only}' in the plan (see --plan)`);
     return undefined;
   }
+  touch();
   const summary: StudySummary = {
     options,
     backend: `${backend.backend} (${backend.reason})`,
@@ -184,6 +200,9 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
     runs,
     results,
     seconds: Object.values(results).reduce((s, r) => s + r.seconds, 0),
+    ...(sessions.length
+      ? { wallSeconds: sessions.reduce((t, x) => t + (Date.parse(x.end) - Date.parse(x.start)) / 1000, 0), sessions: sessions.length }
+      : {}),
   };
   writeFileSync(join(out, 'results.md'), markdown(summary));
   writeFileSync(join(out, 'report.html'), html(summary));
@@ -198,7 +217,15 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
  * (single-threaded wasm leaves a core idle; two processes use both). A run that needs another's output starts
  * after it. Each child line is prefixed with the run id.
  */
-async function runInProcesses(runs: StudyRun[], out: string, jobs: number, argv: string[], log: (s: string) => void, signal: AbortSignal): Promise<void> {
+async function runInProcesses(
+  runs: StudyRun[],
+  out: string,
+  jobs: number,
+  argv: string[],
+  log: (s: string) => void,
+  signal: AbortSignal,
+  onRunDone: () => void,
+): Promise<void> {
   const pending = runs.filter((r) => !readResult(out, r.id));
   // Long chains first: the pre-training before everything, so the run that needs it is not left waiting at the end.
   pending.sort((a, b) => Number(b.kind === 'fcmae-pretrain') - Number(a.kind === 'fcmae-pretrain') || Number(!!a.initFrom) - Number(!!b.initFrom));
@@ -230,6 +257,7 @@ async function runInProcesses(runs: StudyRun[], out: string, jobs: number, argv:
           signal.removeEventListener('abort', onAbort);
           running.delete(run.id);
           if (code !== 0) failed.push(run.id);
+          onRunDone();
           next();
         });
       }

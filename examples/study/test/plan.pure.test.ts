@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '@softbias/models-convit';
+import { getModelInfo, resolveConfig, type ConvitOverrides } from '@softbias/models-convit';
 import { STUDY_DEFAULTS, epochsFor, studyPlan } from '../src/plan.js';
+
+/** What createModel(name, overrides) builds: the registry's arguments, then the overrides. */
+const configOf = (name: string, overrides: ConvitOverrides) => resolveConfig(getModelInfo(name).args, overrides);
 
 describe('study plan', () => {
   const runs = studyPlan();
@@ -25,14 +28,14 @@ describe('study plan', () => {
   });
 
   it('twins differ only in their mixers; ablations and mixers replace exactly the GPSA layers', () => {
-    const convit = resolveConfig('convit_tiny', runs.find((r) => r.id === 'convit-f10')!.overrides);
-    const deit = resolveConfig('convit_tiny_deit', runs.find((r) => r.id === 'deit-f10')!.overrides);
+    const convit = configOf('convit_tiny', runs.find((r) => r.id === 'convit-f10')!.overrides);
+    const deit = configOf('convit_tiny_deit', runs.find((r) => r.id === 'deit-f10')!.overrides);
     expect(convit.mixers.map((m) => m.kind)).toEqual(['gpsa', 'gpsa', 'gpsa', 'gpsa', 'mhsa', 'mhsa']);
     expect(deit.mixers.map((m) => m.kind)).toEqual(Array(6).fill('mhsa'));
     const { mixers: _a, localUpToLayer: _b, ...restC } = convit;
     const { mixers: _c, localUpToLayer: _d, ...restD } = deit;
     expect(restC).toEqual(restD);
-    const kinds = (id: string) => resolveConfig('convit_tiny', runs.find((r) => r.id === id)!.overrides).mixers;
+    const kinds = (id: string) => configOf('convit_tiny', runs.find((r) => r.id === id)!.overrides).mixers;
     expect(kinds('ablate-nogate-f10').slice(0, 4).every((m) => m.kind === 'gpsa' && m.gate === 'frozen')).toBe(true);
     expect(kinds('ablate-noconv-f10')[0]).toMatchObject({ kind: 'gpsa', localInit: false });
     expect(kinds('ablate-neither-f10')[3]).toMatchObject({ kind: 'gpsa', gate: 'frozen', localInit: false });

@@ -11,20 +11,19 @@
 import { describe, it, expect } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { loadFixture, repoRoot } from '@softbias/test-utils';
+import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
 import { createModel, loadModel } from '@softbias/models-convit';
 import type { DemoState } from '../src/main.js';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(chromiumPath);
+const chromiumExe = chromiumPath();
+const haveChromium = existsSync(chromiumExe);
 const inCi = process.env.CI === 'true';
 
 // ---------------------------------------------------------------------------------------- a PNG, by hand
@@ -69,38 +68,16 @@ function picture(width = 64, height = 48): Uint8Array {
   return rgb;
 }
 
-// --------------------------------------------------------------------------------------- serving the app
-
-async function serve(dir: string): Promise<{ origin: string; close(): void }> {
-  const types: Record<string, string> = {
-    '.html': 'text/html; charset=utf-8',
-    '.js': 'text/javascript',
-    '.css': 'text/css',
-    '.wasm': 'application/wasm',
-  };
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://127.0.0.1').pathname);
-    const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
-    if (!file.startsWith(normalize(dir)) || !existsSync(file) || !statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-    res.end(readFileSync(file));
-  });
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as AddressInfo;
-  return { origin: `http://127.0.0.1:${port}`, close: () => server.close() };
-}
-
 // -------------------------------------------------------------------------------------------------- test
 
 describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
   it.skipIf(!haveChromium && !inCi)(
-    `classifies like the Node run and shows gates and attention maps${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumPath}]`}`,
+    `classifies like the Node run and shows gates and attention maps${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumExe}]`}`,
     async () => {
-      if (!haveChromium) throw new Error(`CI: no Chromium at ${chromiumPath} (apt-get install chromium)`);
+      if (!haveChromium) throw new Error(`CI: no Chromium at ${chromiumExe} (apt-get install chromium)`);
       const work = mkdtempSync(join(tmpdir(), 'softbias-web-e2e-'));
+      // Undone in reverse order whatever fails (a failed vite build or browser launch included).
+      const cleanup: (() => unknown)[] = [];
       try {
         // The model: convit_micro's reference weights in a createModel-built ConViT, saved with its config.
         const fx = loadFixture('convit_micro');
@@ -123,10 +100,15 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
         const h = 48;
         const pixels = picture(w, h);
         const ref = await loadModel(weights);
+        cleanup.push(() => ref.dispose());
         const x = ref.preprocess({ data: pixels, width: w, height: h, channels: 3 });
         const logitsT = ref.forward(x);
+        cleanup.push(() => tf.dispose([x, logitsT]));
         const nodeLogits = Array.from((await logitsT.data()) as Float32Array);
         const nodeGates = (await ref.gates()).map((g) => (g ? Array.from(g) : null));
+        const maxLogit = Math.max(...nodeLogits.map(Math.abs));
+        const top1 = (a: number[]) => a.indexOf(Math.max(...a));
+        const worstDiff = (logits: number[]) => Math.max(...logits.map((v, i) => Math.abs(v - nodeLogits[i]!)));
 
         // Build the app and serve it with the weights beside it.
         const outDir = join(work, 'dist');
@@ -138,24 +120,20 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
         writeFileSync(join(outDir, 'convit-micro.safetensors'), weights);
         const imagePath = join(work, 'picture.png');
         writeFileSync(imagePath, encodePng(pixels, w, h));
-        const server = await serve(outDir);
+        const server = await serveStatic({ '/': outDir });
+        cleanup.push(() => server.server.close());
 
         const { chromium } = await import('playwright-core');
         const browser = await chromium.launch({
-          executablePath: chromiumPath,
+          executablePath: chromiumExe,
           headless: true,
-          args: [
-            '--no-sandbox',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-            '--no-first-run',
-            '--enable-unsafe-webgpu',
-            '--use-webgpu-adapter=swiftshader',
-          ],
+          args: CHROMIUM_ARGS,
         });
+        cleanup.push(() => browser.close());
+        const shots = join(appDir, 'test-results');
+        mkdirSync(shots, { recursive: true });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
         try {
-          const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
           const logs: string[] = [];
           page.on('console', (m) => logs.push(m.text()));
           page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
@@ -187,14 +165,12 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
 
           const logits = done.logits!;
           expect(logits).toHaveLength(nodeLogits.length);
-          const maxLogit = Math.max(...nodeLogits.map(Math.abs));
-          const worst = Math.max(...logits.map((v, i) => Math.abs(v - nodeLogits[i]!)));
+          const worst = worstDiff(logits);
           console.log(
             `examples/web e2e: ${done.backend?.backend} in Chromium (${done.backend?.adapter ?? 'no adapter'}) vs Node cpu: ` +
               `max |Δ logit| ${worst.toExponential(2)} (max |logit| ${maxLogit.toFixed(3)}, bound ${(1e-3 * maxLogit).toExponential(2)})`,
           );
           expect(worst, `max |browser − Node| logit difference (max |logit| ${maxLogit})`).toBeLessThanOrEqual(1e-3 * maxLogit);
-          const top1 = (a: number[]) => a.indexOf(Math.max(...a));
           expect(top1(logits)).toBe(top1(nodeLogits));
           expect(done.top5![0]!.index).toBe(top1(nodeLogits));
           for (let l = 0; l < nodeGates.length; l++) {
@@ -221,15 +197,23 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
             });
           }
 
-          mkdirSync(join(appDir, 'test-results'), { recursive: true });
-          await page.screenshot({ path: join(appDir, 'test-results', 'e2e-webgpu.png'), fullPage: true });
-        } finally {
-          await browser.close();
-          server.close();
-          tf.dispose([x, logitsT]);
-          ref.dispose();
+          await page.screenshot({ path: join(shots, 'e2e-webgpu.png'), fullPage: true });
+
+          // The page's default (`auto`) never picks a CPU-emulated adapter: it falls back to wasm, same answer.
+          await page.goto(`${server.origin}/index.html?weights=convit-micro.safetensors`);
+          const fallback = await until('loading the model with backend auto', (s) => s.state === 'ready' && s.model !== null);
+          expect(fallback.backend?.backend).toBe('wasm');
+          await page.setInputFiles('#image-file', imagePath);
+          const wasmDone = await until('classifying on the wasm fallback', (s) => s.state === 'done');
+          expect(top1(wasmDone.logits!)).toBe(top1(nodeLogits));
+          expect(worstDiff(wasmDone.logits!)).toBeLessThanOrEqual(1e-3 * maxLogit);
+        } catch (e) {
+          // What the page showed when it failed, for the CI log's reader.
+          await page.screenshot({ path: join(shots, 'e2e-failure.png'), fullPage: true }).catch(() => undefined);
+          throw e;
         }
       } finally {
+        for (const undo of cleanup.reverse()) await undo();
         rmSync(work, { recursive: true, force: true });
       }
     },

@@ -38,6 +38,12 @@ export interface ExperimentSpec {
    * between carry NaN top-1 and empty gate / nonlocality lists.
    */
   evalEvery?: number;
+  /**
+   * Drop each epoch's last, incomplete training batch (timm's `drop_last=True`; the dropped images change every
+   * epoch with the shuffle). Default false. A tiny remainder batch (e.g. 4 of 900 images) is a noisy step that
+   * AdamW takes at full size every epoch.
+   */
+  dropLast?: boolean;
 }
 
 export interface EpochPoint {
@@ -121,6 +127,7 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
   try {
     const loader = new DataLoader(train, {
       batchSize: spec.batchSize,
+      dropLast: (spec.dropLast ?? false) && train.length >= spec.batchSize,
       seed: spec.seed,
       mean: spec.mean,
       std: spec.std,

@@ -100,8 +100,9 @@ export interface CreateFcmaeOptions {
 const DEFAULTS = {
   imgSize: 224,
   inChans: 3,
-  depths: [3, 3, 9, 3],
-  dims: [96, 192, 384, 768],
+  // The official FCMAE() is ConvNeXt V2 tiny.
+  depths: getModelEntry('convnextv2_tiny').depths,
+  dims: getModelEntry('convnextv2_tiny').dims,
   decoderDepth: 1,
   decoderEmbedDim: 512,
   patchSize: 32,

@@ -40,6 +40,20 @@ export const EXCLUSIONS: Exclusion[] = [
       'SwiftShader WebGPU runs one build + forward + backward + save/load of a ConvNeXt V2 in minutes; the sizes ' +
       'differ only in widths and depths, so convnextv2_atto covers the same kernels on webgpu (all sizes run on cpu and wasm)',
   })),
+  ...['convit_small', 'convit_base', 'convit_tiny_plus', 'convit_small_plus', 'convit_small_deit', 'convit_base_deit'].map((name) => ({
+    backend: 'webgpu' as const,
+    id: `convit/registry/${name}`,
+    reason:
+      'each new head count and width costs SwiftShader seconds of shader compilation; on webgpu convit_tiny (4 heads), ' +
+      'convit_tiny_deit (plain attention) and convit_base_plus (16 heads, "+" width) cover the same kernels (all run on cpu and wasm)',
+  })),
+  {
+    backend: 'webgpu',
+    id: 'convit/model/drop-path',
+    reason:
+      'the drop-path schedule and its train/eval semantics are arithmetic on the seeded mask, checked on cpu and wasm; ' +
+      'webgpu trains with DropPath active in train/src/convit-fit.test.ts (26 s of SwiftShader saved)',
+  },
 ];
 
 export const TOLERANCE_FACTORS: ToleranceFactor[] = [];

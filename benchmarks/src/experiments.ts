@@ -10,7 +10,7 @@ import { Gpsa } from '@softbias/gpsa';
 import { MacCounter, randomMaskData } from '@softbias/sparse-conv';
 import { createFcmae } from '@softbias/models-convnextv2';
 import { createBenchModel, type BenchModel } from './models.js';
-import { measure } from './measure.js';
+import { measure, measurePair } from './measure.js';
 import { maxAbs, maxAbsDiff } from './stats.js';
 import type { SuiteEnv } from './suite.js';
 import type { ExperimentResult, SuiteConfig } from './types.js';
@@ -39,14 +39,19 @@ async function gpsaCache(env: SuiteEnv, cfg: SuiteConfig): Promise<ExperimentRes
     description:
       'convit_tiny, eval-mode forward at batch 1 and 8. "cached": the positional attention softmax(pos_proj(rel)) and the gates of the ' +
       '10 GPSA blocks are computed once per grid and weights and reused; "recomputed": the cache is invalidated before every call ' +
-      '(train() then eval(), which the model documents as invalidating it), so each forward computes them again. ' +
+      '(train() then eval(), which the model documents as invalidating it), so each forward computes them again. Two copies of the model, timed interleaved. ' +
       '"computations" counts the positional-term computations of all GPSA layers per call (Gpsa.cacheInfo()).',
     rows: [],
   };
+  // Two copies of the model: one keeps its cache, the other has it invalidated before every call, so the
+  // variants can be timed interleaved without one disturbing the other's steady state.
   const model = createBenchModel(name);
+  const fresh = createBenchModel(name);
   const held: tf.Tensor[] = [];
   try {
-    await model.loadWeights(await env.readAsset(`${name}.safetensors`));
+    const weights = await env.readAsset(`${name}.safetensors`);
+    await model.loadWeights(weights);
+    await fresh.loadWeights(weights);
     const xin = parseSafetensors(await env.readAsset(`${name}.input.safetensors`)).getFloat32('x');
     const x8 = tf.tensor(xin.data, xin.shape, 'float32');
     held.push(x8);
@@ -57,36 +62,37 @@ async function gpsaCache(env: SuiteEnv, cfg: SuiteConfig): Promise<ExperimentRes
       [1, x1],
       [8, x8],
     ] as const) {
-      for (const cached of [true, false]) {
-        env.log(`experiment: GPSA ${cached ? 'cached' : 'recomputed'}, batch ${b}`);
-        // One untimed call first, so the counts below are the steady state (a cached run computes once).
-        if (!cached) {
-          model.train();
-          model.eval();
+      env.log(`experiment: GPSA cached vs recomputed (interleaved), batch ${b}`);
+      // One untimed call each first, so the counts below are the steady state (a cached model computes once).
+      tf.dispose(model.forward(x));
+      fresh.train();
+      fresh.eval();
+      tf.dispose(fresh.forward(x));
+      const before = { cached: computations(model), recomputed: computations(fresh) };
+      const calls = { cached: 0, recomputed: 0 };
+      const variant = (key: 'cached' | 'recomputed') => async (): Promise<void> => {
+        calls[key]++;
+        const m = key === 'cached' ? model : fresh;
+        if (key === 'recomputed') {
+          m.train();
+          m.eval();
         }
-        tf.dispose(model.forward(x));
-        const before = computations(model);
-        let calls = 0;
-        const run = async (): Promise<void> => {
-          calls++;
-          if (!cached) {
-            model.train();
-            model.eval();
-          }
-          const y = model.forward(x);
-          const d = (await y.data()) as Float32Array;
-          const key = cached ? 'cached' : 'recomputed';
-          if (b === 1 && !first[key]) first[key] = d;
-          y.dispose();
-        };
-        const timing = await measure(run, { warmups: cfg.warmups, runs: cfg.runs, capMs: cfg.cellCapMs, batch: b });
-        const perCall = (computations(model) - before) / calls;
-        r.rows.push({
-          label: `batch ${b}, ${cached ? 'cached' : 'recomputed every call'}`,
-          timing,
-          note: `${perCall.toFixed(2)} positional computations per call`,
-        });
-      }
+        const y = m.forward(x);
+        const d = (await y.data()) as Float32Array;
+        if (b === 1 && !first[key]) first[key] = d;
+        y.dispose();
+      };
+      const [tc, tr] = await measurePair(variant('cached'), variant('recomputed'), { warmups: cfg.warmups, runs: cfg.runs, capMs: cfg.cellCapMs, batch: b });
+      r.rows.push({
+        label: `batch ${b}, cached`,
+        timing: tc,
+        note: `${((computations(model) - before.cached) / calls.cached).toFixed(2)} positional computations per call`,
+      });
+      r.rows.push({
+        label: `batch ${b}, recomputed every call`,
+        timing: tr,
+        note: `${((computations(fresh) - before.recomputed) / calls.recomputed).toFixed(2)} positional computations per call`,
+      });
     }
     if (first.cached && first.recomputed) r.maxAbsDiff = maxAbsDiff(first.cached, first.recomputed);
     for (const b of [1, 8]) {
@@ -98,6 +104,7 @@ async function gpsaCache(env: SuiteEnv, cfg: SuiteConfig): Promise<ExperimentRes
     r.error = (e as Error).message;
   } finally {
     model.dispose();
+    fresh.dispose();
     for (const t of held) t.dispose();
   }
   return r;

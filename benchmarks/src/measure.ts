@@ -52,6 +52,59 @@ export async function measure(fn: () => Promise<void>, o: MeasureOptions): Promi
 }
 
 /**
+ * Time two variants interleaved (A B, B A, A B, …: each round swaps which goes first), so drift in the
+ * machine (heap growth, clock, other load) falls on both alike. Warm-ups and the cap as in {@link measure}.
+ */
+export async function measurePair(a: () => Promise<void>, b: () => Promise<void>, o: MeasureOptions): Promise<[Timing, Timing]> {
+  const start = now();
+  let warm = 0;
+  for (; warm < o.warmups; warm++) {
+    await a();
+    await b();
+    if (now() - start > o.capMs) {
+      warm++;
+      break;
+    }
+  }
+  const sa: number[] = [];
+  const sb: number[] = [];
+  let capped = false;
+  const timed = async (fn: () => Promise<void>, into: number[]) => {
+    const t0 = now();
+    await fn();
+    into.push(now() - t0);
+  };
+  while (sa.length < o.runs) {
+    if (sa.length > 0 && now() - start > o.capMs) {
+      capped = true;
+      break;
+    }
+    if (sa.length % 2 === 0) {
+      await timed(a, sa);
+      await timed(b, sb);
+    } else {
+      await timed(b, sb);
+      await timed(a, sa);
+    }
+  }
+  const timing = (samples: number[]): Timing => {
+    const med = median(samples);
+    const t: Timing = {
+      samplesMs: samples.map((s) => Math.round(s * 1000) / 1000),
+      warmups: warm,
+      medianMs: med,
+      p95Ms: quantile(samples, 0.95),
+      imgPerSec: (o.batch * 1000) / med,
+      batch: o.batch,
+      capped,
+      note: `interleaved with the other variant${capped ? `; time cap ${Math.round(o.capMs / 1000)} s: ${samples.length} of ${o.runs} runs` : ''}`,
+    };
+    return t;
+  };
+  return [timing(sa), timing(sb)];
+}
+
+/**
  * Profile one call with `tf.profile`: per-kernel times (backend timers: wall clock on cpu/wasm, GPU timestamp
  * queries on WebGPU when the adapter has them) and the peak memory / tensor count during the call.
  */

@@ -116,8 +116,17 @@ export async function main(argv = process.argv.slice(2), log: (s: string) => voi
     writeFileSync(planPath, JSON.stringify({ settings, runs }, null, 2));
   }
 
-  const backend = values.report ? { backend: 'n/a', reason: 'report only' } : await setupBackend(values.backend as BackendRequest, values.threads ? { threads: posInt('threads', values.threads)! } : {});
-  if (!values.report) log(`backend: ${backend.backend} (${backend.reason})`);
+  // The backend the runs used is stored beside them, so a report-only call can name it.
+  const backendPath = join(out, 'backend.json');
+  const backend: { backend: string; reason: string } = values.report
+    ? existsSync(backendPath)
+      ? (JSON.parse(readFileSync(backendPath, 'utf8')) as { backend: string; reason: string })
+      : { backend: 'unknown', reason: 'not recorded' }
+    : await setupBackend(values.backend as BackendRequest, values.threads ? { threads: posInt('threads', values.threads)! } : {});
+  if (!values.report) {
+    log(`backend: ${backend.backend} (${backend.reason})`);
+    if (values.only === undefined) writeFileSync(backendPath, JSON.stringify({ backend: backend.backend, reason: backend.reason }));
+  }
   const source = values.data as 'embedded' | 'auto' | 'full';
   const base = { source, ...(values['data-dir'] ? { dir: values['data-dir'] } : {}) } as const;
   const [train, test] = await Promise.all([loadFashionMnist({ ...base, split: 'train' }), loadFashionMnist({ ...base, split: 'test' })]);

@@ -36,18 +36,24 @@ export async function measure(fn: () => Promise<void>, o: MeasureOptions): Promi
     await fn();
     samples.push(now() - t0);
   }
+  return summarise(samples, warm, capped, o);
+}
+
+/** Median, p95 and rate of timed samples; the note says when the cap cut the runs short. */
+function summarise(samples: number[], warmups: number, capped: boolean, o: MeasureOptions, prefix?: string): Timing {
   const med = median(samples);
   const t: Timing = {
     samplesMs: samples.map((s) => Math.round(s * 1000) / 1000),
-    warmups: warm,
+    warmups,
     medianMs: med,
     p95Ms: quantile(samples, 0.95),
     imgPerSec: (o.batch * 1000) / med,
     batch: o.batch,
     capped,
   };
-  if (o.note) t.note = o.note;
-  else if (capped) t.note = `time cap ${Math.round(o.capMs / 1000)} s: ${samples.length} of ${o.runs} runs`;
+  const cap = capped ? `time cap ${Math.round(o.capMs / 1000)} s: ${samples.length} of ${o.runs} runs` : '';
+  const note = o.note ?? [prefix, cap].filter(Boolean).join('; ');
+  if (note) t.note = note;
   return t;
 }
 
@@ -87,21 +93,8 @@ export async function measurePair(a: () => Promise<void>, b: () => Promise<void>
       await timed(a, sa);
     }
   }
-  const timing = (samples: number[]): Timing => {
-    const med = median(samples);
-    const t: Timing = {
-      samplesMs: samples.map((s) => Math.round(s * 1000) / 1000),
-      warmups: warm,
-      medianMs: med,
-      p95Ms: quantile(samples, 0.95),
-      imgPerSec: (o.batch * 1000) / med,
-      batch: o.batch,
-      capped,
-      note: `interleaved with the other variant${capped ? `; time cap ${Math.round(o.capMs / 1000)} s: ${samples.length} of ${o.runs} runs` : ''}`,
-    };
-    return t;
-  };
-  return [timing(sa), timing(sb)];
+  const prefix = 'interleaved with the other variant';
+  return [summarise(sa, warm, capped, o, prefix), summarise(sb, warm, capped, o, prefix)];
 }
 
 /**

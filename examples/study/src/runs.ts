@@ -51,6 +51,11 @@ export interface RunContext {
 export const runDir = (out: string, id: string) => join(out, 'runs', id);
 export const resultPath = (out: string, id: string) => join(runDir(out, id), 'result.json');
 
+/** What a run's result repeats from its plan entry. The time fields are set by executeRun. */
+function describe(run: StudyRun): Pick<RunResult, 'id' | 'kind' | 'label' | 'fraction' | 'epochs' | 'seconds' | 'resumes'> {
+  return { id: run.id, kind: run.kind, label: run.label, fraction: run.fraction, epochs: run.epochs, seconds: 0, resumes: 0 };
+}
+
 export function readResult(out: string, id: string): RunResult | undefined {
   const p = resultPath(out, id);
   if (!existsSync(p)) return undefined;
@@ -123,17 +128,11 @@ async function convitRun(run: StudyRun, ctx: RunContext, tick: () => void): Prom
   );
   if (r.status === 'aborted') throw new Error(`${run.id}: aborted (its checkpoint is kept; run the study again to resume)`);
   return {
-    id: run.id,
-    kind: run.kind,
-    label: run.label,
-    fraction: run.fraction,
-    epochs: run.epochs,
+    ...describe(run),
     trainSamples: r.trainSamples,
     parameters: r.parameters,
     finalTop1: r.finalTop1,
     history: r.history,
-    seconds: 0,
-    resumes: 0,
   };
 }
 
@@ -205,18 +204,12 @@ async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promi
       classifier.dispose();
     }
     return {
-      id: run.id,
-      kind: run.kind,
-      label: run.label,
-      fraction: run.fraction,
-      epochs: run.epochs,
+      ...describe(run),
       trainSamples: ctx.train.length,
       parameters: fcmae.numParameters(),
       finalTop1: NaN,
       history: [],
       losses,
-      seconds: 0,
-      resumes: 0,
     };
   } finally {
     fcmae.dispose();
@@ -280,17 +273,11 @@ async function convnextRun(run: StudyRun, ctx: RunContext, tick: () => void): Pr
       history.push({ epoch: r.epoch + 1, trainLoss: r.trainLoss, top1: r.eval?.top1 ?? NaN, gates: [], nonlocality: [], seconds: NaN });
     }
     return {
-      id: run.id,
-      kind: run.kind,
-      label: run.label,
-      fraction: run.fraction,
-      epochs: run.epochs,
+      ...describe(run),
       trainSamples: train.length,
       parameters: model.numParameters(),
       finalTop1: history.at(-1)?.top1 ?? NaN,
       history,
-      seconds: 0,
-      resumes: 0,
     };
   } finally {
     model.dispose();

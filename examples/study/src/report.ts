@@ -97,8 +97,6 @@ export function markdown(s: StudySummary): string {
   return lines.join('\n');
 }
 
-const epochAxis = (r: RunResult) => r.history.map((h) => h.epoch);
-
 export function html(s: StudySummary): string {
   const R = s.results;
   const parts: string[] = [];
@@ -121,17 +119,18 @@ export function html(s: StudySummary): string {
   const fa = Math.round(s.options.ablationFraction * 100);
   const curves = s.runs.filter((r) => r.kind !== 'fcmae-pretrain' && r.fraction === s.options.ablationFraction && R[r.id]);
   if (curves.length) {
-    const first = R[curves[0]!.id]!;
+    // x: the epochs at which any of these runs was evaluated (lines join the evaluations, no gaps between them).
+    const evaluated = [...new Set(curves.flatMap((run) => R[run.id]!.history.filter((h) => !Number.isNaN(h.top1)).map((h) => h.epoch)))].sort((a, b) => a - b);
     parts.push(
       lineChart({
         title: `Test top-1 during training at f = ${s.options.ablationFraction} (evaluated every ${curves[0]!.evalEvery} epochs)`,
         xLabel: 'epoch',
         yLabel: 'top-1 (%)',
-        x: epochAxis(first),
+        x: evaluated,
         series: curves.map((run, i) => ({
           name: run.id,
-          values: first.history.map((h) => {
-            const p = R[run.id]!.history.find((q) => q.epoch === h.epoch);
+          values: evaluated.map((epoch) => {
+            const p = R[run.id]!.history.find((q) => q.epoch === epoch);
             return p && !Number.isNaN(p.top1) ? 100 * p.top1 : null;
           }),
           color: color(i),

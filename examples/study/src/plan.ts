@@ -9,6 +9,7 @@
  * of GPSA, and ConvNeXt V2 micro pre-trained with FCMAE vs trained from scratch.
  */
 import type { ConvitMixerSpec, ConvitOverrides } from '@softbias/models-convit';
+import { fashionMnistTrunk } from '@softbias/cli';
 
 export type RunKind = 'convit' | 'fcmae-pretrain' | 'convnext';
 
@@ -96,17 +97,7 @@ export function studyPlan(o: StudyOptions = STUDY_DEFAULTS): StudyRun[] {
     throw new RangeError(`imgSize must make a patch grid divisible into 4×4 windows (a multiple of 16), got ${o.imgSize}`);
   }
   if (o.convnextImgSize % 32 !== 0) throw new RangeError(`convnextImgSize must be a multiple of 32, got ${o.convnextImgSize}`);
-  const trunk: ConvitOverrides = {
-    imgSize: o.imgSize,
-    patchSize: 4,
-    inChans: 1,
-    numClasses: 10,
-    embedDim: o.embedDim,
-    depth: o.depth,
-    numHeads: o.numHeads,
-    mlpRatio: 2,
-    dropPathRate: 0.05,
-  };
+  const trunk: ConvitOverrides = fashionMnistTrunk(o);
   const timing = (fraction: number, epochs = epochsFor(o.baseEpochs, fraction)) => ({
     fraction,
     epochs,

@@ -46,9 +46,13 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
   progress: 'lines',
 };
 
-export function demoSpecs(o: Omit<DemoOptions, 'log'>): ExperimentSpec[] {
-  const overrides = {
-    imgSize: 28,
+/**
+ * The small ConViT trunk of the demo and the study on Fashion-MNIST: patch 4, one input channel, ten classes,
+ * MLP ratio 2, stochastic depth 0.05; the caller picks the input side, width, depth and heads.
+ */
+export function fashionMnistTrunk(o: { imgSize: number; embedDim: number; depth: number; numHeads: number }) {
+  return {
+    imgSize: o.imgSize,
     patchSize: 4,
     inChans: 1,
     numClasses: 10,
@@ -58,6 +62,10 @@ export function demoSpecs(o: Omit<DemoOptions, 'log'>): ExperimentSpec[] {
     mlpRatio: 2,
     dropPathRate: 0.05,
   };
+}
+
+export function demoSpecs(o: Omit<DemoOptions, 'log'>): ExperimentSpec[] {
+  const overrides = fashionMnistTrunk({ imgSize: 28, embedDim: o.embedDim, depth: o.depth, numHeads: o.numHeads });
   const common = {
     fraction: o.fraction,
     epochs: o.epochs,

@@ -1,5 +1,5 @@
 export { main } from './bin.js';
-export { runDemo, demoSpecs, demoReport, loadDemoData, DEMO_DEFAULTS, type DemoOptions, type DemoResult } from './demo.js';
+export { runDemo, demoSpecs, fashionMnistTrunk, demoReport, loadDemoData, DEMO_DEFAULTS, type DemoOptions, type DemoResult } from './demo.js';
 export {
   runExperiment,
   probeBatch,

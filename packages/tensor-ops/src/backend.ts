@@ -171,8 +171,9 @@ async function setupCpu(info: Partial<BackendInfo>): Promise<void> {
 
 async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>): Promise<void> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  (await import('./kernels/wasm-depthwise-backprop.js')).registerWasmKernels(); // conv backprop kernels wasm lacks
-  (await import('./kernels/wasm-batch-matmul.js')).registerWasmBatchMatMul(); // SIMD batched/transposed matmul
+  // softbias' own wasm kernels (SIMD GEMM, conv backprop tfjs lacks, …), and the worker threads they may use.
+  (await import('./kernels/register.js')).registerSoftbiasWasmKernels();
+  await (await import('./kernels/runtime.js')).prepareKernelWorkers();
   const threads = opts.threads ?? 1;
   if (!Number.isInteger(threads) || threads < 1 || threads > MAX_WASM_THREADS) {
     throw new RangeError(`threads must be an integer from 1 to ${MAX_WASM_THREADS}, got ${threads}`);

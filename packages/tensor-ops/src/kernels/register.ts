@@ -1,6 +1,7 @@
 /**
  * softbias' wasm kernels for apps that select the backend themselves (`tf.setBackend('wasm')`) instead of
- * `setupBackend`: call once after importing '@tensorflow/tfjs-backend-wasm'. Idempotent.
+ * `setupBackend`: call once after importing '@tensorflow/tfjs-backend-wasm'. Idempotent. Every kernel family
+ * registers here (and only here), so `setupBackend('wasm')` and apps get the same set.
  */
 import { registerWasmKernels } from './wasm-depthwise-backprop.js';
 import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';

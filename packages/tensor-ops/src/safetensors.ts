@@ -38,9 +38,12 @@ export interface SafetensorsTensor {
 export const MAX_HEADER_BYTES = 100_000_000;
 
 export class SafetensorsError extends Error {
-  constructor(message: string) {
-    super(`safetensors: ${message}`);
+  /** The system error code (e.g. 'ENOENT', 'EISDIR') when reading a file failed. */
+  readonly code: string | undefined;
+  constructor(message: string, opts: { cause?: unknown; code?: string } = {}) {
+    super(`safetensors: ${message}`, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = 'SafetensorsError';
+    this.code = opts.code;
   }
 }
 
@@ -405,7 +408,8 @@ export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
       const buf = await fs.readFile(path);
       return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
     } catch (e) {
-      throw new SafetensorsError(`cannot read ${str}: ${(e as Error).message}`);
+      const code = (e as { code?: unknown }).code;
+      throw new SafetensorsError(`cannot read ${str}: ${(e as Error).message}`, { cause: e, ...(typeof code === 'string' ? { code } : {}) });
     }
   }
   const res = await fetch(str);

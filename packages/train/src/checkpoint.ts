@@ -55,6 +55,18 @@ export interface CheckpointMeta {
   extra?: Record<string, unknown>;
 }
 
+/** A checkpoint that cannot be read, verified or restored; `path` names the file (or source). */
+export class CheckpointError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, cause !== undefined ? { cause } : undefined);
+    this.name = 'CheckpointError';
+  }
+}
+
 /** Every `Rng` held by a module of the tree (DropPath, Dropout, …), keyed '<module path>#<field>'. */
 export function moduleRngs(model: Module): Map<string, Rng> {
   const out = new Map<string, Rng>();

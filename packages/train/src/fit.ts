@@ -14,7 +14,7 @@ import { crossEntropy } from './loss.js';
 import { clipGradNorm } from './clip.js';
 import { Mixup, type MixupOptions } from './mixup.js';
 import { ModelEma, type EmaOptions } from './ema.js';
-import { checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointError, checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { type FitProgress, type ProgressMode, type ProgressOutput, ProgressPrinter, defaultOutput } from './progress.js';
 import { parseSafetensors, readBytes } from '@softbias/tensor-ops';
 
@@ -107,6 +107,18 @@ export interface FitResult {
   resumedFrom?: number;
 }
 
+function errorCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code ?? (e as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** The underlying message (a read error's system message, without the wrapper's prefix). */
+function causeMessage(e: unknown): string {
+  const cause = (e as { cause?: unknown } | null)?.cause;
+  if (cause instanceof Error && errorCode(cause)) return cause.message;
+  return e instanceof Error ? e.message.replace(/^safetensors: /, '') : String(e);
+}
+
 const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
 
 function defaultForward(model: Module): (x: tf.Tensor) => tf.Tensor {
@@ -197,16 +209,24 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   // Resume.
   const resumePath = typeof opts.resume === 'string' ? opts.resume : opts.resume && ckpt ? ckpt.path : undefined;
   if (resumePath !== undefined) {
+    // Only a missing file (with `resume: true`) is a fresh start. Anything else — a directory in its place, an
+    // unreadable path, a truncated or corrupted file, bad metadata — stops here: starting over would let the
+    // next save overwrite the real checkpoint.
     let bytes: Uint8Array | undefined;
     try {
       bytes = await readBytes(resumePath);
     } catch (e) {
-      if (typeof opts.resume === 'string') throw new Error(`fit: cannot resume from ${resumePath}: ${(e as Error).message}`);
+      if (!(opts.resume === true && errorCode(e) === 'ENOENT')) throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
     }
     if (bytes) {
-      const file = parseSafetensors(bytes);
-      checkpointMeta(file);
-      const meta: CheckpointMeta = await loadCheckpoint(file, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+      let meta: CheckpointMeta;
+      try {
+        const file = parseSafetensors(bytes);
+        checkpointMeta(file);
+        meta = await loadCheckpoint(file, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+      } catch (e) {
+        throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
+      }
       step = meta.step;
       if (meta.sampler !== undefined) data.setState(meta.sampler);
       const extra = (meta.extra ?? {}) as { history?: EpochRecord[]; epochLossSum?: number; epochLossCount?: number; epochs?: number };

@@ -6,6 +6,7 @@ export { Mixup, sampleBeta, sampleGamma, type MixupOptions, type MixedBatch } fr
 export { ModelEma, type EmaOptions } from './ema.js';
 export {
   CHECKPOINT_FORMAT,
+  CheckpointError,
   checkpointBytes,
   saveCheckpoint,
   loadCheckpoint,

@@ -43,7 +43,11 @@ export interface Fixture {
   io: SafetensorsFile;
   /** Float32 data of an io tensor. */
   get(name: string): { data: Float32Array; shape: number[] };
-  /** The tolerance for io tensor `name`: max(suggested_atol, 1e-4·max(1, max|b|)) × this backend's factor. */
+  /**
+   * The tolerance for io tensor `name`: the fixture's own `suggested_atol` (20× its float32-vs-float64 drift, at
+   * least 1e-6; see fixtures/README.md §7) × this backend's factor from vitest.exclusions.ts (1 on cpu and wasm).
+   * `id` (default `<case>/<tensor>`) is what TOLERANCE_FACTORS matches.
+   */
   atol(name: string, id?: string): number;
 }
 
@@ -83,18 +87,20 @@ export function loadFixture(name: string): Fixture {
     io,
     get: (n) => io.getFloat32(n),
     atol(n, id) {
-      const meta = entry.io_tensors?.[n] ?? {};
-      const b = io.getFloat32(n).data;
-      let maxAbs = 0;
-      for (let i = 0; i < b.length; i++) maxAbs = Math.max(maxAbs, Math.abs(b[i]!));
-      return Math.max(meta.suggested_atol ?? 0, 1e-4 * Math.max(1, maxAbs)) * toleranceFactor(currentBackend, id ?? `${name}/${n}`);
+      const suggested = entry.io_tensors?.[n]?.suggested_atol;
+      if (typeof suggested !== 'number' || !(suggested > 0)) throw new Error(`fixture ${name}: io tensor '${n}' has no suggested_atol`);
+      return suggested * toleranceFactor(currentBackend, id ?? `${name}/${n}`);
     },
   };
   fixtureCache.set(name, f);
   return f;
 }
 
-/** The project's rule: |a−b| ≤ max(atol, 1e-4·max(1, max|b|)). */
+/**
+ * Tolerance for comparisons with a reference computed in the test itself (float64 loops, finite differences),
+ * where no fixture drift bound exists: max(atol, 1e-4·max(1, max|b|)). Fixture tensors use `Fixture.atol`
+ * (their own `suggested_atol`), which is tighter.
+ */
 export function defaultAtol(expected: ArrayLike<number>, suggested = 0): number {
   let maxAbs = 0;
   for (let i = 0; i < expected.length; i++) maxAbs = Math.max(maxAbs, Math.abs(expected[i]!));
@@ -105,6 +111,20 @@ export interface CloseResult {
   maxAbsDiff: number;
   atol: number;
   worstIndex: number;
+}
+
+/** Max |a−b| of two equal-length arrays (NaN counts as Infinity) and where it is. */
+export function maxAbsDiff(a: ArrayLike<number>, expected: ArrayLike<number>): { maxAbsDiff: number; worstIndex: number } {
+  let worst = 0;
+  let worstIndex = -1;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - expected[i]!);
+    if (!(d <= worst)) {
+      worst = Number.isNaN(d) ? Infinity : d;
+      worstIndex = i;
+    }
+  }
+  return { maxAbsDiff: worst, worstIndex };
 }
 
 /**
@@ -124,21 +144,72 @@ export async function expectClose(
     a = (await actual.data()) as Float32Array;
   } else a = actual;
   expect(a.length, `${label}: length`).toBe(expected.length);
-  let maxAbsDiff = 0;
-  let worstIndex = -1;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - expected[i]!);
-    if (!(d <= maxAbsDiff)) {
-      maxAbsDiff = Number.isNaN(d) ? Infinity : d;
-      worstIndex = i;
-    }
-  }
-  recordWorst(label, maxAbsDiff, atol);
+  const { maxAbsDiff: diff, worstIndex } = maxAbsDiff(a, expected);
+  recordWorst(label, diff, atol);
   expect(
-    maxAbsDiff,
-    `${label}: max |a-b| = ${maxAbsDiff} at ${worstIndex} (got ${a[worstIndex]}, want ${expected[worstIndex]}), atol ${atol}`,
+    diff,
+    `${label}: max |a-b| = ${diff} at ${worstIndex} (got ${a[worstIndex]}, want ${expected[worstIndex]}), atol ${atol}`,
   ).toBeLessThanOrEqual(atol);
-  return { maxAbsDiff, atol, worstIndex };
+  return { maxAbsDiff: diff, atol, worstIndex };
+}
+
+/** One comparison of a fixture tensor, as a `FixtureComparison` saw it. */
+export interface ComparisonResult {
+  name: string;
+  maxAbsDiff: number;
+  atol: number;
+  pass: boolean;
+  /** Collect mode: the shape (or length) differed from the fixture's. */
+  shapeMismatch?: boolean;
+}
+
+/**
+ * The fixture comparison a parity spec makes, shared with its mutation tests: `assert` mode is the parity test
+ * itself (every tensor through `expectClose`), `collect` mode records the same comparisons without asserting, so a
+ * mutation test can show that a bugged model fails them.
+ */
+export class FixtureComparison {
+  readonly results: ComparisonResult[] = [];
+  constructor(
+    readonly fixture: Fixture,
+    readonly mode: 'assert' | 'collect',
+  ) {}
+
+  /** Compare `actual` with io tensor `name` (or with `expected`, at io tensor `atolOf`'s tolerance). */
+  async close(
+    name: string,
+    actual: tf.Tensor | ArrayLike<number>,
+    opts: { shape?: readonly number[] | null; expected?: ArrayLike<number>; atolOf?: string; label?: string } = {},
+  ): Promise<ComparisonResult> {
+    const f = this.fixture;
+    const expected = opts.expected ?? f.get(name).data;
+    const atol = f.atol(opts.atolOf ?? name);
+    const label = opts.label ?? `${f.name}/${name}`;
+    const shape = opts.shape === null ? undefined : (opts.shape ?? (opts.expected ? undefined : f.get(name).shape));
+    if (this.mode === 'assert') {
+      const r = await expectClose(actual, expected, atol, label, shape);
+      const res = { name: label, maxAbsDiff: r.maxAbsDiff, atol, pass: true };
+      this.results.push(res);
+      return res;
+    }
+    // A shape that differs from the fixture's is recorded as a failure (diff Infinity, `shapeMismatch`).
+    let a: ArrayLike<number>;
+    let mismatch = false;
+    if (actual instanceof tf.Tensor) {
+      if (shape && actual.shape.join(',') !== shape.join(',')) mismatch = true;
+      a = (await actual.data()) as Float32Array;
+    } else a = actual;
+    if (a.length !== expected.length) mismatch = true;
+    const diff = mismatch ? Infinity : maxAbsDiff(a, expected).maxAbsDiff;
+    const res: ComparisonResult = { name: label, maxAbsDiff: diff, atol, pass: diff <= atol, ...(mismatch ? { shapeMismatch: true } : {}) };
+    this.results.push(res);
+    return res;
+  }
+
+  /** The comparisons that failed (collect mode), worst ratio first. */
+  failures(): ComparisonResult[] {
+    return this.results.filter((r) => !r.pass).sort((a, b) => b.maxAbsDiff / b.atol - a.maxAbsDiff / a.atol);
+  }
 }
 
 function recordWorst(label: string, diff: number, atol: number): void {

@@ -6,22 +6,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect, vi, afterAll } from 'vitest';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeBackend, currentBackend, excludedHere, loadFixture, expectClose, fixtureTensor, repoRoot, type Fixture } from '@softbias/test-utils';
-import { toTorch } from '@softbias/tensor-ops';
+import { describeBackend, currentBackend, excludedHere, loadFixture, expectClose, fixtureTensor, repoRoot, FixtureComparison, type Fixture } from '@softbias/test-utils';
 import { Gpsa } from '@softbias/gpsa';
 import { createModel, loadModel, type ConVit } from '@softbias/models-convit';
 import { overridesFor, writeFixtureWeights } from '../test/helpers.js';
+import { fixtureModel, checkForward, checkIntrospection, checkNonlocality, checkGradients } from '../test/fixture-checks.js';
 
 // WebGPU runs on SwiftShader (a CPU) here: generous per-test limits.
 vi.setConfig({ testTimeout: 900_000 });
-
-async function fixtureModel(f: Fixture): Promise<ConVit> {
-  const model = createModel('convit_tiny', overridesFor(f));
-  const r = await model.loadWeights(writeFixtureWeights(f));
-  expect(r.notices).toEqual([]);
-  expect(r.loaded.length).toBe(f.weights.size);
-  return model;
-}
 
 function img0(t: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.squeeze(tf.slice(t, [0, 0, 0, 0], [1, -1, -1, -1]), [0]));
@@ -32,51 +24,27 @@ const close = (f: Fixture, name: string, actual: tf.Tensor | ArrayLike<number>, 
 
 describeBackend('models-convit: convit_micro parity (timm fixtures)', () => {
   const f = loadFixture('convit_micro');
+  // The comparisons themselves live in test/fixture-checks.ts, shared with mutation.test.ts (which shows that
+  // bugged models fail them).
+  const cmp = () => new FixtureComparison(f, 'assert');
 
   it('forward: patch embedding, position embedding, every block, features, pre-logits, logits', async () => {
     const model = await fixtureModel(f);
-    const x = fixtureTensor(f.get('input_nhwc'));
-    const pe = model.patch_embed.forward(x);
-    await close(f, 'patch_embed_out', pe);
-    const pos = tf.add(pe, model.pos_embed!.value);
-    await close(f, 'pos_embed_out', pos);
-    const r = model.forwardIntermediates(x, { outputFmt: 'NLC', returnPrefixTokens: true });
-    for (let i = 0; i < 4; i++) {
-      const pre = r.prefixTokens![i];
-      const full = pre ? tf.concat([pre, r.intermediates[i]!], 1) : r.intermediates[i]!;
-      await close(f, `block${i}_out`, full);
-      if (pre) full.dispose();
-    }
-    await close(f, 'features', r.features!);
-    const preLogits = model.forwardHead(r.features!, { preLogits: true });
-    await close(f, 'pre_logits', preLogits);
-    const logits = model.forward(x);
-    await close(f, 'logits', logits);
-    tf.dispose([x, pe, pos, r.features!, ...r.intermediates, ...r.prefixTokens!.filter((t): t is tf.Tensor => !!t), preLogits, logits]);
+    await checkForward(model, cmp());
     model.dispose();
   });
 
   it('introspection: gates, GPSA content/positional/mixed maps, MHSA map with the class token', async () => {
     const model = await fixtureModel(f);
-    const x = fixtureTensor(f.get('input_nhwc'));
     const gates = await model.gates();
-    for (let i = 0; i < 3; i++) await close(f, `gating_layer${i}`, gates[i]!);
     expect(gates[3]).toBeNull();
+    const x = fixtureTensor(f.get('input_nhwc'));
     const maps = model.attentionMaps(x);
     expect(maps.map((m) => [m.layer, m.kind, m.numPrefixTokens])).toEqual([
       [0, 'gpsa', 0], [1, 'gpsa', 0], [2, 'gpsa', 0], [3, 'mhsa', 1],
     ]);
-    for (let i = 0; i < 3; i++) {
-      const m = maps[i]!;
-      const mixed0 = img0(m.mixed);
-      const content0 = img0(m.content!);
-      await close(f, `attn_layer${i}_img0`, mixed0);
-      await close(f, `patch_attn_layer${i}_img0`, content0);
-      await close(f, `pos_attn_layer${i}`, m.positional!);
-      tf.dispose([mixed0, content0]);
-    }
-    const mhsa0 = img0(maps[3]!.mixed);
-    await close(f, 'mhsa_attn_layer3_img0', mhsa0);
+    tf.dispose(maps.flatMap((m) => [m.mixed, m.content, m.positional].filter((t): t is tf.Tensor => !!t)));
+    await checkIntrospection(model, cmp());
     // One query, the class-token shift handled inside: row 2, col 5 of layer 3 = token 1 + 2·8 + 5.
     const q = model.attentionMap(x, 3, { row: 2, col: 5 });
     expect(q.shape).toEqual([2, 4, 8, 8]);
@@ -90,37 +58,24 @@ describeBackend('models-convit: convit_micro parity (timm fixtures)', () => {
     const pwant = new Float32Array(4 * 64);
     for (let h = 0; h < 4; h++) for (let k = 0; k < 64; k++) pwant[h * 64 + k] = posFull[(h * 64 + 56) * 64 + k]!;
     await expectClose(pq, pwant, f.atol('pos_attn_layer1'), 'convit_micro/attentionMap(layer 1, positional, row 7, col 0)', [1, 4, 8, 8]);
-    tf.dispose([x, mhsa0, q, q0, pq, ...maps.flatMap((m) => [m.mixed, m.content, m.positional].filter((t): t is tf.Tensor => !!t))]);
+    tf.dispose([x, q, q0, pq]);
     model.dispose();
   });
 
   it("nonlocality both ways: 'block' = nonlocality_ctx_layer{i}, 'patch-embedding' = nonlocality_layer{i}", async () => {
     const model = await fixtureModel(f);
+    await checkNonlocality(model, cmp());
     const x = fixtureTensor(f.get('input_nhwc'));
     const ctx = await model.nonlocality(x);
-    for (let i = 0; i < 3; i++) await close(f, `nonlocality_ctx_layer${i}`, ctx[i]!);
     expect(ctx[3]).not.toBeNull(); // MHSA in context: patch queries/keys only (no fixture value)
-    const official = await model.nonlocality(x, { input: 'patch-embedding' });
-    for (let i = 0; i < 4; i++) await close(f, `nonlocality_layer${i}`, official[i]!);
     x.dispose();
     model.dispose();
   });
 
   it('gradients (loss = Σ logits ⊙ R) match the fixture; an SGD step through GPSA updates and re-caches', async () => {
     const model = await fixtureModel(f);
-    model.train();
-    const x = tf.variable(fixtureTensor(f.get('input_nhwc')), true, 'convit_micro_input');
-    const R = fixtureTensor(f.get('loss_weights'));
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.forward(x), R)) as tf.Scalar);
-    await close(f, 'loss', await value.data(), [1]);
-    await close(f, 'grad_input_nhwc', grads[x.name]!);
+    const { grads, dispose } = await checkGradients(model, cmp());
     const params = new Map(model.namedParameters());
-    for (const name of f.entry.gradient_params as string[]) {
-      const p = params.get(name)!;
-      const g = toTorch(p.layout, grads[p.variable.name]!);
-      await close(f, `grad/${name}`, g);
-      g.dispose();
-    }
     // Every trainable parameter got a gradient (pos_proj.bias: ~0, it cancels in the softmax).
     for (const [name, p] of model.trainableParameters()) expect(grads[p.variable.name], name).toBeDefined();
     // One SGD step on the model's parameters: w ← w − lr·g, gates included.
@@ -145,7 +100,8 @@ describeBackend('models-convit: convit_micro parity (timm fixtures)', () => {
     const before = fixtureTensor(f.get('logits'));
     const moved = tf.max(tf.abs(tf.sub(after, before)));
     expect((await moved.data())[0]).toBeGreaterThan(1e-3);
-    tf.dispose([x, R, value, ...Object.values(grads), xin, after, ref, before, moved]);
+    dispose();
+    tf.dispose([xin, after, ref, before, moved]);
     opt.dispose();
     rebuilt.dispose();
     model.dispose();

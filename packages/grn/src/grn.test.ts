@@ -131,6 +131,33 @@ describeBackend('@softbias/grn', () => {
     });
   });
 
+  it('eps 1e-6 sits where timm puts it (Gx / (mean_c Gx + eps)): seen at activations of scale 1e-7, where a GRN without eps fails', async () => {
+    // At this scale mean_c Gx ≈ 3e-7 is comparable with eps, so the eps changes Nx by ~4× (at O(1) activations,
+    // as in the convnextv2_micro fixture, it changes the output by ~1e-7 relative: below float32 drift there).
+    const { x, gamma } = setup(7);
+    const tiny = x.map((v) => v * 1e-7);
+    const beta = new Float64Array(C); // β = 0 so the γ·x·Nx term is not swamped
+    const ref = grnF64(tiny, B, P, C, gamma, beta, null, false);
+    let maxRef = 0;
+    for (const v of ref) maxRef = Math.max(maxRef, Math.abs(v));
+    const atol = 1e-5 * maxRef; // float32 relative rounding is ~1e-7
+    const sd = { weight: { data: f32(gamma), shape: [C] }, bias: { data: f32(beta), shape: [C] } };
+    const xt = tf.tensor4d(f32(tiny), [B, H, W, C]);
+    for (const eps of [1e-6, 0]) {
+      const m = new Grn(C, eps);
+      m.loadStateDict(sd);
+      const y = m.forward(xt);
+      const d = await y.data();
+      let worst = 0;
+      for (let i = 0; i < d.length; i++) worst = Math.max(worst, Math.abs(d[i]! - ref[i]!));
+      if (eps === 1e-6) await expectClose(d, ref, atol, 'grn/tiny-activations');
+      else expect(worst, 'a GRN without eps must fail this comparison').toBeGreaterThan(100 * atol);
+      y.dispose();
+      m.dispose();
+    }
+    xt.dispose();
+  });
+
   it('grn gradients (x, γ, β) match finite differences of the float64 definition', async () => {
     const { x, gamma, beta, r } = setup(2);
     const dx = fdGrad(x, (t) => grnF64(t, B, P, C, gamma, beta, null, false), r);

@@ -5,20 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend, currentBackend, expectClose, loadFixture, fixtureTensor, type Fixture } from '@softbias/test-utils';
-import { serializeSafetensors, toTorch } from '@softbias/tensor-ops';
-import { createModel, loadModel, type ConvNeXtV2 } from './index.js';
-
-function modelFor(f: Fixture): ConvNeXtV2 {
-  const c = f.config;
-  return createModel('convnextv2_custom', {
-    depths: c.depths,
-    dims: c.dims,
-    numClasses: c.num_classes,
-    inChans: c.in_chans,
-    convMlp: c.conv_mlp,
-  });
-}
+import { describeBackend, currentBackend, expectClose, loadFixture, fixtureTensor, FixtureComparison, type Fixture } from '@softbias/test-utils';
+import { serializeSafetensors } from '@softbias/tensor-ops';
+import { createModel, loadModel } from './index.js';
+import { modelFor, checkForward, checkGradients } from '../test/fixture-checks.js';
 
 /** The fixture's weights under the official names and shapes (manifest `official_key_map`). */
 function officialStateDict(f: Fixture): Map<string, { data: Float32Array; shape: number[] }> {
@@ -29,14 +19,6 @@ function officialStateDict(f: Fixture): Map<string, { data: Float32Array; shape:
     out.set(v.official_key, { data: w.data, shape: v.official_shape });
   }
   return out;
-}
-
-/** NHWC tensor → NCHW data. */
-async function nchw(t: tf.Tensor): Promise<Float32Array> {
-  const p = tf.transpose(t, [0, 3, 1, 2]);
-  const d = (await p.data()) as Float32Array;
-  p.dispose();
-  return d;
 }
 
 /** Mean / population std over everything, and per (image, channel) over H, W, in float64. */
@@ -66,49 +48,20 @@ function stats(data: Float32Array, shape: number[]) {
 describeBackend('convnextv2_micro parity (timm reference)', () => {
   const f = loadFixture('convnextv2_micro');
 
+  // The comparisons live in test/fixture-checks.ts, shared with mutation.test.ts (bugged models must fail them).
   it('stem, every stage output, pooled, pre-logits, logits', async () => {
     const model = modelFor(f);
     const r = await model.loadWeights(f.weights);
     expect(r.naming).toBe('timm');
     expect(r.loaded.length).toBe(f.weights.size);
-    const x = fixtureTensor(f.get('input_nhwc'));
-    const stem = model.stem.forward(x);
-    await expectClose(await nchw(stem), f.get('stem_out').data, f.atol('stem_out'), 'convnextv2_micro/stem_out');
-    const { intermediates, features } = model.forwardIntermediates(x);
-    for (let i = 0; i < 4; i++) {
-      const name = `stage${i}_out_nhwc`;
-      await expectClose(intermediates[i]!, f.get(name).data, f.atol(name), `convnextv2_micro/${name}`, f.get(name).shape);
-    }
-    const pooled = tf.mean(features!, [1, 2]);
-    await expectClose(pooled, f.get('pooled').data, f.atol('pooled'), 'convnextv2_micro/pooled');
-    const pre = model.forwardHead(features!, { preLogits: true });
-    await expectClose(pre, f.get('pre_logits').data, f.atol('pre_logits'), 'convnextv2_micro/pre_logits', [2, 128]);
-    const logits = model.forward(x);
-    await expectClose(logits, f.get('logits').data, f.atol('logits'), 'convnextv2_micro/logits', [2, 10]);
-    tf.dispose([x, stem, ...intermediates, features!, pooled, pre, logits]);
+    await checkForward(model, new FixtureComparison(f, 'assert'));
     model.dispose();
   });
 
   it('loss and gradients (input and the six fixture parameters)', async () => {
     const model = modelFor(f);
     await model.loadWeights(f.weights);
-    const x = fixtureTensor(f.get('input_nhwc'));
-    const R = fixtureTensor(f.get('loss_weights'));
-    const params = new Map(model.namedParameters());
-    const lossFn = () => tf.sum(tf.mul(model.forward(x), R)) as tf.Scalar;
-    const { value, grads } = tf.variableGrads(lossFn);
-    await expectClose(value, f.get('loss').data, f.atol('loss'), 'convnextv2_micro/loss');
-    for (const key of f.entry.gradient_params as string[]) {
-      const p = params.get(key)!;
-      const g = toTorch(p.layout, grads[p.variable.name]!);
-      const ref = f.get(`grad/${key}`);
-      await expectClose(g, ref.data, f.atol(`grad/${key}`), `convnextv2_micro/grad/${key}`, ref.shape);
-      g.dispose();
-    }
-    const gx = tf.grad((inp: tf.Tensor) => tf.sum(tf.mul(model.forward(inp), R)))(x);
-    const ref = f.get('grad_input_nhwc');
-    await expectClose(gx, ref.data, f.atol('grad_input_nhwc'), 'convnextv2_micro/grad_input_nhwc', ref.shape);
-    tf.dispose([x, R, value, gx, ...Object.values(grads)]);
+    await checkGradients(model, new FixtureComparison(f, 'assert'));
     model.dispose();
   });
 

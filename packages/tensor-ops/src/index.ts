@@ -26,6 +26,7 @@ export {
 } from './module.js';
 export { type ParamLayout, toTorch, fromTorch, torchShape, tensorFromTorchData } from './layout.js';
 export { Rng } from './rng.js';
+export { crc32 } from './crc32.js';
 export { truncNormal, normal, uniform, zeros, ones, constant } from './init.js';
 export {
   parseSafetensors,

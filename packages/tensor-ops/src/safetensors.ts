@@ -92,6 +92,11 @@ export class SafetensorsFile {
     return this.entries.size;
   }
 
+  /** The data section as stored (a view, not a copy): every tensor's bytes in file order, for checksums. */
+  dataSection(): Uint8Array {
+    return this.bytes.subarray(this.dataStart);
+  }
+
   /** The architecture config stored by `saveWeights` (`__metadata__.config` as JSON), if any. */
   config<T = Record<string, unknown>>(): T | undefined {
     const c = this.metadata['config'];
@@ -417,22 +422,98 @@ export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Node only: write bytes atomically (temporary file in the same folder, fsync, rename). */
+/**
+ * Node only: write bytes atomically (temporary file in the same folder, fsync, rename, fsync of the folder).
+ *
+ * - A symbolic link is written through: its target is replaced, the link stays (a dangling link creates its
+ *   target). Anything else that is not a regular file (a folder, a FIFO, a device) is refused.
+ * - Temporary files left next to the target by an interrupted write (`<name>.tmp-<pid>-…` of a process that no
+ *   longer runs) are removed.
+ */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
   if (!isNodeRuntime) throw new Error('writeFileAtomic: file paths exist only in Node; use the bytes instead');
   const fs = await import(/* @vite-ignore */ 'node:fs/promises');
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  const { dirname, basename, join, resolve } = await import(/* @vite-ignore */ 'node:path');
+  const codeOf = (e: unknown) => (e as { code?: unknown }).code;
+  // Follow symbolic links to the file that is really written.
+  let target = path;
+  for (let hops = 0; ; hops++) {
+    let st;
+    try {
+      st = await fs.lstat(target);
+    } catch (e) {
+      if (codeOf(e) === 'ENOENT') break;
+      throw e;
+    }
+    if (st.isSymbolicLink()) {
+      if (hops >= 40) throw new Error(`writeFileAtomic: too many levels of symbolic links at ${path}`);
+      target = resolve(dirname(target), await fs.readlink(target));
+      continue;
+    }
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw new Error(`writeFileAtomic: ${path}${target !== path ? ` (→ ${target})` : ''} is ${kind}, not a regular file: refusing to replace it`);
+    }
+    break;
+  }
+  const dir = dirname(target);
+  const prefix = `${basename(target)}.tmp-`;
+  await removeStaleTemporaries(fs, dir, prefix, join);
+  const tmp = `${target}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   try {
-    const fh = await fs.open(tmp, 'w');
+    const fh = await fs.open(tmp, 'wx');
     try {
       await fh.writeFile(bytes);
       await fh.sync();
     } finally {
       await fh.close();
     }
-    await fs.rename(tmp, path);
+    await fs.rename(tmp, target);
   } catch (e) {
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw e;
+  }
+  // Make the rename itself durable (best effort: not every file system lets a folder be fsynced).
+  try {
+    const dh = await fs.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    /* ignore */
+  }
+}
+
+/** Remove `<prefix><pid>-…` files whose writing process is gone (a write interrupted by SIGKILL or a crash). */
+async function removeStaleTemporaries(
+  fs: typeof import('node:fs/promises'),
+  dir: string,
+  prefix: string,
+  join: (...p: string[]) => string,
+): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return; // the write itself reports a missing folder
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-\d+-[a-z0-9]*$/.exec(name.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    await fs.rm(join(dir, name), { force: true }).catch(() => {});
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code === 'EPERM';
   }
 }

@@ -14,9 +14,9 @@ import { crossEntropy } from './loss.js';
 import { clipGradNorm } from './clip.js';
 import { Mixup, type MixupOptions } from './mixup.js';
 import { ModelEma, type EmaOptions } from './ema.js';
-import { CheckpointError, checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointError, causeMessage, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { type FitProgress, type ProgressMode, type ProgressOutput, ProgressPrinter, defaultOutput } from './progress.js';
-import { parseSafetensors, readBytes } from '@softbias/tensor-ops';
+import { readBytes } from '@softbias/tensor-ops';
 
 /** A batch: images and int32 labels. */
 export interface TrainBatch {
@@ -110,13 +110,6 @@ export interface FitResult {
 function errorCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown } | null)?.code ?? (e as { cause?: { code?: unknown } } | null)?.cause?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-/** The underlying message (a read error's system message, without the wrapper's prefix). */
-function causeMessage(e: unknown): string {
-  const cause = (e as { cause?: unknown } | null)?.cause;
-  if (cause instanceof Error && errorCode(cause)) return cause.message;
-  return e instanceof Error ? e.message.replace(/^safetensors: /, '') : String(e);
 }
 
 const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
@@ -221,11 +214,9 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     if (bytes) {
       let meta: CheckpointMeta;
       try {
-        const file = parseSafetensors(bytes);
-        checkpointMeta(file);
-        meta = await loadCheckpoint(file, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+        meta = await loadCheckpoint(bytes, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
       } catch (e) {
-        throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
+        throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${e instanceof CheckpointError ? e.detail : causeMessage(e)}`, e);
       }
       step = meta.step;
       if (meta.sampler !== undefined) data.setState(meta.sampler);

@@ -11,6 +11,7 @@ export {
   saveCheckpoint,
   loadCheckpoint,
   checkpointMeta,
+  verifyCheckpointData,
   weightsFromCheckpoint,
   moduleRngs,
   type TrainingState,

@@ -41,7 +41,10 @@ export interface AttentionResult {
 
 export interface AttentionCoreOptions {
   strategy: AttentionStrategy;
-  /** Applied to the attention probabilities (attention dropout); identity when omitted. */
+  /**
+   * Applied to the attention probabilities (attention dropout); identity when omitted. Pass it only while
+   * dropout is active: without it the batched path takes {@link scaledDotAttention} (a leaner gradient).
+   */
   dropAttn?: (a: tf.Tensor) => tf.Tensor;
   /** Also return the attention probabilities. */
   returnAttention?: boolean;
@@ -88,9 +91,13 @@ export function attentionFromQkv(
     if (opts.returnAttention) attn = tf.reshape(tf.stack(maps), [B, heads, N, N]) as tf.Tensor4D;
   } else {
     const k = toHeads(k3);
-    const a = drop(tf.softmax(tf.matMul(q, k, false, true))) as tf.Tensor4D;
-    if (opts.returnAttention) attn = a;
-    o = tf.matMul(a, v);
+    if (opts.returnAttention || opts.dropAttn) {
+      const a = drop(tf.softmax(tf.matMul(q, k, false, true))) as tf.Tensor4D;
+      if (opts.returnAttention) attn = a;
+      o = tf.matMul(a, v);
+    } else {
+      o = scaledDotAttention(q, k, v, 1); // q is already scaled
+    }
   }
   const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * N, C]) as tf.Tensor2D;
   return attn ? { out, attn } : { out };
@@ -113,4 +120,85 @@ export function joinPrefix(prefix: tf.Tensor3D | null, patches: tf.Tensor): tf.T
 
 export function checkPositiveInt(what: string, name: string, v: number): void {
   if (!Number.isInteger(v) || v < 1) throw new RangeError(`${what}: ${name} must be a positive integer, got ${v}`);
+}
+
+/** GPSA's gated mix of the content softmax with a positional attention (see {@link scaledDotAttention}). */
+export interface AttentionMix {
+  /** 1 − σ(λ), broadcastable against [B, heads, N, N] (e.g. [heads, 1, 1]). */
+  keep: tf.Tensor;
+  /** σ(λ) · positional attention, broadcastable against [B, heads, N, N] (e.g. [heads, N, N]). */
+  gated: tf.Tensor;
+}
+
+/**
+ * Batched scaled dot-product attention on [B, heads, N, hd] tensors, with a hand-written gradient that saves
+ * only q, k, v and the softmax c (and, when mixed, its row sums): o = p·v with c = softmax(scale·q·kᵀ) and
+ * p = c, or GPSA's p = (c·keep + gated) / Σ_k(c·keep + gated) when `mix` is given. The forward is the same
+ * sequence of tfjs ops as the op-by-op version (same numbers); the backward is
+ *   dv = pᵀ·do, dp = do·vᵀ,
+ *   (mixed) da = (dp − Σ_k dp·p) / z, dkeep = Σ da·c, dgated = Σ_batch da, dc = keep·da,
+ *   ds = c·(dc − Σ_k dc·c), dq = scale·ds·k, dk = scale·dsᵀ·q,
+ * so the tape holds 4–5 tensors per attention instead of every intermediate (the [B, heads, N, N] ones
+ * dominate a ConViT training step's memory). Not for attention dropout (apply it op by op instead).
+ */
+export function scaledDotAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mix?: AttentionMix): tf.Tensor {
+  const scores = (qq: tf.Tensor, kk: tf.Tensor) => {
+    const s = tf.matMul(qq, kk, false, true);
+    return scale === 1 ? s : tf.mul(s, scale);
+  };
+  if (!mix) {
+    const f = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
+      const c = tf.softmax(scores(qq, kk));
+      save([qq, kk, vv, c]);
+      return {
+        value: tf.matMul(c, vv),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const [sq, sk, sv, sc] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+          const dout = dy as tf.Tensor;
+          const dv = tf.matMul(sc, dout, true, false);
+          const dc = tf.matMul(dout, sv, false, true);
+          const ds = softmaxBackward(sc, dc, scale);
+          return [tf.matMul(ds, sk), tf.matMul(ds, sq, true, false), dv];
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return f(q, k, v);
+  }
+  const f = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, keep: tf.Tensor, gated: tf.Tensor, save: tf.GradSaveFunc) => {
+    const c = tf.softmax(scores(qq, kk));
+    const a = tf.add(tf.mul(c, keep), gated);
+    const z = tf.sum(a, -1, true);
+    const p = tf.div(a, z);
+    save([qq, kk, vv, keep, gated, c, z]);
+    return {
+      value: tf.matMul(p, vv),
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+        const [sq, sk, sv, skeep, sgated, sc, sz] = saved as tf.Tensor[];
+        const dout = dy as tf.Tensor;
+        const pp = tf.div(tf.add(tf.mul(sc!, skeep!), sgated!), sz!);
+        const dv = tf.matMul(pp, dout, true, false);
+        const dp = tf.matMul(dout, sv!, false, true);
+        const da = tf.div(tf.sub(dp, tf.sum(tf.mul(dp, pp), -1, true)), sz!);
+        const dkeep = reduceTo(tf.mul(da, sc!), skeep!.shape);
+        const dgated = reduceTo(da, sgated!.shape);
+        const ds = softmaxBackward(sc!, tf.mul(da, skeep!), scale);
+        return [tf.matMul(ds, sk!), tf.matMul(ds, sq!, true, false), dv, dkeep, dgated];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(q, k, v, mix.keep, mix.gated);
+}
+
+/** scale · c·(dc − Σ_k dc·c): the gradient of scale·x ↦ softmax over the last axis, from its output c. */
+function softmaxBackward(c: tf.Tensor, dc: tf.Tensor, scale: number): tf.Tensor {
+  const ds = tf.mul(c, tf.sub(dc, tf.sum(tf.mul(dc, c), -1, true)));
+  return scale === 1 ? ds : tf.mul(ds, scale);
+}
+
+/** Sum a gradient over the axes it was broadcast along, back to `shape` (NumPy broadcasting rules). */
+function reduceTo(g: tf.Tensor, shape: number[]): tf.Tensor {
+  const lead = g.rank - shape.length;
+  const axes: number[] = [];
+  for (let i = 0; i < g.rank; i++) if (i < lead || (shape[i - lead] === 1 && g.shape[i] !== 1)) axes.push(i);
+  return tf.reshape(axes.length ? tf.sum(g, axes) : g, shape);
 }

@@ -14,4 +14,10 @@ export {
   type FeedForwardPatchesSpec,
   type MixerContext,
 } from './factory.js';
-export { PER_HEAD_MIN_TOKENS, PER_HEAD_MAX_PAIRS, type AttentionStrategy } from './core.js';
+export {
+  PER_HEAD_MIN_TOKENS,
+  PER_HEAD_MAX_PAIRS,
+  scaledDotAttention,
+  type AttentionMix,
+  type AttentionStrategy,
+} from './core.js';

@@ -76,7 +76,11 @@ export class Mhsa extends TokenMixer {
     const qkv = this.qkv.forward(tf.reshape(tokens, [B * N, this.dim])) as tf.Tensor2D;
     return attentionFromQkv(qkv, B, N, this.numHeads, {
       strategy: this.strategy,
-      ...(returnAttention ? { returnAttention } : { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }),
+      ...(returnAttention
+        ? { returnAttention }
+        : this.attnDrop.training && this.attnDrop.p > 0
+          ? { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }
+          : {}),
     });
   }
 }

@@ -99,7 +99,11 @@ export class WindowAttention extends TokenMixer {
     const qkv = this.qkv.forward(tf.reshape(win, [B * rows * cols, C])) as tf.Tensor2D;
     return attentionFromQkv(qkv, B * numWindows, s * s, this.numHeads, {
       strategy: this.strategy,
-      ...(returnAttention ? { returnAttention } : { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }),
+      ...(returnAttention
+        ? { returnAttention }
+        : this.attnDrop.training && this.attnDrop.p > 0
+          ? { dropAttn: (a: tf.Tensor) => this.attnDrop.forward(a) }
+          : {}),
     });
   }
 

@@ -24,6 +24,7 @@ import {
   TokenMixer,
   checkMixerInput,
   nonlocality,
+  scaledDotAttention,
 } from '@softbias/attention';
 import { relativeIndices } from './relative.js';
 
@@ -296,9 +297,15 @@ export class Gpsa extends TokenMixer {
     if (this.resolvedStrategy(N) === 'batched') {
       const q = this.toHeads(tf.slice(qk, [0, 0], [B * N, C]), B, N);
       const k = this.toHeads(tf.slice(qk, [0, C], [B * N, C]), B, N);
-      const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
-      const attn = this.attn_drop.forward(this.mix(content, pos.keep, pos.gated));
-      const out = tf.matMul(attn, this.toHeads(v, B, N)); // [B, H, N, hd]
+      let out: tf.Tensor; // [B, H, N, hd]
+      if (this.attn_drop.training && this.attn_drop.p > 0) {
+        const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
+        const attn = this.attn_drop.forward(this.mix(content, pos.keep, pos.gated));
+        out = tf.matMul(attn, this.toHeads(v, B, N));
+      } else {
+        // The same ops, with a gradient that keeps only q, k, v, the content softmax and its mixed row sums.
+        out = scaledDotAttention(q, k, this.toHeads(v, B, N), this.scale, { keep: pos.keep, gated: pos.gated });
+      }
       o = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * N, C]);
     } else {
       const ph = pos.perHead ?? this.perHeadTerms(pos);

@@ -17,7 +17,8 @@ commands
              --heads ${DEMO_DEFAULTS.numHeads}  --gpsa-layers ${DEMO_DEFAULTS.localUpToLayer}  --batch-size ${DEMO_DEFAULTS.batchSize}  --seed 0
   train      --model NAME [--set key=value ...] [--data fashion-mnist|fashion-mnist-embedded|fashion-mnist-full|cifar10|folder]
              [--data-dir DIR] [--fraction F] [--epochs N] [--batch-size B] [--lr LR] [--weight-decay WD]
-             [--out DIR] [--resume]   (checkpoints every epoch; Ctrl-C saves and stops; --resume continues)
+             [--out DIR] [--resume [--allow-settings-change]]   (checkpoints every epoch; Ctrl-C saves and stops,
+             exit 130; --resume continues, refusing settings other than the checkpoint's unless allowed)
   eval       --weights FILE [--data ...] [--data-dir DIR]      top-1/top-5 and the confusion matrix
   inspect    --weights FILE | --model NAME [--set key=value]   parameters, MACs, gates, nonlocality
   bench      --model NAME [--set key=value] [--batch 1,8] [--runs N] [--threads T]
@@ -79,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
       lr: { type: 'string' },
       'weight-decay': { type: 'string' },
       resume: { type: 'boolean' },
+      'allow-settings-change': { type: 'boolean' },
       weights: { type: 'string' },
       batch: { type: 'string' },
       runs: { type: 'string' },
@@ -133,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
           out: values.out ?? 'out/train',
           backend,
           resume: values.resume ?? false,
+          allowSettingsChange: values['allow-settings-change'] ?? false,
           progress,
         },
         log,

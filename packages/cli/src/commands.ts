@@ -100,6 +100,8 @@ export interface TrainArgs extends DataChoice {
   out: string;
   backend: BackendRequest;
   resume: boolean;
+  /** Resume even though the settings differ from the checkpoint's (listed in a warning). */
+  allowSettingsChange?: boolean;
   progress: 'bar' | 'lines' | 'none';
 }
 
@@ -140,6 +142,7 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<voi
       evaluate: { data: () => new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches() },
       checkpoint: { path: join(out, 'checkpoint.safetensors'), everyEpochs: 1 },
       resume: a.resume,
+      allowSettingsChange: a.allowSettingsChange ?? false,
       log: join(out, 'log.jsonl'),
       progress: a.progress,
       signal: controller.signal,

@@ -44,6 +44,8 @@ export interface TrainingState {
   sampler?: unknown;
   /** Anything else (JSON): history, config… */
   extra?: Record<string, unknown>;
+  /** The run's settings (JSON), compared by `fit` on resume. */
+  settings?: Record<string, unknown>;
 }
 
 export interface CheckpointMeta {
@@ -56,6 +58,8 @@ export interface CheckpointMeta {
   extra?: Record<string, unknown>;
   /** CRC-32 of the data section (every tensor's stored bytes in file order); absent in older checkpoints. */
   dataCrc32?: number;
+  /** The run's settings (`fit` stores epochs, optimizer, schedule, mixup, EMA, parameter shapes…); absent in older checkpoints. */
+  settings?: Record<string, unknown>;
 }
 
 /** A checkpoint that cannot be read, verified or restored; `path` names the file (or source). */
@@ -142,6 +146,7 @@ export async function checkpointBytes(state: TrainingState): Promise<Uint8Array>
   for (const [k, r] of rngs) meta.rngs[k] = r.getState().map((v, i) => (i < 4 ? v >>> 0 : Number.isNaN(v) ? null : v));
   if (state.sampler !== undefined) meta.sampler = state.sampler;
   if (state.extra !== undefined) meta.extra = state.extra;
+  if (state.settings !== undefined) meta.settings = state.settings;
   meta.dataCrc32 = dataCrc(tensors);
   return serializeSafetensors(tensors, { metadata: { format: CHECKPOINT_FORMAT, [META_KEY]: JSON.stringify(meta) } });
 }
@@ -203,6 +208,7 @@ export function checkpointMeta(file: SafetensorsFile, name?: string): Checkpoint
   if (meta.ema !== undefined) {
     if (!isObject(meta.ema) || !isCount(meta.ema.updates)) fail(`'ema.updates' must be a non-negative integer, got ${JSON.stringify((meta.ema as { updates?: unknown } | null)?.updates)}`);
   }
+  if (meta.settings !== undefined && !isObject(meta.settings)) fail(`'settings' must be an object`);
   if (meta.dataCrc32 !== undefined && !(isCount(meta.dataCrc32) && meta.dataCrc32 <= 0xffffffff)) fail(`'dataCrc32' must be a 32-bit unsigned integer, got ${JSON.stringify(meta.dataCrc32)}`);
   return meta;
 }

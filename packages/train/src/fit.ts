@@ -14,9 +14,9 @@ import { crossEntropy } from './loss.js';
 import { clipGradNorm } from './clip.js';
 import { Mixup, type MixupOptions } from './mixup.js';
 import { ModelEma, type EmaOptions } from './ema.js';
-import { CheckpointError, causeMessage, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointError, causeMessage, checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
 import { type FitProgress, type ProgressMode, type ProgressOutput, ProgressPrinter, defaultOutput } from './progress.js';
-import { readBytes } from '@softbias/tensor-ops';
+import { parseSafetensors, readBytes } from '@softbias/tensor-ops';
 
 /** A batch: images and int32 labels. */
 export interface TrainBatch {
@@ -89,8 +89,20 @@ export interface FitOptions {
   logEverySteps?: number;
   /** Atomic checkpoints: every `everySteps` updates, every `everyEpochs` epochs (default 1), and on abort. */
   checkpoint?: { path: string; everySteps?: number; everyEpochs?: number };
-  /** Resume from a checkpoint: a path, or true for `checkpoint.path` when it exists. */
+  /**
+   * Resume from a checkpoint: a path, or true for `checkpoint.path` when it exists (only a missing file starts
+   * afresh; any other failure to read it is an error).
+   */
   resume?: string | boolean;
+  /**
+   * Resuming with settings that differ from the checkpoint's (epochs, batches per epoch, optimizer, schedule,
+   * label smoothing, clipping, mixup, EMA, seed, the model's parameter names and shapes) is refused, with the
+   * differences listed. `true` accepts the change deliberately (a warning lists it; an EMA turned on starts from
+   * the resumed weights). Parameters must still match to load.
+   */
+  allowSettingsChange?: boolean;
+  /** Warnings (a deliberate settings change, a checkpoint without stored settings). Default: the progress output, or `console.warn` with progress 'none'. */
+  onWarning?: (message: string) => void;
   progress?: ProgressMode;
   output?: ProgressOutput;
 }
@@ -110,6 +122,59 @@ export interface FitResult {
 function errorCode(e: unknown): string | undefined {
   const code = (e as { code?: unknown } | null)?.code ?? (e as { cause?: { code?: unknown } } | null)?.cause?.code;
   return typeof code === 'string' ? code : undefined;
+}
+
+/** What a run was configured with, as JSON: stored in checkpoints and compared on resume. */
+function runSettings(
+  opts: FitOptions,
+  optimizer: AdamW,
+  baseLr: number,
+  perEpoch: number,
+  smoothing: number,
+  ema: ModelEma | undefined,
+): Record<string, unknown> {
+  const c = optimizer.config();
+  const sched = opts.schedule;
+  const settings = {
+    epochs: opts.epochs,
+    batchesPerEpoch: perEpoch,
+    optimizer: { lr: baseLr, weightDecay: c.weightDecay, betas: c.betas, eps: c.eps },
+    schedule:
+      typeof sched === 'function' ? 'custom' : { warmupEpochs: sched?.warmupEpochs ?? 0, warmupInitLr: sched?.warmupInitLr ?? 0, minLr: sched?.minLr ?? 0 },
+    labelSmoothing: smoothing,
+    clipGradNorm: opts.clipGradNorm ?? null,
+    mixup: opts.mixup ?? null,
+    ema: ema ? { decay: ema.decay, warmup: ema.warmup } : null,
+    seed: opts.seed ?? 0,
+    parameters: Object.fromEntries(opts.model.namedParameters().map(([n, p]) => [n, p.torchShape])),
+  };
+  return JSON.parse(JSON.stringify(settings)) as Record<string, unknown>;
+}
+
+/** Differences between stored and current settings, one line each ('key: A in the checkpoint, B now'). */
+export function settingsDifferences(stored: Record<string, unknown>, now: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (isObj(a) && isObj(b)) {
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[k], b[k], path ? `${path}.${k}` : k);
+      return;
+    }
+    const ja = JSON.stringify(a);
+    const jb = JSON.stringify(b);
+    if (ja === jb) return;
+    if (a === undefined) out.push(`${path}: not in the checkpoint, ${jb} now`);
+    else if (b === undefined) out.push(`${path}: ${ja} in the checkpoint, absent now`);
+    else out.push(`${path}: ${ja} in the checkpoint, ${jb} now`);
+  };
+  walk(stored, now, '');
+  return out;
+}
+
+function listLines(lines: string[], max = 12): string {
+  const shown = lines.slice(0, max).map((l) => `  ${l}`);
+  if (lines.length > max) shown.push(`  … and ${lines.length - max} more`);
+  return shown.join('\n');
 }
 
 const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
@@ -173,7 +238,9 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   const forward = opts.forward ?? defaultForward(model);
   const perEpoch = data.batchesPerEpoch;
   const totalSteps = epochs * perEpoch;
+  const ownsOptimizer = !(opts.optimizer instanceof AdamW);
   const optimizer = opts.optimizer instanceof AdamW ? opts.optimizer : new AdamW(model, { weightDecay: 0.05, ...(opts.optimizer ?? {}) });
+  const baseLr = optimizer.lr;
   const schedule: LrSchedule =
     typeof opts.schedule === 'function'
       ? opts.schedule
@@ -192,6 +259,18 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   const printer = new ProgressPrinter(opts.progress ?? 'auto', opts.output ?? defaultOutput(), perEpoch);
   const ckpt = opts.checkpoint;
   const rngs = mixup ? { mixup: mixup.rng } : undefined;
+  const settings = runSettings(opts, optimizer, baseLr, perEpoch, smoothing, ema);
+  const warn = (message: string) => {
+    log.write({ type: 'warning', message });
+    if (opts.onWarning) opts.onWarning(message);
+    else if (printer.mode === 'none') console.warn(`fit: ${message}`);
+    else printer.message(`warning: ${message}`);
+  };
+  /** Free what fit created when it fails before returning it. */
+  const disposeOwned = () => {
+    if (ownsOptimizer) optimizer.dispose();
+    ema?.dispose();
+  };
 
   let step = 0;
   let history: EpochRecord[] = [];
@@ -209,13 +288,40 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     try {
       bytes = await readBytes(resumePath);
     } catch (e) {
-      if (!(opts.resume === true && errorCode(e) === 'ENOENT')) throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
+      if (!(opts.resume === true && errorCode(e) === 'ENOENT')) {
+        disposeOwned();
+        throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
+      }
     }
     if (bytes) {
       let meta: CheckpointMeta;
       try {
-        meta = await loadCheckpoint(bytes, { model, optimizer, ...(ema ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+        const file = parseSafetensors(bytes);
+        meta = checkpointMeta(file);
+        const stored = meta.settings;
+        if (stored === undefined) {
+          warn(`${resumePath} holds no run settings (written by an older version): resuming without checking that epochs, optimizer, mixup, EMA and the model match`);
+        } else {
+          const diff = settingsDifferences(stored, settings);
+          if (diff.length && !opts.allowSettingsChange) {
+            throw new CheckpointError(
+              resumePath,
+              `fit: cannot resume from ${resumePath}: the run's settings differ from the checkpoint's:\n${listLines(diff)}\n` +
+                `Use the checkpoint's settings, or pass allowSettingsChange: true (softbias train --allow-settings-change) to change them deliberately.`,
+            );
+          }
+          if (diff.length) warn(`resuming ${resumePath} with changed settings:\n${listLines(diff)}`);
+        }
+        // An EMA turned on deliberately starts from the resumed weights.
+        const emaFresh = Boolean(ema && !meta.ema && opts.allowSettingsChange);
+        meta = await loadCheckpoint(file, { model, optimizer, ...(ema && !emaFresh ? { ema } : {}), ...(rngs ? { rngs } : {}) });
+        if (ema && emaFresh) {
+          const vars = new Map(model.namedParameters().map(([n, p]) => [n, p.variable] as const));
+          for (const n of [...ema.shadow.keys()]) ema.setShadow(n, tf.keep(tf.clone(vars.get(n)!)));
+        }
       } catch (e) {
+        disposeOwned();
+        if (e instanceof CheckpointError && e.path === resumePath) throw e;
         throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${e instanceof CheckpointError ? e.detail : causeMessage(e)}`, e);
       }
       step = meta.step;
@@ -237,6 +343,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
       ...(rngs ? { rngs } : {}),
       step,
       sampler: data.getState(),
+      settings,
       extra: { history, epochLossSum, epochLossCount, epochs },
     });
     log.write({ type: 'checkpoint', step, epoch: data.epoch, position: data.position, reason, path: ckpt.path });

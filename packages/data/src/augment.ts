@@ -8,7 +8,11 @@ import type { Rng } from '@softbias/tensor-ops';
 export type CropSpec =
   /** torchvision `RandomCrop(size, padding)`: pad by `padding` (zeros, or reflection), crop a random window back. */
   | { kind: 'pad-crop'; padding: number; fill?: 'zero' | 'reflect' }
-  /** torchvision `RandomResizedCrop`: random area fraction in `scale`, aspect ratio in `ratio`, bilinear resize. */
+  /**
+   * torchvision `RandomResizedCrop`'s box (`get_params`: random area fraction in `scale`, aspect ratio in `ratio`),
+   * then a bilinear resize WITHOUT antialiasing (torchvision's `antialias=False`; torchvision ≥ 0.17 antialiases by
+   * default, which differs only when the crop is larger than the output, i.e. when downscaling).
+   */
   | { kind: 'random-resized-crop'; scale?: readonly [number, number]; ratio?: readonly [number, number] };
 
 export interface AugmentOptions {
@@ -31,7 +35,17 @@ export interface CropBox {
   width: number;
 }
 
-/** torchvision's `RandomResizedCrop.get_params`: up to 10 tries, then a centred crop with the ratio clamped. */
+/** Python's `round` (half to even), which torchvision's `int(round(...))` uses. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * torchvision's `RandomResizedCrop.get_params`: up to 10 tries of area ~ U(scale)·H·W and aspect ratio
+ * exp(U(log ratio)), sides rounded half to even (Python's `round`), kept if they fit; top then left uniform
+ * among the positions; after 10 misses a centred crop with the ratio clamped to `ratio` (or the whole image).
+ */
 export function randomResizedCropBox(
   H: number,
   W: number,
@@ -47,8 +61,8 @@ export function randomResizedCropBox(
   for (let attempt = 0; attempt < 10; attempt++) {
     const target = area * (scale[0] + (scale[1] - scale[0]) * rng.random());
     const aspect = Math.exp(logR0 + (logR1 - logR0) * rng.random());
-    const w = Math.round(Math.sqrt(target * aspect));
-    const h = Math.round(Math.sqrt(target / aspect));
+    const w = roundHalfEven(Math.sqrt(target * aspect));
+    const h = roundHalfEven(Math.sqrt(target / aspect));
     if (w > 0 && w <= W && h > 0 && h <= H) {
       const top = rng.int(H - h + 1);
       const left = rng.int(W - w + 1);
@@ -60,10 +74,10 @@ export function randomResizedCropBox(
   let h: number;
   if (inRatio < ratio[0]) {
     w = W;
-    h = Math.round(w / ratio[0]);
+    h = roundHalfEven(w / ratio[0]);
   } else if (inRatio > ratio[1]) {
     h = H;
-    w = Math.round(h * ratio[1]);
+    w = roundHalfEven(h * ratio[1]);
   } else {
     w = W;
     h = H;

@@ -1,14 +1,28 @@
 /**
- * Exponential moving average of a model's parameters (timm `ModelEmaV2`): after each update,
- * ema ← decay · ema + (1 − decay) · θ. With `warmup`, the decay used at update t is min(decay, (1 + t) / (10 + t)).
+ * Exponential moving average of a model's parameters, as timm's `ModelEmaV2` / `ModelEmaV3`:
+ * after each update, ema ← d · ema + (1 − d) · θ, starting from a copy of the model.
+ * - Without `warmup` (timm `ModelEmaV2`, or `ModelEmaV3` updated without a step): d = `decay` at every update.
+ * - With `warmup` (timm `ModelEmaV3(use_warmup=True)` with its defaults `warmup_gamma` 1, `warmup_power` 2/3,
+ *   `min_decay` 0, `update_after_step` 0, updated with `step` = the 1-based update count as timm's train.py
+ *   does): at update t = 0, 1, 2, … the decay is 0 for t = 0 (the average becomes the model) and
+ *   min(decay, 1 − (1 + t)^(−2/3)) after.
+ * timm averages the whole state_dict; the softbias models keep no buffers, so that is every parameter.
  * Evaluate with the averaged weights through `swapInto(model)` (which returns a restore function).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '@softbias/tensor-ops';
 
 export interface EmaOptions {
+  /** Default 0.9998. */
   decay?: number;
+  /** timm `ModelEmaV3`'s decay warm-up (gamma 1, power 2/3). Default false. */
   warmup?: boolean;
+}
+
+/** timm `ModelEmaV3.get_decay` with its default warm-up (gamma 1, power 2/3, min_decay 0, update_after_step 0). */
+export function emaWarmupDecay(decay: number, update: number): number {
+  if (update <= 0) return 0;
+  return Math.max(Math.min(1 - (1 + update) ** (-2 / 3), decay), 0);
 }
 
 export class ModelEma {
@@ -28,7 +42,7 @@ export class ModelEma {
 
   /** The decay the next update uses. */
   currentDecay(): number {
-    return this.warmup ? Math.min(this.decay, (1 + this.updates) / (10 + this.updates)) : this.decay;
+    return this.warmup ? emaWarmupDecay(this.decay, this.updates) : this.decay;
   }
 
   update(model: Module): void {

@@ -2,8 +2,8 @@ export { AdamW, type AdamWOptions, type AdamWSlot } from './adamw.js';
 export { cosineSchedule, constantSchedule, type CosineScheduleOptions, type LrSchedule } from './schedule.js';
 export { crossEntropy, smoothOneHot, type CrossEntropyOptions } from './loss.js';
 export { clipGradNorm, globalNorm } from './clip.js';
-export { Mixup, sampleBeta, sampleGamma, type MixupOptions, type MixedBatch } from './mixup.js';
-export { ModelEma, type EmaOptions } from './ema.js';
+export { Mixup, cutmixBox, sampleBeta, sampleGamma, type MixupOptions, type MixedBatch } from './mixup.js';
+export { ModelEma, emaWarmupDecay, type EmaOptions } from './ema.js';
 export {
   CHECKPOINT_FORMAT,
   CheckpointError,

@@ -68,6 +68,24 @@ export function sampleBeta(rng: Rng, a: number, b: number): number {
   return x / (x + y);
 }
 
+/**
+ * timm's CutMix box (`Mixup.rand_bbox` with margin 0, then `cutmix_bbox_and_lam` with correct_lam): cut sides
+ * ⌊H·√(1 − λ)⌋ × ⌊W·√(1 − λ)⌋ centred at (cy, cx) (drawn uniformly in [0, H) × [0, W)), each side
+ * extended by ⌊cut/2⌋ both ways and clipped to the image; λ corrected to 1 − box area / (H·W).
+ * `box` is [yl, yh, xl, xh): rows yl..yh−1, columns xl..xh−1.
+ */
+export function cutmixBox(H: number, W: number, lam: number, cy: number, cx: number): { lam: number; box: [number, number, number, number] } {
+  const ratio = Math.sqrt(1 - lam);
+  const cutH = Math.trunc(H * ratio);
+  const cutW = Math.trunc(W * ratio);
+  const clip = (v: number, n: number) => Math.min(Math.max(v, 0), n);
+  const yl = clip(cy - Math.floor(cutH / 2), H);
+  const yh = clip(cy + Math.floor(cutH / 2), H);
+  const xl = clip(cx - Math.floor(cutW / 2), W);
+  const xh = clip(cx + Math.floor(cutW / 2), W);
+  return { lam: 1 - ((yh - yl) * (xh - xl)) / (H * W), box: [yl, yh, xl, xh] };
+}
+
 export class Mixup {
   readonly mixupAlpha: number;
   readonly cutmixAlpha: number;
@@ -110,17 +128,9 @@ export class Mixup {
     }
     if (!active) return { kind: 'none', lam: 1 };
     if (!cutmix) return { kind: 'mixup', lam };
-    const ratio = Math.sqrt(1 - lam);
-    const cutH = Math.floor(H * ratio);
-    const cutW = Math.floor(W * ratio);
     const cy = this.rng.int(H);
     const cx = this.rng.int(W);
-    const clip = (v: number, n: number) => Math.min(Math.max(v, 0), n);
-    const yl = clip(cy - (cutH >> 1), H);
-    const yh = clip(cy + (cutH >> 1), H);
-    const xl = clip(cx - (cutW >> 1), W);
-    const xh = clip(cx + (cutW >> 1), W);
-    return { kind: 'cutmix', lam: 1 - ((yh - yl) * (xh - xl)) / (H * W), box: [yl, yh, xl, xh] };
+    return { kind: 'cutmix', ...cutmixBox(H, W, lam, cy, cx) };
   }
 
   /** Mix a batch `x` [B, H, W, C] with labels [B]. The inputs are not disposed; the outputs are new tensors. */

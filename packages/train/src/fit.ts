@@ -177,6 +177,29 @@ function listLines(lines: string[], max = 12): string {
   return shown.join('\n');
 }
 
+/** `fit` stopped: a non-finite loss or gradient (the step is named; nothing from it was applied or saved). */
+export class FitError extends Error {
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+  constructor(message: string, info: { step: number; epoch: number; loss: number }) {
+    super(message);
+    this.name = 'FitError';
+    this.step = info.step;
+    this.epoch = info.epoch;
+    this.loss = info.loss;
+  }
+}
+
+/** 0 when every gradient is finite, NaN otherwise (Σ sum(g · 0), chained: WebGPU limits `addN`'s inputs). */
+function nonFiniteProbe(grads: ReadonlyMap<string, tf.Tensor>): tf.Scalar {
+  return tf.tidy(() => {
+    let acc = tf.scalar(0);
+    for (const g of grads.values()) acc = tf.add(acc, tf.sum(tf.mul(g, 0)));
+    return acc;
+  });
+}
+
 const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
 
 function defaultForward(model: Module): (x: tf.Tensor) => tf.Tensor {
@@ -375,6 +398,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   }
 
   let status: FitResult['status'] = 'completed';
+  let failed: unknown;
   let lastLr = schedule(Math.max(0, step - 1));
   const vars = optimizer.variables();
   const logEvery = opts.logEverySteps ?? 1;
@@ -417,13 +441,29 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
               grads = c.grads;
               normT = c.totalNorm;
             }
+            // Check the loss and the gradients before anything changes: a non-finite update is never applied,
+            // so the weights, moments, EMA and checkpoints stay those of the last good step.
+            const probe = normT ?? nonFiniteProbe(grads);
+            let loss: number;
+            let probed: number;
+            try {
+              [loss, probed] = [(await value.data())[0]!, (await probe.data())[0]!];
+            } finally {
+              if (probe !== normT) probe.dispose();
+            }
+            if (!Number.isFinite(loss) || !Number.isFinite(probed)) {
+              tf.dispose([...grads.values()]);
+              const what = !Number.isFinite(loss) ? `the loss is ${loss}` : normT ? `the gradient norm is ${probed}` : 'the gradients hold NaN or Infinity';
+              throw new FitError(
+                `fit: ${what} at step ${step + 1} (epoch ${epoch + 1}, batch ${data.position}); training stopped before applying it (weights, optimizer state and checkpoints are those of step ${step}); lower the learning rate, clip gradients or check the data`,
+                { step: step + 1, epoch, loss },
+              );
+            }
             optimizer.applyGradients(grads, lr);
             tf.dispose([...grads.values()]);
             ema?.update(model);
             step++;
-            const loss = (await value.data())[0]!;
-            const gradNorm = normT ? (await normT.data())[0]! : undefined;
-            if (!Number.isFinite(loss)) throw new Error(`fit: the loss is ${loss} at step ${step} (epoch ${epoch + 1}); lower the learning rate or clip gradients`);
+            const gradNorm = normT ? probed : undefined;
             epochLossSum += loss;
             epochLossCount++;
             const ms = Date.now() - ts;
@@ -494,9 +534,19 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
       await save('abort');
       printer.message(`stopped at step ${step} (aborted)${ckpt ? `; checkpoint ${ckpt.path}` : ''}`);
     }
+  } catch (e) {
+    failed = e;
+    disposeOwned(); // the optimizer and EMA fit created are not returned: free them
+    throw e;
   } finally {
     model.eval();
-    log.write({ type: 'end', status, step, time: new Date().toISOString() });
+    log.write({
+      type: 'end',
+      status: failed === undefined ? status : 'error',
+      step,
+      ...(failed !== undefined ? { error: failed instanceof Error ? failed.message : String(failed) } : {}),
+      time: new Date().toISOString(),
+    });
   }
   return { status, step, epochs: history.length, history, optimizer, ...(ema ? { ema } : {}), ...(resumedFrom !== undefined ? { resumedFrom } : {}) };
 }

@@ -20,6 +20,8 @@ export {
 export {
   fit,
   evaluate,
+  FitError,
+  settingsDifferences,
   type FitOptions,
   type FitResult,
   type BatchSource,

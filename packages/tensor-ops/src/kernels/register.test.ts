@@ -9,6 +9,7 @@ describeBackend('registerSoftbiasWasmKernels', () => {
       expect(tf.getKernel(k, 'wasm'), k).toBeDefined();
     }
     expect((tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
-    expect(registerSoftbiasWasmKernels()).toEqual({ backprop: [], batchMatMul: false });
+    expect((tf.getKernel('DepthwiseConv2dNative', 'wasm')!.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
+    expect(registerSoftbiasWasmKernels()).toEqual({ backprop: [], batchMatMul: false, depthwise: false });
   });
 });

@@ -3,9 +3,10 @@
  * `setupBackend`: call once after importing '@tensorflow/tfjs-backend-wasm'. Idempotent. Every kernel family
  * registers here (and only here), so `setupBackend('wasm')` and apps get the same set.
  */
-import { registerWasmKernels } from './wasm-depthwise-backprop.js';
+import { registerWasmKernels } from './wasm-conv-backprop.js';
+import { registerWasmDepthwiseConv2d } from './depthwise.js';
 import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean } {
-  return { backprop: registerWasmKernels(), batchMatMul: registerWasmBatchMatMul() };
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean } {
+  return { backprop: registerWasmKernels(), batchMatMul: registerWasmBatchMatMul(), depthwise: registerWasmDepthwiseConv2d() };
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend, currentBackend, expectClose, expectNoLeak } from '@softbias/test-utils';
 import { Rng } from '../rng.js';
-import { registerWasmKernels, WASM_BACKPROP_KERNELS } from './wasm-depthwise-backprop.js';
+import { registerWasmKernels, WASM_BACKPROP_KERNELS } from './wasm-conv-backprop.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 

@@ -1,26 +1,24 @@
 /**
- * Convolution backprop kernels that tfjs-backend-wasm 4.22 lacks, so models with depth-wise (and general)
- * convolutions can train on the wasm backend:
+ * Convolution gradient kernels for the wasm backend (tfjs-backend-wasm 4.22 has none), so models with depth-wise
+ * (and general) convolutions train on wasm:
  *
  * - `DepthwiseConv2dNativeBackpropInput`  (gradient of a depth-wise conv w.r.t. its input)
  * - `DepthwiseConv2dNativeBackpropFilter` (… w.r.t. its filter)
  * - `Conv2DBackpropFilter`                (gradient of a regular conv w.r.t. its filter)
  *
- * With channel multiplier 1 (ConvNeXt's case) both depth-wise gradients are themselves depth-wise
- * convolutions and run on the backend's own XNNPACK kernel: the input gradient (stride 1) convolves dy with
- * the flipped filter; the filter gradient convolves each zero-padded image with its dy as the filter. The
- * other cases run as JavaScript loops directly on the wasm heap (no copies in or out: inputs are viewed in
- * place, the output is allocated with the backend's own allocator and written once), innermost loop along
- * the contiguous channel axis, sums in float64. Any stride, dilation, padding (`same`, `valid`, a number or
- * explicit) and channel multiplier; channels-last data only.
- *
- * Measured (ConvNeXt-V2 Atto stage 0: 56 × 56 × 40, 7 × 7, batch 1): input gradient ≈ 1× and filter
- * gradient ≈ 1.5× the time of the forward XNNPACK convolution; the plain loops took 2.4× and 2.6×.
- *
- * Cost: one multiply-add per (output pixel, filter tap, output channel) and gradient: ≈ 29 M each for the
- * depth-wise convolutions of a ConvNeXt-V2 Atto at 224 × 224 per image.
+ * Depth-wise, one route per gradient: channel multiplier 1, stride 1, dilation 1 (ConvNeXt's 7×7, the token
+ * mixers' 3×3) run on softbias' SIMD kernels (depthwise.ts / depthwise.c). The other cases keep the earlier
+ * code, reachable directly as `legacyDepthwiseBackpropInput/Filter` for tests and benchmarks: with multiplier 1
+ * the gradients are themselves depth-wise convolutions on the backend's own XNNPACK kernel (the input gradient,
+ * stride 1: dy with the flipped filter; the filter gradient: each zero-padded image with its dy as the filter);
+ * otherwise JavaScript loops directly on the wasm heap (no copies in or out: inputs are viewed in place, the
+ * output is allocated with the backend's own allocator and written once), innermost loop along the contiguous
+ * channel axis, sums in float64. Any stride, dilation, padding (`same`, `valid`, a number or explicit) and
+ * channel multiplier; channels-last data only.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { depthwiseKernelSupports, originalWasmDepthwiseConv2d, wasmDepthwiseFilterGrad, wasmDepthwiseInputGrad } from './depthwise.js';
+import { kernelsAvailable } from './runtime.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use (it is not exported as a type). */
 interface WasmHeapBackend {
@@ -57,11 +55,59 @@ function validOutRange(n: number, out: number, stride: number, pad: number, tap:
   return [lo, Math.max(lo, hi)];
 }
 
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
+
+/** The depth-wise input gradient: softbias' kernel where it applies, else the legacy route. */
+function depthwiseBackpropInput(args: KernelArgs): tf.TensorInfo {
+  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
+  if (dy.dtype === 'float32' && filter.dtype === 'float32' && filter.shape.length === 4 && kernelsAvailable(args.backend)) {
+    const info = tf.backend_util.computeConv2DInfo(
+      attrs.inputShape,
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations ?? 1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      true,
+    );
+    const fits = dy.shape.length === 4 && dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === info.outChannels;
+    if (fits && depthwiseKernelSupports(info)) return wasmDepthwiseInputGrad(args.backend, dy, filter, info);
+  }
+  return legacyDepthwiseBackpropInput(args);
+}
+
+/** The depth-wise filter gradient: softbias' kernel where it applies, else the legacy route. */
+function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
+  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
+  if (x.dtype === 'float32' && dy.dtype === 'float32' && x.shape.length === 4 && kernelsAvailable(args.backend)) {
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      attrs.filterShape,
+      attrs.strides,
+      attrs.dilations ?? 1,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      true,
+    );
+    const fits = dy.shape.length === 4 && dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === info.outChannels;
+    if (fits && depthwiseKernelSupports(info)) return wasmDepthwiseFilterGrad(args.backend, x, dy, info);
+  }
+  return legacyDepthwiseBackpropFilter(args);
+}
+
+/** The backend's own (XNNPACK) depth-wise convolution, bypassing softbias' override. */
+function xnnpackDepthwise(): tf.KernelFunc | null {
+  return originalWasmDepthwiseConv2d() ?? tf.getKernel(tf.DepthwiseConv2dNative, 'wasm')?.kernelFunc ?? null;
+}
+
 /**
+ * The legacy input gradient (any case):
  * dx[b, iy, ix, c] = Σ_{ky, kx, m} dy[b, oy, ox, c·M + m] · w[ky, kx, c, m], with iy = oy·sh − top + ky·dh
  * (and the same for x). Computed per input pixel (a gather, no scatter), channels innermost.
  */
-function depthwiseBackpropInput(args: {
+export function legacyDepthwiseBackpropInput(args: {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
@@ -96,7 +142,7 @@ function depthwiseBackpropInput(args: {
   const padBottom = info.padInfo.bottom;
   const padRight = info.padInfo.right;
   const flip = [(KH - 1) * dh - top, (KH - 1) * dh - padBottom, (KW - 1) * dw - left, (KW - 1) * dw - padRight];
-  const dwKernel = tf.getKernel(tf.DepthwiseConv2dNative, 'wasm');
+  const dwKernel = xnnpackDepthwise();
   if (sh === 1 && sw === 1 && M === 1 && dwKernel && flip.every((p) => p >= 0)) {
     const flipped = backend.makeOutput([KH, KW, C, 1], 'float32');
     const wv = heapF32(backend, filter, 'DepthwiseConv2dNativeBackpropInput filter');
@@ -113,7 +159,7 @@ function depthwiseBackpropInput(args: {
         pad: [[0, 0], [flip[0], flip[1]], [flip[2], flip[3]], [0, 0]],
         dilations: [dh, dw],
       } as unknown as tf.NamedAttrMap;
-      return dwKernel.kernelFunc({ inputs: { x: dy, filter: flipped }, backend: args.backend as tf.KernelBackend, attrs: attrsFlip }) as tf.TensorInfo;
+      return dwKernel({ inputs: { x: dy, filter: flipped }, backend: args.backend as tf.KernelBackend, attrs: attrsFlip }) as tf.TensorInfo;
     } finally {
       backend.disposeData(flipped.dataId);
     }
@@ -180,9 +226,10 @@ function tapTable(n: number, out: number, taps: number, stride: number, dil: num
 }
 
 /**
+ * The legacy filter gradient (any case):
  * dw[ky, kx, c, m] = Σ_{b, oy, ox} x[b, oy·sh − top + ky·dh, ox·sw − left + kx·dw, c] · dy[b, oy, ox, c·M + m].
  */
-function depthwiseBackpropFilter(args: {
+export function legacyDepthwiseBackpropFilter(args: {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
@@ -211,9 +258,9 @@ function depthwiseBackpropFilter(args: {
     throw new Error(`DepthwiseConv2dNativeBackpropFilter: dy [${dy.shape}] does not fit [${B}, ${Ho}, ${Wo}, ${CO}]`);
   }
 
-  const dwKernel = tf.getKernel(tf.DepthwiseConv2dNative, 'wasm');
+  const dwKernel = xnnpackDepthwise();
   if (M === 1 && dwKernel) {
-    return filterGradXnnpack(backend, args.backend as tf.KernelBackend, dwKernel.kernelFunc, x, dy, info);
+    return filterGradXnnpack(backend, args.backend as tf.KernelBackend, dwKernel, x, dy, info);
   }
 
   const out = backend.makeOutput([KH, KW, C, M], 'float32');

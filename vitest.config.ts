@@ -16,7 +16,7 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   if (existsSync(src)) alias[`@softbias/${dir}`] = src;
 }
 
-const specs = ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts'];
+const specs = ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'test-utils/**/*.test.ts'];
 const backends = ['cpu', 'wasm', 'webgpu'] as const;
 
 export default defineConfig({

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The README's test command (`npm test`): every spec on every backend (vitest projects cpu, wasm, webgpu),
-// then the parity report (worst error per backend), the skipped count, and one closing line `N passed, N failed`.
+// then the parity report (worst error per backend), the reductions that applied, the skipped count, and one closing
+// line `N passed, N failed` (a failing beforeAll / describe body counts its tests as failed, not skipped).
 //
 // WebGPU in Node runs on Dawn; without a GPU it needs a CPU Vulkan driver. When VK_ICD_FILENAMES is unset we
 // point it at Debian chromium's SwiftShader (`apt-get install chromium libvulkan1`). In CI (CI=true) a missing
@@ -10,6 +11,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { countResults } from './count-results.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const env = { ...process.env };
@@ -22,6 +24,7 @@ mkdirSync(tmp, { recursive: true });
 rmSync(join(tmp, 'worst-errors.jsonl'), { force: true });
 const jsonOut = join(tmp, 'vitest.json');
 rmSync(jsonOut, { force: true });
+rmSync(join(tmp, 'reductions.jsonl'), { force: true });
 
 const extra = process.argv.slice(2);
 const vitest = spawnSync(
@@ -33,13 +36,10 @@ const vitest = spawnSync(
 let passed = 0;
 let failed = 0;
 let skipped = 0;
+let failedFiles = [];
 if (existsSync(jsonOut)) {
-  const r = JSON.parse(readFileSync(jsonOut, 'utf8'));
-  passed += r.numPassedTests ?? 0;
-  failed += r.numFailedTests ?? 0;
-  skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // A suite that failed to load counts as a failure even though it ran no test.
-  for (const f of r.testResults ?? []) if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed += 1;
+  const c = countResults(JSON.parse(readFileSync(jsonOut, 'utf8')), root);
+  ({ passed, failed, skipped, failedFiles } = c);
 } else {
   failed += 1;
 }
@@ -60,6 +60,18 @@ if (existsSync(worstFile)) {
     console.log(`  ${b.padEnd(7)} ${w.diff.toExponential(2)} (atol ${w.atol.toExponential(2)}, ${(100 * w.ratio).toFixed(1)}% of it) ${w.label}`);
   }
 }
+const reductionsFile = join(tmp, 'reductions.jsonl');
+if (existsSync(reductionsFile)) {
+  const seen = new Set();
+  for (const line of readFileSync(reductionsFile, 'utf8').split('\n')) {
+    if (!line) continue;
+    const e = JSON.parse(line);
+    seen.add(`${e.backend}: ${e.id}`);
+  }
+  console.log(`\n${seen.size} reduced (run with less work on that backend; see REDUCTIONS in vitest.exclusions.ts)`);
+  for (const k of [...seen].sort()) console.log(`  ${k}`);
+}
+if (failedFiles.length) console.log(`\nFailed files (tests counted as failed): ${failedFiles.join(', ')}`);
 console.log(`${skipped} skipped (excluded on this backend or no adapter here; see vitest.exclusions.ts)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect } from 'vitest';
 import { parseSafetensors, type SafetensorsFile } from '@softbias/tensor-ops';
-import { exclusionFor, toleranceFactor } from '../vitest.exclusions.js';
+import { exclusionFor, reductionFor, toleranceFactor } from '../vitest.exclusions.js';
 import { backendState, currentBackend, type TestBackend } from './state.js';
 
 export { backendState, currentBackend, type TestBackend };
@@ -25,6 +25,23 @@ export function describeBackend(title: string, fn: () => void): void {
 /** True (and the reason) when `id` is excluded on the current backend in vitest.exclusions.ts. */
 export function excludedHere(id: string): string | undefined {
   return exclusionFor(currentBackend, id)?.reason;
+}
+
+/**
+ * True when test `id` runs with less work on the current backend (REDUCTIONS in vitest.exclusions.ts). Each use
+ * is recorded in .tmp/reductions.jsonl, which `npm test` reports.
+ */
+export function reducedHere(id: string): boolean {
+  const r = reductionFor(currentBackend, id);
+  if (!r) return false;
+  try {
+    const dir = join(repoRoot, '.tmp');
+    mkdirSync(dir, { recursive: true });
+    appendFileSync(join(dir, 'reductions.jsonl'), JSON.stringify({ backend: currentBackend, id, reason: r.reason }) + '\n');
+  } catch {
+    /* reporting is best effort */
+  }
+  return true;
 }
 
 let manifest: any;

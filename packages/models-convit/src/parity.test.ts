@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect, vi, afterAll } from 'vitest';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describeBackend, currentBackend, excludedHere, loadFixture, expectClose, fixtureTensor, repoRoot, FixtureComparison, type Fixture } from '@softbias/test-utils';
+import { describeBackend, currentBackend, excludedHere, reducedHere, loadFixture, expectClose, fixtureTensor, repoRoot, FixtureComparison, type Fixture } from '@softbias/test-utils';
 import { Gpsa } from '@softbias/gpsa';
 import { createModel, loadModel, type ConVit } from '@softbias/models-convit';
 import { overridesFor, writeFixtureWeights } from '../test/helpers.js';
@@ -137,7 +137,7 @@ describeBackend('models-convit: convit_tiny parity at 224 px (timm fixture)', ()
     await close(f, 'pre_logits', pre);
     // The warm (cached positional attention) forward: skipped on SwiftShader, where each 224-px forward takes a minute.
     const t1 = performance.now();
-    const again = excludedHere('convit/tiny-224/warm-forward') ? null : model.forward(x);
+    const again = reducedHere('convit/tiny-224/warm-forward') ? null : model.forward(x);
     if (again) {
       await again.data();
       await close(f, 'logits', again);

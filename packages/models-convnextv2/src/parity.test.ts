@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend, currentBackend, expectClose, loadFixture, fixtureTensor, FixtureComparison, type Fixture } from '@softbias/test-utils';
+import { describeBackend, currentBackend, reducedHere, expectClose, loadFixture, fixtureTensor, FixtureComparison, type Fixture } from '@softbias/test-utils';
 import { serializeSafetensors } from '@softbias/tensor-ops';
 import { createModel, loadModel } from './index.js';
 import { modelFor, checkForward, checkGradients } from '../test/fixture-checks.js';
@@ -120,9 +120,9 @@ describeBackend('convnextv2_atto parity (timm reference, 224 px)', () => {
     const pre = model.forwardHead(features!, { preLogits: true });
     await expectClose(pre, f.get('pre_logits').data, f.atol('pre_logits'), 'convnextv2_atto/pre_logits', [1, 320]);
     // Timing: the first forward (webgpu compiles its shaders, wasm creates its XNNPACK operators) and, where
-    // a 224-px forward is cheap, a warm one.
+    // a 224-px forward is cheap, a warm one (vitest.exclusions.ts).
     let warm = NaN;
-    if (currentBackend !== 'webgpu') {
+    if (!reducedHere('convnextv2/atto-224/warm-forward')) {
       const t1 = performance.now();
       const again = model.forward(x);
       await again.data();
@@ -158,7 +158,7 @@ describeBackend('convnextv2_atto parity (timm reference, 224 px)', () => {
     expect(keys.filter((_, i) => d[i] !== 0), 'tensors that differ from the checkpoint').toEqual([]);
     tf.dispose([...sdOut.values(), diffs]);
     // And the logits, where a 224-px forward is cheap (SwiftShader WebGPU takes tens of seconds per forward).
-    if (currentBackend !== 'webgpu') {
+    if (!reducedHere('convnextv2/atto-224/official-names-logits')) {
       const x = fixtureTensor(f.get('input_nhwc'));
       const logits = model.forward(x);
       await expectClose(logits, f.get('logits').data, f.atol('logits'), 'convnextv2_atto/logits-official-names');

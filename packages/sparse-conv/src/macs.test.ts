@@ -2,11 +2,11 @@
  * Multiply-adds of the sparse encoder against the dense-masked one at mask ratio 0.6, counted op by op as the
  * encoders run, checked against closed forms. The counts do not depend on the backend; the 224-px Atto case
  * runs on wasm only (tfjs-cpu needs ~70 s for its dense form), the small case on cpu and wasm (not on the
- * ~100× slower SwiftShader WebGPU).
+ * ~100× slower SwiftShader WebGPU): see vitest.exclusions.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend, currentBackend } from '@softbias/test-utils';
+import { describeBackend, excludedHere } from '@softbias/test-utils';
 import { MacCounter } from './macs.js';
 import { maskedDenseEncoder, sparseEncoder } from './encoder.js';
 import { numKept, randomMaskData } from './mask.js';
@@ -33,11 +33,11 @@ function mlpMacs(dims: number[], depths: number[], sites: (i: number) => number)
 
 describeBackend('multiply-adds: sparse vs dense-masked encoder at mask ratio 0.6', () => {
   const cases = [
-    { name: 'fcmae_tiny config (128 px, dims 8…64, batch 2)', dims: [8, 16, 32, 64], depths: [1, 1, 1, 1], size: 128, batch: 2, on: ['cpu', 'wasm'] },
-    { name: 'convnextv2_atto encoder (224 px, batch 1)', dims: [40, 80, 160, 320], depths: [2, 2, 6, 2], size: 224, batch: 1, on: ['wasm'] },
+    { id: 'sparse-conv/macs/fcmae_tiny', name: 'fcmae_tiny config (128 px, dims 8…64, batch 2)', dims: [8, 16, 32, 64], depths: [1, 1, 1, 1], size: 128, batch: 2 },
+    { id: 'sparse-conv/macs/convnextv2_atto', name: 'convnextv2_atto encoder (224 px, batch 1)', dims: [40, 80, 160, 320], depths: [2, 2, 6, 2], size: 224, batch: 1 },
   ];
   for (const c of cases) {
-    it.runIf(c.on.includes(currentBackend))(`${c.name}: sparse ≤ 0.5 × dense, every op counted`, () => {
+    it.skipIf(excludedHere(c.id))(`${c.name}: sparse ≤ 0.5 × dense, every op counted`, () => {
       const { sparse, dense, visibleFraction } = count(c.dims, c.depths, c.size, c.batch);
       const stemSites = (i: number) => c.batch * (c.size / 4 / 2 ** i) ** 2;
       // closed forms: MLP multiply-adds on all sites (dense) and on visible sites only (sparse)

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend, currentBackend, expectClose, expectNoLeak } from '@softbias/test-utils';
+import { describeBackend, currentBackend, expectClose, expectNoLeak, reducedHere } from '@softbias/test-utils';
 import { Rng } from '../rng.js';
 import {
   originalWasmBatchMatMul,
@@ -206,7 +206,7 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
   }
 
   it('forward: large batch, ConViT attention shapes (batch 64 × 4 heads on wasm and cpu, 8 × 4 on webgpu)', async () => {
-    const B = currentBackend === 'webgpu' ? 8 : 64;
+    const B = reducedHere('tensor-ops/batch-matmul/attention-batch') ? 8 : 64;
     await checkForward({ as: [B, 4, 49, 16], bs: [B, 4, 16, 49], ta: false, tb: false }, 1, 'attention q·kT');
     await checkForward({ as: [B, 4, 49, 49], bs: [B, 4, 49, 16], ta: false, tb: false }, 2, 'attention p·v');
     await checkForward({ as: [B, 4, 49, 16], bs: [B, 4, 49, 16], ta: false, tb: true }, 3, 'attention q·k transposeB');

@@ -1,20 +1,25 @@
 /**
- * BatchMatMul (forward and gradients) against a float64 definition written here, for odd sizes, every
- * transpose combination and broadcast batch dimensions. On wasm this exercises softbias's SIMD kernel; on cpu
- * and webgpu tfjs' own kernels, so one spec shows every backend agrees with the definition. Checks that only
- * make sense for the wasm kernel (routing, registration, scratch buffers, NumPy broadcasting beyond what
- * tfjs' own kernels index correctly) run in the wasm project only.
+ * BatchMatMul (forward and gradients) against a float64 definition written here, for odd sizes (1, 3, 5, 7, 9,
+ * 17, 33, 65, …), every transpose combination, broadcast batch dimensions and long K (with and without the K
+ * split). On wasm this exercises softbias' GEMM (gemm.c), also against tfjs-backend-wasm's original kernel and,
+ * in a child process, on 2 threads (bit for bit equal to 1 thread); on cpu and webgpu tfjs' own kernels, so one
+ * spec shows every backend agrees with the definition. Checks that only make sense for the wasm kernel
+ * (routing, registration, scratch buffers, NumPy broadcasting beyond what tfjs' own kernels index correctly,
+ * threads) run in the wasm project only.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend, currentBackend, expectClose, expectNoLeak, reducedHere } from '@softbias/test-utils';
+import { fileURLToPath } from 'node:url';
+import { runTsInChild } from '../../../../test-utils/child.js';
 import { Rng } from '../rng.js';
 import {
+  gemmBlocking,
+  gemmKSplit,
   originalWasmBatchMatMul,
   registerWasmBatchMatMul,
   wasmBatchMatMulRoute,
   wasmGemmAvailable,
-  wasmGemmModuleBytes,
 } from './wasm-batch-matmul.js';
 
 const prod = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);
@@ -125,7 +130,7 @@ function expectWithinRounding(got: Float32Array, want: Float64Array, bound: Floa
   return worst;
 }
 
-async function checkForward(p: Problem, seed: number, label: string): Promise<void> {
+async function checkForward(p: Problem, seed: number, label: string, vsOriginal = false): Promise<void> {
   const rng = new Rng(seed);
   const a = f32(randn(rng, prod(p.as)));
   const b = f32(randn(rng, prod(p.bs)));
@@ -138,6 +143,16 @@ async function checkForward(p: Problem, seed: number, label: string): Promise<vo
     const got = (await y.data()) as Float32Array;
     expectWithinRounding(got, ref.y, ref.bound, label);
     await expectClose(got, ref.y, 1e-4 * Math.max(1, maxAbs(ref.y)), `batch-matmul/${label}`, ref.outShape);
+    if (vsOriginal && currentBackend === 'wasm') {
+      // tfjs-backend-wasm's own kernel: both within rounding of the definition, so within twice of each other.
+      const o = originalWasmBatchMatMul()!({ inputs: { a: at, b: bt }, backend: tf.backend(), attrs: { transposeA: p.ta, transposeB: p.tb } });
+      const ot = tf.engine().makeTensorFromTensorInfo(o as tf.TensorInfo);
+      const od = (await ot.data()) as Float32Array;
+      let worst = 0;
+      for (let i = 0; i < od.length; i++) worst = Math.max(worst, Math.abs(got[i]! - od[i]!) / (2 * ref.bound[i]!));
+      expect(worst, `${label}: |softbias − tfjs original| / (2 · rounding bound)`).toBeLessThanOrEqual(1);
+      ot.dispose();
+    }
     tf.dispose([at, bt, y]);
   });
 }
@@ -188,8 +203,32 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     for (const [ta, tb] of FLAGS) {
       const label = `[${batch}] ${M}x${K}x${N} ta=${ta} tb=${tb}`;
       it(`forward ${label}`, async () => {
-        await checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 7 + M + 3 * N, label);
+        await checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 7 + M + 3 * N, label, true);
       });
+    }
+
+  // Odd sizes on every side (the 4 × 8 tile's edges in M and N, k steps of any count), rank 2 and batched.
+  const ODD = [1, 3, 5, 7, 9, 17, 33, 65];
+  for (let q = 0; q < ODD.length; q++) {
+    const [M, K, N] = [ODD[q]!, ODD[(q + 3) % ODD.length]!, ODD[(q + 6) % ODD.length]!];
+    for (const [ta, tb] of FLAGS) {
+      const batch = q % 2 ? [2] : [];
+      const label = `odd [${batch}] ${M}x${K}x${N} ta=${ta} tb=${tb}`;
+      it(`forward ${label}`, async () => checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 100 + q, label, true));
+    }
+  }
+
+  // Long K: k blocks of 256 continued from the stored partial sums, and (tiny outputs) the K split.
+  const LONG: [number[], number, number, number][] = [
+    [[], 40, 2500, 33], // many tiles: k blocks only
+    [[], 5, 3000, 7], // 2 tiles: K split in 2 chunks
+    [[3], 3, 4100, 9], // 6 tiles: 4 chunks
+    [[], 1, 2049, 1],
+  ];
+  for (const [batch, M, K, N] of LONG)
+    for (const [ta, tb] of [FLAGS[0]!, FLAGS[3]!]) {
+      const label = `long K [${batch}] ${M}x${K}x${N} ta=${ta} tb=${tb}`;
+      it(`forward ${label}`, async () => checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 200 + M, label, true));
     }
 
   // Broadcasts every tfjs kernel indexes correctly: rank difference, and a batch of 1 on one side.
@@ -227,30 +266,52 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     await checkForward({ as: [3, 1, 2, 4, 5], bs: [2, 1, 9, 4], ta: true, tb: true }, 5, 'broadcast [3,1,2]x[2,1]');
   });
 
-  it.runIf(currentBackend === 'wasm')('wasm: the SIMD kernel is registered once and keeps the original where XNNPACK is faster', async () => {
+  it.runIf(currentBackend === 'wasm')('wasm: the GEMM is registered once, routes every float32 product, keeps the original reachable', async () => {
     const k = tf.getKernel('BatchMatMul', 'wasm')!;
     expect((k.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
     expect(k.setupFunc, 'the original setup (its cwrap) is kept').toBeDefined();
     expect(registerWasmBatchMatMul()).toBe(false);
     expect(originalWasmBatchMatMul()).not.toBeNull();
     expect(wasmGemmAvailable(tf.backend()), 'bound to the backend memory').toBe(true);
-    expect(WebAssembly.validate(wasmGemmModuleBytes(false))).toBe(true);
-    expect(WebAssembly.validate(wasmGemmModuleBytes(true))).toBe(true);
-    expect(wasmBatchMatMulRoute([49, 16], [16, 49], false, false, 1)).toBe('simd');
-    expect(wasmBatchMatMulRoute([49, 16], [16, 49], false, false, 2)).toBe('original');
-    expect(wasmBatchMatMulRoute([1, 49, 300], [1, 300, 49], false, false, 1)).toBe('original');
-    expect(wasmBatchMatMulRoute([49, 300], [49, 300], false, true, 2)).toBe('simd');
-    expect(wasmBatchMatMulRoute([49, 16], [49, 16], false, true)).toBe('simd');
-    expect(wasmBatchMatMulRoute([2, 49, 16], [16, 49], false, false)).toBe('simd');
-    // Routed to the original (XNNPACK): identical to calling it directly.
-    const a = tf.randomNormal([33, 300]);
-    const b = tf.randomNormal([300, 11]);
-    const y = tf.matMul(a, b);
-    const direct = originalWasmBatchMatMul()!({ inputs: { a, b }, backend: tf.backend(), attrs: { transposeA: false, transposeB: false } }) as tf.TensorInfo;
-    const d = tf.engine().makeTensorFromTensorInfo(direct);
-    expect(Array.from(await y.data())).toEqual(Array.from(await d.data()));
-    tf.dispose([a, b, y, d]);
+    for (const threads of [1, 2]) {
+      expect(wasmBatchMatMulRoute([49, 16], [16, 49], false, false, threads)).toBe('simd');
+      expect(wasmBatchMatMulRoute([3136, 768], [768, 192], false, false, threads)).toBe('simd');
+      expect(wasmBatchMatMulRoute([2, 49, 300], [300, 49], false, true, threads)).toBe('simd');
+    }
+    // A flag-free 2-D product XNNPACK used to run: agrees with it within rounding.
+    await checkForward({ as: [33, 300], bs: [300, 11], ta: false, tb: false }, 9, 'vs XNNPACK 33x300x11', true);
   });
+
+  it('blocking: units cover the products, ~8 per thread; the K split depends on the shape only', () => {
+    expect(gemmBlocking(1, 3136, 576, 1)).toEqual({ mb: 3136, pb: 72, units: 1 });
+    const two = gemmBlocking(1, 3136, 576, 2);
+    expect(two.units).toBeGreaterThanOrEqual(16);
+    expect(two.mb % 4).toBe(0);
+    expect(gemmBlocking(256, 197, 197, 2)).toEqual({ mb: 200, pb: 25, units: 256 });
+    const wg = gemmBlocking(1, 40, 160, 2);
+    expect(wg.units).toBeGreaterThanOrEqual(16);
+    expect(gemmKSplit(1, 40, 160, 25088)).toEqual({ chunks: 1, chunk: 25088 }); // 200 tiles: no split
+    expect(gemmKSplit(1, 5, 7, 3000)).toEqual({ chunks: 2, chunk: 1536 });
+    expect(gemmKSplit(1, 5, 7, 2047).chunks).toBe(1);
+  });
+
+  it.runIf(currentBackend === 'wasm')('wasm, 2 threads (child process): bit for bit equal to 1 thread, within rounding of float64 and of the original', () => {
+    const entry = fileURLToPath(new URL('../../test/batch-matmul-threads.child.ts', import.meta.url));
+    const r = runTsInChild<{ threads: number; shared: boolean; checks: { label: string; sameAs1: boolean; vsRef: number; vsOriginal: number }[] }>(
+      entry,
+      { timeoutMs: 240_000 },
+    );
+    expect(r.result, `child failed: ${r.stderr.slice(-2000)}`).toBeDefined();
+    const res = r.result!;
+    expect(res.threads).toBe(2);
+    expect(res.shared, 'shared memory (threaded build)').toBe(true);
+    for (const c of res.checks) {
+      expect(c.sameAs1, `${c.label}: 2 threads = 1 thread bit for bit`).toBe(true);
+      expect(c.vsRef, `${c.label}: |error| / float32 summation bound`).toBeLessThanOrEqual(1);
+      expect(c.vsOriginal, `${c.label}: |softbias − original| / (2 · bound)`).toBeLessThanOrEqual(1);
+    }
+    expect(res.checks.length).toBe(10);
+  }, 250_000);
 
   it.runIf(currentBackend === 'wasm')('wasm: no scratch buffers left (backend data ids return to baseline)', () => {
     const backend = tf.backend() as unknown as { numDataIds(): number };

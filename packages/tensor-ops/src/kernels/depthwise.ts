@@ -26,6 +26,8 @@ const MAX_KH = 64;
 const FILTER_GRAD_PARTS = 16;
 /** … each at least 8 output rows (a part re-reads KH − 1 rows to fill its ring, and is reduced at the end). */
 const MIN_ROWS_PER_PART = 8;
+/** Below this many multiply-adds (≈ 0.1 ms) one task on the calling thread beats waking the pool. */
+const MIN_PARALLEL_MACS = 1 << 20;
 
 const round4 = (c: number) => (c + 3) & ~3;
 
@@ -75,7 +77,8 @@ function runConv(backend: WasmHeapBackend, x: tf.TensorInfo, filter: tf.TensorIn
   const out = backend.makeOutput([B, Hout, Wout, C], 'float32');
   const rows = B * Hout;
   const threads = kernelThreads(backend);
-  const ntasks = threads > 1 ? Math.min(rows, 4 * threads) : 1;
+  const small = rows * Wout * C * KH * KW < MIN_PARALLEL_MACS;
+  const ntasks = threads > 1 && !small ? Math.min(rows, 4 * threads) : 1;
   const packed = mallocScratch(backend, (KH * KW + 1) * Cp * 4);
   let ring = 0;
   try {
@@ -148,7 +151,8 @@ export function wasmDepthwiseFilterGrad(backend: unknown, x: tf.TensorInfo, dy: 
   const { batchSize: B, inHeight: Hin, inWidth: Win, inChannels: C, outHeight: Hout, outWidth: Wout } = info;
   const { filterHeight: KH, filterWidth: KW } = info;
   const Cp = round4(C);
-  const nparts = Math.max(1, Math.min(FILTER_GRAD_PARTS, Math.floor((B * Hout) / MIN_ROWS_PER_PART)));
+  const small = B * Hout * Wout * C * KH * KW < MIN_PARALLEL_MACS;
+  const nparts = small ? 1 : Math.max(1, Math.min(FILTER_GRAD_PARTS, Math.floor((B * Hout) / MIN_ROWS_PER_PART)));
   const out = be.makeOutput([KH, KW, C, 1], 'float32');
   const partials = mallocScratch(be, nparts * KH * KW * Cp * 4);
   let scratch = 0;

@@ -8,6 +8,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import './generated/gradients.js';
+import { useLeanGradients } from './lean-gradients.js';
+
+// The backward pass that frees each tape node's saved tensors as soon as it is done (lean-gradients.ts).
+useLeanGradients(true);
 
 /**
  * BatchMatMul's gradient without transpose flags.

@@ -12,6 +12,7 @@ export {
   type SetupBackendOptions,
 } from './backend.js';
 export { gradientsRegistered, REQUIRED_GRADIENTS } from './gradients.js';
+export { useLeanGradients, leanGradientsActive } from './lean-gradients.js';
 export {
   Module,
   ModuleList,

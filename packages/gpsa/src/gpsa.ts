@@ -16,7 +16,7 @@
  * so gradients always reach `pos_proj` and `gating_param`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, Linear, type Parameter, Rng, hasSimdBatchMatMul, ones } from '@softbias/tensor-ops';
+import { Dropout, Linear, type Parameter, Rng, hasSimdBatchMatMul, linear, ones } from '@softbias/tensor-ops';
 import {
   type AttentionStrategy,
   type MixerInput,
@@ -291,12 +291,14 @@ export class Gpsa extends TokenMixer {
     const hd = this.headDim;
     const pos = this.positionalTerms(grid);
     const x2 = tf.reshape(x, [B * N, C]);
-    const qk = this.qk.forward(x2);
     const v = this.v.forward(x2);
     let o: tf.Tensor;
     if (this.resolvedStrategy(N) === 'batched') {
-      const q = this.toHeads(tf.slice(qk, [0, 0], [B * N, C]), B, N);
-      const k = this.toHeads(tf.slice(qk, [0, C], [B * N, C]), B, N);
+      // q and k from the two halves of qk's weight (a [C, C] slice each) rather than slicing the [B·N, 2C]
+      // product: the same dot products, without copying the activations.
+      const [wq, wk, bq, bk] = this.qkHalves();
+      const q = this.toHeads(linear(x2, wq, bq), B, N);
+      const k = this.toHeads(linear(x2, wk, bk), B, N);
       let out: tf.Tensor; // [B, H, N, hd]
       if (this.attn_drop.training && this.attn_drop.p > 0) {
         const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
@@ -308,6 +310,7 @@ export class Gpsa extends TokenMixer {
       }
       o = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * N, C]);
     } else {
+      const qk = this.qk.forward(x2);
       const ph = pos.perHead ?? this.perHeadTerms(pos);
       const rows: tf.Tensor[] = [];
       for (let b = 0; b < B; b++) {
@@ -325,6 +328,19 @@ export class Gpsa extends TokenMixer {
     }
     const y = this.proj_drop.forward(this.proj.forward(o));
     return tf.reshape(y, [B, N, C]);
+  }
+
+  /** qk's weight [C, 2C] (tfjs layout) split into its q and k halves, and its bias likewise (null without). */
+  private qkHalves(): [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] {
+    const C = this.dim;
+    const w = this.qk.weight.value;
+    const b = this.qk.bias?.value ?? null;
+    return [
+      tf.slice(w, [0, 0], [C, C]),
+      tf.slice(w, [0, C], [C, C]),
+      b ? tf.slice(b, [0], [C]) : null,
+      b ? tf.slice(b, [C], [C]) : null,
+    ];
   }
 
   private perHeadTerms(pos: PositionalTerms): { gated: tf.Tensor[]; keep: tf.Tensor[] } {

@@ -14,6 +14,7 @@ import { openChromium, type ChromiumSession } from './chromium.js';
 import { DEFAULT_MODELS } from './models.js';
 import { prepareAssets } from './prepare.js';
 import { buildReport, markdown, terminalTable, type RunMeta } from './report.js';
+import { peersWorker, runPeers } from './peers.js';
 import { runSuite } from './suite.js';
 import type { BackendResult, BackendSpec, Mode, ModelResult, SuiteConfig } from './types.js';
 
@@ -40,7 +41,9 @@ const USAGE = `npm run bench [-- options]
   --no-experiments   skip FCMAE sparse-vs-dense and the GPSA cache experiment
   --no-models        only the experiments
   --out=DIR          default benchmarks/results
-  --provisional=WHY  mark the results as not final (also automatic when the load average is high at start)`;
+  --provisional=WHY  mark the results as not final (also automatic when the load average is high at start)
+  --peers            softbias against onnxruntime-web (wasm) and onnxruntime-node on the same weights, the SIMD
+                     ceiling and kernel families by thread count: results/peers.md|json (--peers --help for its options)`;
 
 interface Args {
   mode: Mode;
@@ -245,6 +248,8 @@ async function worker(jobFile: string, outFile: string): Promise<void> {
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   if (argv[0] === '--worker') return worker(argv[1]!, argv[2]!);
+  if (argv[0] === '--peers-worker') return peersWorker(argv[1]!, argv[2]!);
+  if (argv.includes('--peers')) return runPeers(argv, { bundle: fileURLToPath(import.meta.url), runDir, defaultOut: join(benchDir, 'results') });
   const args = parseArgs(argv);
   const d = { ...MODE_DEFAULTS[args.mode] };
   if (args.cap !== undefined) d.cellCapMs = args.cap;

@@ -1,7 +1,8 @@
 /** Turns the per-backend results into the terminal table, the Markdown report and the JSON file. */
+import { familiesMarkdown, kernelFamilies } from './families.js';
 import type { PreparedModel } from './prepare.js';
 import { argmax, fmtBytes, fmtExp, fmtMs, fmtRate, maxAbs, maxAbsDiff } from './stats.js';
-import type { BackendResult, Cell, ModelResult, Timing } from './types.js';
+import type { BackendResult, Cell, KernelProfile, ModelResult, Timing } from './types.js';
 
 export interface RunMeta {
   mode: string;
@@ -237,6 +238,33 @@ export function markdown(r: Report): string {
         L.push('');
       }
     }
+  }
+  // The same backend in the same runtime at several thread counts (wasm-1t, wasm-mt): kernel families side by side.
+  const byThreads = new Map<string, BackendResult[]>();
+  for (const b of r.backends) {
+    if (!b.available || b.spec.threads === undefined) continue;
+    const key = `${b.spec.runtime} ${b.spec.backend}`;
+    byThreads.set(key, [...(byThreads.get(key) ?? []), b]);
+  }
+  const famLines: string[] = [];
+  for (const [key, bs] of byThreads) {
+    if (bs.length < 2) continue;
+    for (const model of modelsOf(r)) {
+      const whats = [...new Set(bs.flatMap((b) => b.models.find((m) => m.model === model)?.profiles.map((p) => p.what) ?? []))];
+      for (const what of whats) {
+        const profiles = new Map<number, KernelProfile>();
+        for (const b of bs) {
+          const p = b.models.find((m) => m.model === model)?.profiles.find((x) => x.what === what);
+          if (p) profiles.set(b.spec.threads!, p);
+        }
+        if (profiles.size < 2) continue;
+        const f = kernelFamilies(profiles);
+        famLines.push(...familiesMarkdown(`${key} · ${model} · ${what}`, f.totalMs, f.rows));
+      }
+    }
+  }
+  if (famLines.length) {
+    L.push('## Kernel families by thread count', '', 'The profiles above summed per kernel name (`_FusedMatMul` with BatchMatMul), per thread count; speed-up = time at the fewest threads ÷ time at the most.', '', ...famLines);
   }
   L.push('## Environment', '');
   for (const b of r.backends) {

@@ -116,9 +116,9 @@ export async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
-    case 'train':
+    case 'train': {
       if (!values.model) throw new Error('train needs --model NAME (softbias list)');
-      await train(
+      const outcome = await train(
         {
           model: values.model,
           overrides: overridesFrom(values.set),
@@ -140,7 +140,9 @@ export async function main(argv: string[]): Promise<number> {
         },
         log,
       );
-      return 0;
+      // An interrupted run is not a success: 128 + the signal's number, as a shell reports it.
+      return outcome.status === 'completed' ? 0 : outcome.signal === 'SIGTERM' ? 143 : 130;
+    }
     case 'eval':
       if (!values.weights) throw new Error('eval needs --weights FILE');
       await evalCmd({ weights: values.weights, data: values.data ?? 'fashion-mnist', ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), backend }, log);

@@ -105,7 +105,18 @@ export interface TrainArgs extends DataChoice {
   progress: 'bar' | 'lines' | 'none';
 }
 
-export async function train(a: TrainArgs, log: (s: string) => void): Promise<void> {
+export interface TrainOutcome {
+  status: 'completed' | 'aborted';
+  step: number;
+  /** The signal that stopped the run (SIGINT: exit 130, SIGTERM: exit 143). */
+  signal?: 'SIGINT' | 'SIGTERM';
+}
+
+/**
+ * Train a registered model. Ctrl-C (SIGINT) or SIGTERM stops within one update and saves a checkpoint (no final
+ * weights file: the run is not finished); a second Ctrl-C kills the process at once.
+ */
+export async function train(a: TrainArgs, log: (s: string) => void): Promise<TrainOutcome> {
   const info = await setupBackend(a.backend);
   log(`backend: ${info.backend} (${info.reason})`);
   const data = await loadData(a);
@@ -118,7 +129,11 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<voi
   const out = resolve(a.out);
   mkdirSync(out, { recursive: true });
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
+  let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    stoppedBy ??= sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+    controller.abort();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -147,10 +162,18 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<voi
       progress: a.progress,
       signal: controller.signal,
     });
+    result.optimizer.dispose();
+    result.ema?.dispose();
+    const ckptPath = join(out, 'checkpoint.safetensors');
+    if (result.status === 'aborted') {
+      log(`aborted${stoppedBy ? ` (${stoppedBy})` : ''} at step ${result.step}; checkpoint ${ckptPath} (continue with --resume)`);
+      return { status: result.status, step: result.step, ...(stoppedBy ? { signal: stoppedBy } : {}) };
+    }
     await model.saveWeights(join(out, 'model.safetensors'));
     const last = result.history.at(-1);
     log(`${result.status}: ${result.epochs} epochs, step ${result.step}` + (last?.eval ? `, test top-1 ${(100 * last.eval.top1).toFixed(2)}%` : ''));
     log(`weights: ${join(out, 'model.safetensors')} (rebuild with loadModel or softbias eval --weights)`);
+    return { status: result.status, step: result.step };
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

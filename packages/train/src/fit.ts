@@ -177,6 +177,29 @@ function listLines(lines: string[], max = 12): string {
   return shown.join('\n');
 }
 
+/**
+ * Let the event loop run (timers, signal handlers, an `AbortController` fired from elsewhere). `fit` calls it
+ * between updates: on cpu and wasm an update otherwise never gives up the thread, and an abort would be seen
+ * only at the epoch's end. Node: `setImmediate`; browsers: a `MessageChannel` message (no 4 ms timer clamp).
+ */
+export const yieldToEventLoop: () => Promise<void> = (() => {
+  if (typeof setImmediate === 'function') return () => new Promise<void>((r) => setImmediate(r));
+  if (typeof MessageChannel !== 'undefined') {
+    let channel: MessageChannel | undefined;
+    const waiting: (() => void)[] = [];
+    return () =>
+      new Promise<void>((r) => {
+        if (!channel) {
+          channel = new MessageChannel();
+          channel.port1.onmessage = () => waiting.shift()?.();
+        }
+        waiting.push(r);
+        channel.port2.postMessage(0);
+      });
+  }
+  return () => new Promise<void>((r) => setTimeout(r, 0));
+})();
+
 /** `fit` stopped: a non-finite loss or gradient (the step is named; nothing from it was applied or saved). */
 export class FitError extends Error {
   readonly step: number;
@@ -222,6 +245,7 @@ export async function evaluate(
   try {
     for await (const b of data) {
       try {
+        if (opts.signal) await yieldToEventLoop();
         if (opts.signal?.aborted) throw new DOMException('evaluation aborted', 'AbortError');
         const logits = forward(b.x);
         const loss = crossEntropy(logits, b.y);
@@ -410,6 +434,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
       const it = data.batches()[Symbol.asyncIterator]();
       try {
         for (;;) {
+          await yieldToEventLoop(); // so an abort (a signal handler, a timer) is seen before the next update
           if (opts.signal?.aborted) {
             status = 'aborted';
             break epochs;

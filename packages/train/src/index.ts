@@ -22,6 +22,7 @@ export {
   evaluate,
   FitError,
   settingsDifferences,
+  yieldToEventLoop,
   type FitOptions,
   type FitResult,
   type BatchSource,

@@ -4,7 +4,7 @@
  * BatchMatMul gradient (explicit transposes, flag-free products).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasSimdBatchMatMul } from '@softbias/tensor-ops';
+import { hasSimdBatchMatMul, linear } from '@softbias/tensor-ops';
 
 /**
  * How the attention products are computed.
@@ -32,6 +32,12 @@ export function resolveStrategy(strategy: AttentionStrategy, n: number, pairs: n
   return n >= PER_HEAD_MIN_TOKENS || pairs <= PER_HEAD_MAX_PAIRS ? 'per-head' : 'batched';
 }
 
+/**
+ * The fused projection `qkv` [B·N, 3C], or what makes it: the input [B·N, C_in] and the projection's weight
+ * [C_in, 3C] (tfjs layout) and bias [3C] (null without), so q, k and v come from three products.
+ */
+export type QkvSource = tf.Tensor2D | { x: tf.Tensor2D; weight: tf.Tensor; bias: tf.Tensor | null };
+
 export interface AttentionResult {
   /** [B·N, C]: heads concatenated per token (head h in channels h·hd:(h+1)·hd). */
   out: tf.Tensor2D;
@@ -51,24 +57,34 @@ export interface AttentionCoreOptions {
 }
 
 /**
- * Scaled dot-product attention from a fused projection `qkv` [B·N, 3C] laid out `[q | k | v]` (each C wide,
+ * Scaled dot-product attention from a fused projection `qkv` [B·N, 3C] (or its input and weights, see
+ * {@link QkvSource}) laid out `[q | k | v]` (each C wide,
  * head h using channels h·hd:(h+1)·hd), scale hd^-0.5, softmax over the keys. Call inside `tf.tidy`.
  */
 export function attentionFromQkv(
-  qkv: tf.Tensor2D,
+  qkv: QkvSource,
   batch: number,
   tokens: number,
   heads: number,
   opts: AttentionCoreOptions,
 ): AttentionResult {
-  const c3 = qkv.shape[1];
+  const c3 = qkv instanceof tf.Tensor ? qkv.shape[1] : qkv.weight.shape[1]!;
   const C = c3 / 3;
   const hd = C / heads;
   const B = batch;
   const N = tokens;
   const scale = hd ** -0.5;
   const drop = opts.dropAttn ?? ((a: tf.Tensor) => a);
-  const [q3, k3, v3] = tf.split(tf.reshape(qkv, [B, N, c3]), 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  const [q3, k3, v3] = (
+    qkv instanceof tf.Tensor
+      ? tf.split(tf.reshape(qkv, [B, N, c3]), 3, 2)
+      : // Three products with the thirds of the weight (a [C_in, C] slice each): no split of the activations.
+        [0, 1, 2].map((i) => {
+          const w = tf.slice(qkv.weight, [0, i * C], [qkv.weight.shape[0]!, C]);
+          const b = qkv.bias ? tf.slice(qkv.bias, [i * C], [C]) : null;
+          return tf.reshape(linear(qkv.x, w, b), [B, N, C]);
+        })
+  ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
   // [B, N, C] → [B, heads, N, hd] (rank-4 transposes only).
   const toHeads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, N, heads, hd]), [0, 2, 1, 3]);
   const q = toHeads(tf.mul(q3, scale));

@@ -73,7 +73,8 @@ export class Mhsa extends TokenMixer {
   }
 
   private attend(tokens: tf.Tensor, B: number, N: number, returnAttention: boolean) {
-    const qkv = this.qkv.forward(tf.reshape(tokens, [B * N, this.dim])) as tf.Tensor2D;
+    const x = tf.reshape(tokens, [B * N, this.dim]) as tf.Tensor2D;
+    const qkv = { x, weight: this.qkv.weight.value, bias: this.qkv.bias?.value ?? null };
     return attentionFromQkv(qkv, B, N, this.numHeads, {
       strategy: this.strategy,
       ...(returnAttention

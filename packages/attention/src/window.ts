@@ -96,7 +96,8 @@ export class WindowAttention extends TokenMixer {
     // [B, rows, cols, C] → [B·rows/s, s, cols/s, s·C] → [B·rows/s, cols/s, s, s·C]: each window's s² tokens
     // become contiguous rows (rank-4 transpose).
     const win = tf.transpose(tf.reshape(patches, [(B * rows) / s, s, cols / s, s * C]), [0, 2, 1, 3]);
-    const qkv = this.qkv.forward(tf.reshape(win, [B * rows * cols, C])) as tf.Tensor2D;
+    const x = tf.reshape(win, [B * rows * cols, C]) as tf.Tensor2D;
+    const qkv = { x, weight: this.qkv.weight.value, bias: this.qkv.bias?.value ?? null };
     return attentionFromQkv(qkv, B * numWindows, s * s, this.numHeads, {
       strategy: this.strategy,
       ...(returnAttention

@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
-// @ts-expect-error plain ES module without types
 import { countResults } from '../scripts/count-results.mjs';
 import { repoRoot } from './index.js';
 

@@ -19,6 +19,7 @@ export {
   sparseStem,
   sparseDownsample,
   sparseBlock,
+  LN_EPS as ENCODER_LN_EPS,
   type OpOptions,
   type BlockOptions,
 } from './ops.js';

@@ -29,7 +29,8 @@ export interface BlockOptions extends OpOptions {
   depthwiseStrategy?: DepthwiseStrategy;
 }
 
-const LN_EPS = 1e-6;
+/** LayerNorm eps of the encoder ops (stem, downsample, blocks): 1e-6, as the reference. */
+export const LN_EPS = 1e-6;
 
 function count(opts: OpOptions, op: string, macs: number): void {
   opts.counter?.add(opts.label ? `${op}:${opts.label}` : op, macs);

@@ -24,6 +24,7 @@ const PROBLEMS: P[] = [
   { label: 'attention q·kᵀ [8,197,48]·[8,197,48]ᵀ', as: [8, 197, 48], bs: [8, 197, 48], ta: false, tb: true },
   { label: 'attention p·v [8,197,197]·[8,197,48]', as: [8, 197, 197], bs: [8, 197, 48], ta: false, tb: false },
   { label: 'weight grad xᵀ·dy [3000,40]ᵀ·[3000,33]', as: [3000, 40], bs: [3000, 33], ta: true, tb: false },
+  { label: 'weight grad, B in place [3000,40]ᵀ·[3000,32]', as: [3000, 40], bs: [3000, 32], ta: true, tb: false },
   { label: 'long K, K split [5,4100]·[4100,7]', as: [5, 4100], bs: [4100, 7], ta: false, tb: false },
   { label: 'long K, K split, both flags [3,2300,9]ᵀ·[3,6,2300]ᵀ', as: [3, 2300, 9], bs: [3, 6, 2300], ta: true, tb: true },
   { label: 'odd 65x33x17 ta', as: [3, 33, 65], bs: [3, 33, 17], ta: true, tb: false },

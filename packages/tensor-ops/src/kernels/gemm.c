@@ -7,6 +7,7 @@
 // Two phases (the caller runs each with parallelFor):
 // 1. gemm_pack_b packs every distinct B into column panels of NR = 8 floats: panel p holds, for k = 0..K−1, the
 //    8 values B[k, 8p..8p+7] contiguously (zeros past N). K·8 floats per panel, np = ⌈N/8⌉ panels per batch.
+//    (Skipped for a row-major B with N a multiple of 8 and few rows of A: then the tile reads B in place.)
 // 2. gemm_f32 splits (batch × row blocks × panel blocks) over its tasks. Per unit and per k block of KC, it packs
 //    MR rows of A k-major on its stack (MR floats per k, zeros past M) and runs the MR × 8 register tile over
 //    every panel of the unit: 2·MR f32x4 accumulators, one splat of A and two vectors of B per k, k unrolled by 4.
@@ -119,11 +120,11 @@ KERNEL void gemm_pack_b(int task, int ntasks, const float *b, float *bp, int nbb
   } while (0)
 
 /**
- * C[r, 0..7] (+)= Σ_k ap[k·MR + r] · bp[k·8 + 0..7] for r < MR; row r of C at cp + r·ldc. Not inlined: its own
+ * C[r, 0..7] (+)= Σ_k ap[k·MR + r] · bp[k·bstep + 0..7] for r < MR; row r of C at cp + r·ldc. Not inlined: its own
  * function keeps V8's register allocation of the loop clean (every accumulator in a register).
  */
 static __attribute__((noinline)) void tile(const float *ap, const float *bp, int kc, float *cp, int ldc,
-                                           int accumulate) {
+                                           int accumulate, int bstep) {
   v128_t c0[MR], c1[MR];
   _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
     if (accumulate) {
@@ -138,7 +139,7 @@ static __attribute__((noinline)) void tile(const float *ap, const float *bp, int
     __asm__ volatile("" : "+r"(ap), "+r"(bp));
     STEP();
     ap += MR;
-    bp += NR;
+    bp += bstep;
   }
   _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) {
     wasm_v128_store(cp + r * ldc, c0[r]);
@@ -182,8 +183,8 @@ static void pack_a(const float *a, float *ap, int mr, int kc, int sai, int sak) 
  * C block rows [i0, i1) × panels [p0, p1) of one product, over k in [k0, k1): accumulating into C when k0 > 0 or
  * `accumulate`. `a` points at A[0, 0] of this product, `bp` at its packed panel 0, `c` at C[0, 0] (row stride ldc).
  */
-static void block(const float *a, const float *bp, float *c, int ldc, int n, int kfull, int i0, int i1, int p0, int p1,
-                  int k0, int k1, int sai, int sak) {
+static void block(const float *a, const float *bp, float *c, int ldc, int n, int i0, int i1, int p0, int p1, int k0,
+                  int k1, int sai, int sak, int bstep, int pstep) {
   float apack[MR * KC] __attribute__((aligned(16)));
   float edge[MR * NR] __attribute__((aligned(16)));
   for (int kb = k0; kb < k1; kb += KC) {
@@ -194,16 +195,16 @@ static void block(const float *a, const float *bp, float *c, int ldc, int n, int
       pack_a(a + i * sai + kb * sak, apack, mr, kc, sai, sak);
       for (int p = p0; p < p1; p++) {
         int nr = imin(NR, n - p * NR);
-        const float *bq = bp + p * kfull * NR + kb * NR;
+        const float *bq = bp + p * pstep + kb * bstep;
         float *cq = c + i * ldc + p * NR;
         if (mr == MR && nr == NR) {
-          tile(apack, bq, kc, cq, ldc, acc);
+          tile(apack, bq, kc, cq, ldc, acc, bstep);
         } else {
           if (acc) {
             for (int r = 0; r < MR; r++)
               for (int j = 0; j < NR; j++) edge[r * NR + j] = r < mr && j < nr ? cq[r * ldc + j] : 0.0f;
           }
-          tile(apack, bq, kc, edge, NR, acc);
+          tile(apack, bq, kc, edge, NR, acc, bstep);
           for (int r = 0; r < mr; r++)
             for (int j = 0; j < nr; j++) cq[r * ldc + j] = edge[r * NR + j];
         }
@@ -213,13 +214,16 @@ static void block(const float *a, const float *bp, float *c, int ldc, int n, int
 }
 
 /**
- * The products: batch o (0 ≤ o < batch) reads A at a + (amap ? amap[o] : o)·sab and packed B at
+ * The products: batch o (0 ≤ o < batch) reads A at a + (amap ? amap[o] : o)·sab and B's panels at
  * bp + (bmap ? bmap[o] : o)·sbp (sab = 0 or sbp = 0 broadcasts one operand; amap/bmap, int32 tables, any other
- * broadcast), writes C at c + o·M·N. Units: batch × ⌈M/mb⌉ row blocks × ⌈np/pb⌉ panel blocks (mb a multiple
- * of MR), split over the tasks.
+ * broadcast), writes C at c + o·M·N. B's panel p, row k is at p·pstep + k·bstep: packed (pstep = K·8, bstep = 8)
+ * or, for a row-major B with N a multiple of 8, read in place (pstep = 8, bstep = N: no packing pass, for long K
+ * with few rows, where packing would cost as much as the product). Units: batch × ⌈M/mb⌉ row blocks × ⌈np/pb⌉
+ * panel blocks (mb a multiple of MR), split over the tasks.
  */
 KERNEL void gemm_f32(int task, int ntasks, const float *a, const float *bp, float *c, const int *amap, const int *bmap,
-                     int batch, int m, int n, int k, int sai, int sak, int sab, int sbp, int mb, int pb) {
+                     int batch, int m, int n, int k, int sai, int sak, int sab, int sbp, int mb, int pb, int bstep,
+                     int pstep) {
   int np = (n + NR - 1) / NR;
   int nmb = (m + mb - 1) / mb, npb = (np + pb - 1) / pb;
   int per = nmb * npb;
@@ -230,8 +234,8 @@ KERNEL void gemm_f32(int task, int ntasks, const float *a, const float *bp, floa
     int ib = rest / npb, jb = rest - ib * npb;
     const float *ao = a + (amap ? amap[o] : o) * sab;
     const float *bo = bp + (bmap ? bmap[o] : o) * sbp;
-    block(ao, bo, c + o * m * n, n, n, k, ib * mb, imin(m, ib * mb + mb), jb * pb, imin(np, jb * pb + pb), 0, k, sai,
-          sak);
+    block(ao, bo, c + o * m * n, n, n, ib * mb, imin(m, ib * mb + mb), jb * pb, imin(np, jb * pb + pb), 0, k, sai,
+          sak, bstep, pstep);
   }
 }
 
@@ -241,7 +245,7 @@ KERNEL void gemm_f32(int task, int ntasks, const float *a, const float *bp, floa
  */
 KERNEL void gemm_f32_ksplit(int task, int ntasks, const float *a, const float *bp, float *part, const int *amap,
                             const int *bmap, int batch, int m, int n, int k, int sai, int sak, int sab, int sbp, int mb,
-                            int pb, int kcs) {
+                            int pb, int bstep, int pstep, int kcs) {
   int np = (n + NR - 1) / NR;
   int nks = (k + kcs - 1) / kcs;
   int nmb = (m + mb - 1) / mb, npb = (np + pb - 1) / pb;
@@ -254,8 +258,8 @@ KERNEL void gemm_f32_ksplit(int task, int ntasks, const float *a, const float *b
     int ib = rest / npb, jb = rest - ib * npb;
     const float *ao = a + (amap ? amap[o] : o) * sab;
     const float *bo = bp + (bmap ? bmap[o] : o) * sbp;
-    block(ao, bo, part + (s * batch + o) * m * n, n, n, k, ib * mb, imin(m, ib * mb + mb), jb * pb,
-          imin(np, jb * pb + pb), s * kcs, imin(k, s * kcs + kcs), sai, sak);
+    block(ao, bo, part + (s * batch + o) * m * n, n, n, ib * mb, imin(m, ib * mb + mb), jb * pb,
+          imin(np, jb * pb + pb), s * kcs, imin(k, s * kcs + kcs), sai, sak, bstep, pstep);
   }
 }
 

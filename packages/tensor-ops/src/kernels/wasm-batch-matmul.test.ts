@@ -224,6 +224,10 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     [[], 5, 3000, 7], // 2 tiles: K split in 2 chunks
     [[3], 3, 4100, 9], // 6 tiles: 4 chunks
     [[], 1, 2049, 1],
+    // B read in place (row-major, N a multiple of 8, fewer than 128 rows): k blocks, K split, a batch of B
+    [[], 40, 2500, 32],
+    [[2], 5, 2100, 8],
+    [[3], 9, 17, 16],
   ];
   for (const [batch, M, K, N] of LONG)
     for (const [ta, tb] of [FLAGS[0]!, FLAGS[3]!]) {
@@ -288,8 +292,9 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     expect(two.units).toBeGreaterThanOrEqual(16);
     expect(two.mb % 4).toBe(0);
     expect(gemmBlocking(256, 197, 197, 2)).toEqual({ mb: 200, pb: 25, units: 256 });
-    const wg = gemmBlocking(1, 40, 160, 2);
-    expect(wg.units).toBeGreaterThanOrEqual(16);
+    const wg = gemmBlocking(1, 40, 160, 2); // wider than tall: cut the panels first
+    expect(wg.units).toBeGreaterThanOrEqual(8);
+    expect(wg.mb).toBe(40);
     expect(gemmKSplit(1, 40, 160, 25088)).toEqual({ chunks: 1, chunk: 25088 }); // 200 tiles: no split
     expect(gemmKSplit(1, 5, 7, 3000)).toEqual({ chunks: 2, chunk: 1536 });
     expect(gemmKSplit(1, 5, 7, 2047).chunks).toBe(1);
@@ -310,7 +315,7 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
       expect(c.vsRef, `${c.label}: |error| / float32 summation bound`).toBeLessThanOrEqual(1);
       expect(c.vsOriginal, `${c.label}: |softbias − original| / (2 · bound)`).toBeLessThanOrEqual(1);
     }
-    expect(res.checks.length).toBe(10);
+    expect(res.checks.length).toBe(11);
   }, 250_000);
 
   it.runIf(currentBackend === 'wasm')('wasm: no scratch buffers left (backend data ids return to baseline)', () => {

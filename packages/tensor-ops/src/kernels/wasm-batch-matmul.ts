@@ -5,7 +5,8 @@
  *
  * tfjs-backend-wasm itself sends batched or flagged products to a scalar C++ loop (~0.35 GMAC/s here) and only a
  * single flag-free 2-D product to XNNPACK. Here transposeA / transposeB are strides (never an explicit Transpose):
- * B is packed once per call into 8-column panels (once in all when it is broadcast over the batch), A is packed
+ * B is packed once per call into 8-column panels (once in all when it is broadcast over the batch; read in place
+ * instead for a row-major B with N a multiple of 8 and fewer than 128 rows of A), A is packed
  * 4 rows at a time on the kernel's stack, and a 4 × 8 register tile runs over each panel. See gemm.c for the
  * blocking and the summation order.
  *
@@ -71,7 +72,8 @@ export function wasmBatchMatMulRoute(
 
 /**
  * How the products are cut into units (row blocks of `mb` rows × panel blocks of `pb` panels) for `threads`
- * threads: about 8 units per thread, whole products when the batch alone gives that many. The split never
+ * threads: about 8 units per thread, whole products when the batch alone gives that many, cutting the longer
+ * side of C first (a unit reuses its B block over its rows and its A rows over its panels). The split never
  * changes the results (each C element is summed the same way in any unit).
  */
 export function gemmBlocking(batch: number, M: number, N: number, threads: number): { mb: number; pb: number; units: number } {
@@ -82,8 +84,13 @@ export function gemmBlocking(batch: number, M: number, N: number, threads: numbe
   let panelBlocks = 1;
   if (batch < want) {
     const per = Math.ceil(want / batch);
-    rowBlocks = Math.min(tilesM, per);
-    panelBlocks = Math.min(np, Math.ceil(per / rowBlocks));
+    if (M >= N) {
+      rowBlocks = Math.min(tilesM, per);
+      panelBlocks = Math.min(np, Math.ceil(per / rowBlocks));
+    } else {
+      panelBlocks = Math.min(np, per);
+      rowBlocks = Math.min(tilesM, Math.ceil(per / panelBlocks));
+    }
   }
   const mb = MR * Math.ceil(tilesM / rowBlocks);
   const pb = Math.ceil(np / panelBlocks);
@@ -137,15 +144,18 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
   const bBatch = tf.util.sizeFromShape(bDims);
   const np = Math.ceil(N / NR);
   const panelFloats = np * K * NR;
+  // B read in place (no packing pass) when it is row-major with whole panels and A has few rows: packing would
+  // cost about as much as the product there (weight gradients xᵀ·dy: M = channels, K = pixels).
+  const direct = !transposeB && N % NR === 0 && M < 128;
   // Operand batch q of output batch o: identity, broadcast (one matrix) or a table.
   const mapA = aBatch === batch || aBatch === 1 ? null : batchIndexMap(outDims, aDims);
   const mapB = bBatch === batch || bBatch === 1 ? null : batchIndexMap(outDims, bDims);
   const { chunks, chunk } = gemmKSplit(batch, M, N, K);
   // One scratch block: packed B | A's table | B's table | K-split partial sums.
-  const packedBytes = bBatch * panelFloats * 4;
+  const packedBytes = direct ? 0 : bBatch * panelFloats * 4;
   const mapBytes = (mapA ? 4 * batch : 0) + (mapB ? 4 * batch : 0);
   const partBytes = chunks > 1 ? chunks * batch * M * N * 4 : 0;
-  const scratch = mallocScratch(backend, packedBytes + mapBytes + partBytes);
+  const scratch = mallocScratch(backend, Math.max(16, packedBytes + mapBytes + partBytes));
   try {
     const packed = scratch;
     const mapAAddr = mapA ? packed + packedBytes : 0;
@@ -161,18 +171,22 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
     // A's element (i, k) at i·sai + k·sak floats; B's (k, j) at k·sbk + j·sbn.
     const [sai, sak] = transposeA ? [1, M] : [K, 1];
     const [sbk, sbn] = transposeB ? [1, K] : [N, 1];
-    const packTasks = Math.min(bBatch * np, threads > 1 ? 8 * threads : 1);
-    parallelFor(backend, 'gemm.gemm_pack_b', packTasks, [bAddr, packed, bBatch, K, N, sbk, sbn, K * N]);
+    if (!direct) {
+      const packTasks = Math.min(bBatch * np, threads > 1 ? 8 * threads : 1);
+      parallelFor(backend, 'gemm.gemm_pack_b', packTasks, [bAddr, packed, bBatch, K, N, sbk, sbn, K * N]);
+    }
+    const bp = direct ? bAddr : packed;
+    const [bstep, pstep] = direct ? [N, NR] : [NR, K * NR];
     const sab = aBatch === 1 ? 0 : M * K;
-    const sbp = bBatch === 1 ? 0 : panelFloats;
+    const sbp = bBatch === 1 ? 0 : direct ? K * N : panelFloats;
     const units = batch * chunks;
     const { mb, pb, units: blocks } = gemmBlocking(units, M, N, threads);
     const ntasks = Math.min(blocks, 4095);
     if (chunks === 1) {
-      parallelFor(backend, 'gemm.gemm_f32', ntasks, [aAddr, packed, cAddr, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb]);
+      parallelFor(backend, 'gemm.gemm_f32', ntasks, [aAddr, bp, cAddr, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, bstep, pstep]);
     } else {
       parallelFor(backend, 'gemm.gemm_f32_ksplit', ntasks, [
-        aAddr, packed, part, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, chunk,
+        aAddr, bp, part, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, bstep, pstep, chunk,
       ]);
       const len = batch * M * N;
       parallelFor(backend, 'gemm.gemm_reduce', Math.min(Math.ceil(len / 4096), threads > 1 ? 4 * threads : 1), [part, cAddr, len, chunks]);

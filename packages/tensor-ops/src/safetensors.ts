@@ -146,6 +146,9 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFi
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     throw new SafetensorsError('header is not a JSON object');
   }
+  // JSON.parse keeps the last of duplicate keys; a reader that keeps the first would see another tensor.
+  const dup = duplicateJsonKey(text);
+  if (dup) throw new SafetensorsError(`duplicate key ${dup} in the header (JSON.parse would silently keep the last one)`);
   const dataStart = 8 + n;
   const dataLen = bytes.byteLength - dataStart;
   let metadata: Record<string, string> = {};
@@ -210,6 +213,58 @@ export function parseSafetensors(input: Uint8Array | ArrayBuffer): SafetensorsFi
     throw new SafetensorsError(`data section is ${dataLen} bytes but the tensors cover ${cursor}: trailing bytes`);
   }
   return new SafetensorsFile(bytes, dataStart, metadata, new Map(entries.map((e) => [e.name, e])));
+}
+
+/**
+ * The first key that appears twice in one object of a JSON text (already known to be valid JSON), as
+ * `'name'` or `'name' in 'parent'`; undefined when there is none. Keys are compared after unescaping
+ * (`"a"` and `"\u0061"` are the same key).
+ */
+export function duplicateJsonKey(text: string): string | undefined {
+  interface Ctx {
+    keys: Set<string> | undefined; // undefined for an array
+    expectKey: boolean;
+    name: string | undefined;
+  }
+  const stack: Ctx[] = [];
+  let lastKey: string | undefined;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let j = i + 1;
+      let escaped = false;
+      for (; j < n; j++) {
+        const d = text.charCodeAt(j);
+        if (d === 0x5c /* \ */) {
+          escaped = true;
+          j++;
+        } else if (d === 0x22) break;
+      }
+      const top = stack[stack.length - 1];
+      if (top?.keys && top.expectKey) {
+        const raw = text.slice(i + 1, j);
+        const key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : raw;
+        if (top.keys.has(key)) return `'${key}'${top.name !== undefined ? ` in '${top.name}'` : ''}`;
+        top.keys.add(key);
+        top.expectKey = false;
+        lastKey = key;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */) {
+      const parent = stack[stack.length - 1];
+      stack.push({ keys: new Set(), expectKey: true, name: parent?.keys ? lastKey : parent?.name });
+    } else if (c === 0x5b /* [ */) {
+      const parent = stack[stack.length - 1];
+      stack.push({ keys: undefined, expectKey: false, name: parent?.keys ? lastKey : parent?.name });
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+    } else if (c === 0x2c /* , */) {
+      const top = stack[stack.length - 1];
+      if (top?.keys) top.expectKey = true;
+    }
+  }
+  return undefined;
 }
 
 function f16ToF32(h: number): number {

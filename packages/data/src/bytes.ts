@@ -16,13 +16,19 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-async function decompress(bytes: Uint8Array, format: 'gzip' | 'deflate', what: string): Promise<Uint8Array> {
+/** Thrown (inside `decompress`) when the output would pass `maxOutputLength`. */
+class TooLarge extends Error {}
+
+async function decompress(bytes: Uint8Array, format: 'gzip' | 'deflate', what: string, maxOutputLength?: number): Promise<Uint8Array> {
+  const tooLarge = () => new Error(`${what}: ${format} data inflates beyond ${maxOutputLength} bytes, more than it may hold`);
   if (isNodeRuntime) {
     const zlib = await dynamicImport('node:zlib');
     try {
-      const out: Uint8Array = format === 'gzip' ? zlib.gunzipSync(bytes) : zlib.inflateSync(bytes);
+      const opts = maxOutputLength !== undefined ? { maxOutputLength: Math.max(1, maxOutputLength) } : {};
+      const out: Uint8Array = format === 'gzip' ? zlib.gunzipSync(bytes, opts) : zlib.inflateSync(bytes, opts);
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     } catch (e) {
+      if (maxOutputLength !== undefined && ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError)) throw tooLarge();
       throw new Error(`${what}: corrupt ${format} data (${(e as Error).message})`);
     }
   }
@@ -31,8 +37,30 @@ async function decompress(bytes: Uint8Array, format: 'gzip' | 'deflate', what: s
   }
   try {
     const stream = new Blob([bytes as BlobPart]).stream().pipeThrough(new DecompressionStream(format));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
+    if (maxOutputLength === undefined) return new Uint8Array(await new Response(stream).arrayBuffer());
+    // Read chunk by chunk and stop as soon as the bound is passed (never holds more than the bound + a chunk).
+    const reader = stream.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxOutputLength) {
+        await reader.cancel().catch(() => {});
+        throw new TooLarge();
+      }
+      chunks.push(value);
+    }
+    const out = new Uint8Array(total);
+    let o = 0;
+    for (const c of chunks) {
+      out.set(c, o);
+      o += c.byteLength;
+    }
+    return out;
   } catch (e) {
+    if (e instanceof TooLarge) throw tooLarge();
     throw new Error(`${what}: corrupt ${format} data (${(e as Error).message})`);
   }
 }
@@ -42,9 +70,12 @@ export async function maybeGunzip(bytes: Uint8Array, what = 'data'): Promise<Uin
   return isGzip(bytes) ? decompress(bytes, 'gzip', what) : bytes;
 }
 
-/** Inflate a zlib stream (RFC 1950), as PNG's IDAT data. */
-export function inflateZlib(bytes: Uint8Array, what = 'data'): Promise<Uint8Array> {
-  return decompress(bytes, 'deflate', what);
+/**
+ * Inflate a zlib stream (RFC 1950), as PNG's IDAT data. With `maxOutputLength`, fail as soon as the output
+ * would pass it (a few KB of crafted data can otherwise inflate to gigabytes).
+ */
+export function inflateZlib(bytes: Uint8Array, what = 'data', opts: { maxOutputLength?: number } = {}): Promise<Uint8Array> {
+  return decompress(bytes, 'deflate', what, opts.maxOutputLength);
 }
 
 /** Read a byte source into memory. */

@@ -21,7 +21,7 @@ export {
   loadFashionMnist,
 } from './fashion-mnist.js';
 export { type Cifar10Options, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, parseCifar10Batch, loadCifar10 } from './cifar.js';
-export { type DecodedImage, decodePng, isPng, toChannels, crc32 } from './png.js';
+export { type DecodedImage, decodePng, isPng, toChannels, crc32, MAX_PNG_PIXELS } from './png.js';
 export {
   type ImageDecoder,
   type ImageFolderOptions,

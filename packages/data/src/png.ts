@@ -13,6 +13,9 @@ export interface DecodedImage {
   data: Uint8Array;
 }
 
+/** Images beyond this many pixels are refused before inflating (a 10000×10000 image is 1e8). */
+export const MAX_PNG_PIXELS = 100_000_000;
+
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 let crcTable: Uint32Array | undefined;
@@ -94,6 +97,9 @@ export async function decodePng(bytes: Uint8Array, what = 'PNG'): Promise<Decode
     );
   }
   if (colorType === 3 && !palette) throw new Error(`${what}: palette image without a PLTE chunk`);
+  if (width * height > MAX_PNG_PIXELS) {
+    throw new Error(`${what}: ${width}×${height} is ${width * height} pixels, beyond the ${MAX_PNG_PIXELS}-pixel limit`);
+  }
   const total = idat.reduce((n, c) => n + c.length, 0);
   const compressed = new Uint8Array(total);
   let o = 0;
@@ -101,11 +107,22 @@ export async function decodePng(bytes: Uint8Array, what = 'PNG'): Promise<Decode
     compressed.set(c, o);
     o += c.length;
   }
-  const raw = await inflateZlib(compressed, what);
   const bpp = (spp * depth) / 8; // bytes per complete pixel (≥ 1 for the supported depths)
   const stride = width * bpp;
-  if (raw.length < height * (stride + 1)) {
-    throw new Error(`${what}: image data holds ${raw.length} bytes, ${width}×${height} needs ${height * (stride + 1)}`);
+  // The filtered image is exactly height × (1 filter byte + stride): inflate no further than that, so a small
+  // crafted file cannot inflate to gigabytes.
+  const needed = height * (stride + 1);
+  let raw: Uint8Array;
+  try {
+    raw = await inflateZlib(compressed, what, { maxOutputLength: needed });
+  } catch (e) {
+    if (/inflates beyond/.test((e as Error).message)) {
+      throw new Error(`${what}: image data inflates to more than the ${needed} bytes a ${width}×${height} image of ${spp} sample(s) × ${depth} bits needs (corrupt or crafted file)`);
+    }
+    throw e;
+  }
+  if (raw.length < needed) {
+    throw new Error(`${what}: image data holds ${raw.length} bytes, ${width}×${height} needs ${needed}`);
   }
   const pix = unfilter(raw, height, stride, bpp, what);
   // To 8-bit samples.

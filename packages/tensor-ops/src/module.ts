@@ -78,6 +78,11 @@ export interface LoadStateDictOptions {
   strict?: boolean;
   /** Keys (or key prefixes ending in '.') to leave untouched and not report. */
   skip?: readonly string[];
+  /**
+   * Load NaN / ±Infinity values. Default false: an entry of host data (`{ data, shape }`, what weight files
+   * give) holding one is invalid and the load throws, changing nothing. (Tensor entries are not read back.)
+   */
+  allowNonFinite?: boolean;
 }
 
 export interface LoadStateDictResult {
@@ -108,13 +113,24 @@ function entryShape(e: StateDictEntry): number[] {
 }
 
 /** Why an entry cannot be loaded whatever its shape (disposed tensor, data that does not fill its shape). */
-function entryDefect(e: StateDictEntry): string | undefined {
+function entryDefect(e: StateDictEntry, allowNonFinite = false): string | undefined {
   if (e instanceof tf.Tensor) return e.isDisposed ? 'the tensor is disposed' : undefined;
   if (e === null || typeof e !== 'object' || !Array.isArray(e.shape)) return 'not a tensor or { data, shape }';
   if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) return `invalid shape [${e.shape}]`;
   const n = e.shape.reduce((a, b) => a * b, 1);
   if (!e.data || typeof e.data.length !== 'number' || e.data.length !== n) {
     return `${e.data?.length} values do not fill shape [${e.shape}]`;
+  }
+  if (!allowNonFinite) {
+    const d = e.data as ArrayLike<number>;
+    for (let i = 0; i < d.length; i++) {
+      const v = d[i]!;
+      if (v - v !== 0) {
+        let count = 0;
+        for (let j = i; j < d.length; j++) if (d[j]! - d[j]! !== 0) count++;
+        return `holds ${v} at index ${i} (${count} non-finite value${count > 1 ? 's' : ''}; pass { allowNonFinite: true } to load them anyway)`;
+      }
+    }
   }
   return undefined;
 }
@@ -235,7 +251,7 @@ export class Module {
         result.missing.push(k);
         continue;
       }
-      const defect = entryDefect(e);
+      const defect = entryDefect(e, opts.allowNonFinite ?? false);
       if (defect) {
         result.invalid.push({ key: k, reason: defect });
         continue;

@@ -8,9 +8,10 @@
  * depth-wise kernel at mask ratio 0.6. The gradient is written out and needs no conv backprop kernel (which
  * tfjs-backend-wasm lacks): the input gradient is the same sparse conv of the upstream gradient with the kernel
  * rotated by 180° (the visible-neighbour relation is symmetric), the kernel gradient the picked input times the
- * upstream gradient, summed over rows. Two pick strategies, same numbers (see {@link DepthwiseStrategy}).
+ * upstream gradient, summed over rows. Three strategies, same numbers (see {@link DepthwiseStrategy}).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { hasRowDepthwiseKernels, ROW_DEPTHWISE_FILTER_GRAD_KERNEL, ROW_DEPTHWISE_KERNEL } from '@softbias/tensor-ops';
 import type { SiteIndex } from './sites.js';
 import { rowIndexTensor } from './rows.js';
 
@@ -18,15 +19,62 @@ import { rowIndexTensor } from './rows.js';
 const GROUP = 7;
 
 /**
- * How the neighbours are picked: `offsets` — one `[V, C]` pick per kernel offset, summed (few bytes live;
- * fastest on cpu and wasm, where a pick is a cheap row copy); `single` — all `V·k²` neighbours in one pick and
- * one reduction (a handful of GPU dispatches instead of ~3·k²; `V·k²·C` floats live).
+ * How the neighbours are picked: `kernel` — softbias' row-form kernels (tensor-ops' `SoftbiasRowDepthwise`, wasm
+ * only: one pass over the neighbour table for the conv, one for each gradient, the bias fused); `offsets` — one
+ * `[V, C]` pick per kernel offset, summed (few bytes live; fastest op-by-op on cpu and wasm, where a pick is a
+ * cheap row copy); `single` — all `V·k²` neighbours in one pick and one reduction (a handful of GPU dispatches
+ * instead of ~3·k²; `V·k²·C` floats live).
  */
-export type DepthwiseStrategy = 'offsets' | 'single';
+export type DepthwiseStrategy = 'kernel' | 'offsets' | 'single';
 
 export function defaultDepthwiseStrategy(): DepthwiseStrategy {
   const b = tf.getBackend();
+  if (b === 'wasm' && hasRowDepthwiseKernels()) return 'kernel';
   return b === 'cpu' || b === 'wasm' ? 'offsets' : 'single';
+}
+
+/**
+ * The `kernel` strategy: `y = Σ_j x[nbr_j] ⊙ w[j] (+ bias)` with its gradients (dx: the same kernel on dy with
+ * the filter rotated by 180°; dw: the row-form filter-gradient kernel; dbias: Σ_v dy).
+ */
+function kernelConv(rows: tf.Tensor, sites: SiteIndex, weight: tf.Tensor, bias: tf.Tensor | null, k: number): tf.Tensor2D {
+  const V = sites.numRows;
+  const C = rows.shape[1]!;
+  const table = sites.neighbours(k);
+  const nbrTensor = () => tf.tensor2d(table, [V, k * k], 'int32');
+  const run = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, flip: boolean) =>
+    tf.tidy(() => {
+      const nbr = nbrTensor();
+      const inputs: tf.NamedTensorMap = b ? { x, nbr, filter: w, bias: b } : { x, nbr, filter: w };
+      return tf.engine().runKernel(ROW_DEPTHWISE_KERNEL, inputs, { flip } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    });
+  const grads = (dy: tf.Tensor, x: tf.Tensor, w: tf.Tensor): [tf.Tensor, tf.Tensor] => [
+    run(dy, w, null, true),
+    tf.tidy(() => {
+      const g = tf.engine().runKernel(ROW_DEPTHWISE_FILTER_GRAD_KERNEL, { x, nbr: nbrTensor(), dy }) as tf.Tensor;
+      return tf.reshape(g, [k, k, C, 1]);
+    }),
+  ];
+  if (bias) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [x, w, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+      save([x, w]);
+      return {
+        value: run(x, w, b, false),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+          const g = dy as tf.Tensor;
+          return [...grads(g, saved[0]!, saved[1]!), tf.sum(g, 0)];
+        },
+      };
+    });
+    return f(rows, weight, bias) as tf.Tensor2D;
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([x, w]);
+    return { value: run(x, w, null, false), gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => grads(dy as tf.Tensor, saved[0]!, saved[1]!) };
+  });
+  return f(rows, weight) as tf.Tensor2D;
 }
 
 /** `y[v] = Σ_j src[nbr_j(v)] ⊙ w[j]`, `src` [V+1, C] (zero last row), `w` [k², C]. */
@@ -104,6 +152,12 @@ export function sparseDepthwiseConv(
   }
   const kk = k * k;
   const strategy = opts.strategy ?? defaultDepthwiseStrategy();
+  if (strategy === 'kernel') {
+    if (!hasRowDepthwiseKernels()) {
+      throw new Error(`sparseDepthwiseConv: the 'kernel' strategy needs softbias' wasm kernels (backend '${tf.getBackend()}')`);
+    }
+    return kernelConv(rows, sites, weight, bias, k);
+  }
   const conv = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     save([x, w]);

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { Rng } from '@softbias/tensor-ops';
-import { describeBackend, expectClose, expectNoLeak } from '@softbias/test-utils';
+import { describeBackend, currentBackend, expectClose, expectNoLeak } from '@softbias/test-utils';
 import { SiteIndex } from './sites.js';
 import { toRows, toDense, pickRows, invertPick } from './rows.js';
 import { sparseDepthwiseConv } from './dwconv.js';
@@ -91,9 +91,11 @@ describeBackend('sparse depth-wise conv', () => {
     return { y, dx, dw, db };
   }
 
-  for (const [k, H, W, strategy] of [[7, 9, 8, 'offsets'], [7, 9, 8, 'single'], [3, 4, 5, 'offsets'], [7, 3, 2, 'single']] as const) {
-    it(`k=${k} on a ${H}×${W} grid, ${strategy} picks: values and gradients match the float64 definition`, async () => {
-      const [B, C] = [2, 5];
+  // softbias' row-form kernels (wasm): channel counts through the 16-wide, 4-wide and scalar paths.
+  const kernelCases = [[7, 9, 8, 'kernel', 5], [3, 4, 5, 'kernel', 37], [7, 3, 2, 'kernel', 40], [7, 6, 7, 'kernel', 16]] as const;
+  for (const [k, H, W, strategy, Cn] of [[7, 9, 8, 'offsets', 5], [7, 9, 8, 'single', 5], [3, 4, 5, 'offsets', 5], [7, 3, 2, 'single', 5], ...kernelCases] as const) {
+    it.runIf(strategy !== 'kernel' || currentBackend === 'wasm')(`k=${k} on a ${H}×${W} grid, C=${Cn}, ${strategy} picks: values and gradients match the float64 definition`, async () => {
+      const [B, C] = [2, Cn];
       const sites = randomSites(B, H, W, 0.45, 10 + k);
       const rng = new Rng(20 + k);
       const V = sites.numRows;

@@ -1,13 +1,15 @@
 /**
  * Child process of depthwise.test.ts (run by test-utils/child.ts): the wasm backend with 2 threads, softbias'
  * depth-wise kernels (forward with bias, input and filter gradients) on 2 kernel threads vs 1 (must be equal bit
- * for bit) and vs tfjs-backend-wasm's original forward / the legacy gradient routes. Prints `RESULT <json>`.
+ * for bit) and vs tfjs-backend-wasm's original forward / the legacy gradient routes; the row-form kernels (sparse
+ * conv) the same way against a float64 loop. Prints `RESULT <json>`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '@softbias/tensor-ops';
 import { originalWasmDepthwiseConv2d } from '../src/kernels/depthwise.js';
 import { legacyDepthwiseBackpropFilter, legacyDepthwiseBackpropInput } from '../src/kernels/wasm-conv-backprop.js';
 import { kernelThreads, setKernelThreads } from '../src/kernels/runtime.js';
+import { ROW_DEPTHWISE_FILTER_GRAD_KERNEL, ROW_DEPTHWISE_KERNEL } from '../src/kernels/depthwise.js';
 
 await setupBackend('wasm', { threads: 2 });
 const be = tf.backend() as unknown as tf.KernelBackend;
@@ -83,5 +85,57 @@ for (const [xs, k, pad] of [
     tf.dispose([a1, a2, o]);
   }
   tf.dispose([x, w, bias, dy]);
+}
+// The row form: a random neighbour table (entries V = zero row), against a float64 loop.
+{
+  const [V, C, KK] = [3001, 41, 49];
+  const table = new Int32Array(V * KK);
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < table.length; i++) table[i] = rnd() < 0.4 ? V : Math.floor(rnd() * V);
+  const x = tf.randomNormal([V, C], 0, 1, 'float32', 5);
+  const dy = tf.randomNormal([V, C], 0, 1, 'float32', 6);
+  const w = tf.randomNormal([7, 7, C, 1], 0, 1, 'float32', 7);
+  const bias = tf.randomNormal([C], 0, 1, 'float32', 8);
+  const nbr = tf.tensor2d(table, [V, KK], 'int32');
+  const xd = x.dataSync(), dyd = dy.dataSync(), wd = w.dataSync(), bd = bias.dataSync();
+  const refY = new Float64Array(V * C), refX = new Float64Array(V * C), refW = new Float64Array(KK * C);
+  for (let v = 0; v < V; v++)
+    for (let j = 0; j < KK; j++) {
+      const q = table[v * KK + j]!;
+      if (q === V) continue;
+      for (let c = 0; c < C; c++) {
+        refY[v * C + c] += xd[q * C + c]! * wd[j * C + c]!;
+        refX[v * C + c] += dyd[q * C + c]! * wd[(KK - 1 - j) * C + c]!;
+        refW[j * C + c] += xd[q * C + c]! * dyd[v * C + c]!;
+      }
+    }
+  for (let i = 0; i < V * C; i++) refY[i] += bd[i % C]!;
+  const ops: [string, () => tf.Tensor, Float64Array][] = [
+    ['rows/y+bias', () => tf.engine().runKernel(ROW_DEPTHWISE_KERNEL, { x, nbr, filter: w, bias }, { flip: false } as unknown as tf.NamedAttrMap) as tf.Tensor, refY],
+    ['rows/dx', () => tf.engine().runKernel(ROW_DEPTHWISE_KERNEL, { x: dy, nbr, filter: w }, { flip: true } as unknown as tf.NamedAttrMap) as tf.Tensor, refX],
+    ['rows/dw', () => tf.engine().runKernel(ROW_DEPTHWISE_FILTER_GRAD_KERNEL, { x, nbr, dy }) as tf.Tensor, refW],
+  ];
+  for (const [what, run, ref] of ops) {
+    setKernelThreads(1);
+    const a1 = run();
+    const ms1 = time(run);
+    setKernelThreads(null);
+    const a2 = run();
+    const ms2 = time(run);
+    const d1 = a1.dataSync();
+    const d2 = a2.dataSync();
+    let same = d1.length === d2.length && d2.length === ref.length;
+    let worst = 0;
+    let scale = 1;
+    for (let i = 0; i < d1.length; i++) {
+      if (!Object.is(d1[i], d2[i])) same = false;
+      worst = Math.max(worst, Math.abs(d2[i]! - ref[i]!));
+      scale = Math.max(scale, Math.abs(ref[i]!));
+    }
+    checks.push({ label: `${V}x${C}/KK${KK}/${what}`, sameAs1: same, vsOriginal: worst, atol: 1e-4 * scale, ms1, ms2 });
+    tf.dispose([a1, a2]);
+  }
+  tf.dispose([x, dy, w, bias, nbr]);
 }
 console.log('RESULT ' + JSON.stringify({ threads: kernelThreads(tf.backend()), checks }));

@@ -279,3 +279,118 @@ KERNEL void dw_filter_reduce(int task, int ntasks, const float *partials, float 
     store_px(o, s, lanes);
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The row ("sparse") form: V visible rows of C channels and a neighbour table nbr [V][KK] (row index, or V for a
+// zero row: masked or outside the grid), as @softbias/sparse-conv's SiteIndex.neighbours(k) builds it.
+// ---------------------------------------------------------------------------------------------------------
+
+#define MAX_KK 256
+
+/**
+ * y[v, c] = (bias[c] +) Σ_j x[nbr[v, j], c] · w[j', c] over j = 0 … KK − 1 in order, skipping zero rows, with
+ * j' = j, or KK − 1 − j when `flip` (the input gradient: the neighbour relation is symmetric). x, y [V, C];
+ * w [KK, C] (tfjs' [k, k, C, 1]); bias [C] or 0. Rows split across tasks. KK ≤ 256.
+ */
+KERNEL void dw_rows(int task, int ntasks, const float *x, const int32_t *nbr, const float *w, const float *bias,
+                    float *y, int V, int C, int KK, int flip) {
+  int lo, hi;
+  split(V, task, ntasks, &lo, &hi);
+  if (KK > MAX_KK) return;
+  const float *src[MAX_KK];
+  const float *wj[MAX_KK];
+  for (int v = lo; v < hi; v++) {
+    // The taps that land on a row, in order.
+    int n = 0;
+    const int32_t *nb = nbr + (int64_t)v * KK;
+    for (int j = 0; j < KK; j++) {
+      int q = nb[j];
+      if (q >= 0 && q < V) {
+        src[n] = x + (int64_t)q * C;
+        wj[n] = w + (flip ? KK - 1 - j : j) * C;
+        n++;
+      }
+    }
+    float *yr = y + (int64_t)v * C;
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {
+      v128_t a0 = wasm_f32x4_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+      for (int t = 0; t < n; t++) {
+        const float *s = src[t] + c;
+        const float *ww = wj[t] + c;
+        a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(wasm_v128_load(s), wasm_v128_load(ww)));
+        a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(wasm_v128_load(s + 4), wasm_v128_load(ww + 4)));
+        a2 = wasm_f32x4_add(a2, wasm_f32x4_mul(wasm_v128_load(s + 8), wasm_v128_load(ww + 8)));
+        a3 = wasm_f32x4_add(a3, wasm_f32x4_mul(wasm_v128_load(s + 12), wasm_v128_load(ww + 12)));
+      }
+      if (bias) {
+        a0 = wasm_f32x4_add(a0, wasm_v128_load(bias + c));
+        a1 = wasm_f32x4_add(a1, wasm_v128_load(bias + c + 4));
+        a2 = wasm_f32x4_add(a2, wasm_v128_load(bias + c + 8));
+        a3 = wasm_f32x4_add(a3, wasm_v128_load(bias + c + 12));
+      }
+      wasm_v128_store(yr + c, a0);
+      wasm_v128_store(yr + c + 4, a1);
+      wasm_v128_store(yr + c + 8, a2);
+      wasm_v128_store(yr + c + 12, a3);
+    }
+    for (; c + 4 <= C; c += 4) {
+      v128_t a = wasm_f32x4_splat(0.0f);
+      for (int t = 0; t < n; t++) a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(src[t] + c), wasm_v128_load(wj[t] + c)));
+      if (bias) a = wasm_f32x4_add(a, wasm_v128_load(bias + c));
+      wasm_v128_store(yr + c, a);
+    }
+    for (; c < C; c++) {
+      float a = 0.0f;
+      for (int t = 0; t < n; t++) a += src[t][c] * wj[t][c];
+      if (bias) a += bias[c];
+      yr[c] = a;
+    }
+  }
+}
+
+/**
+ * Partial kernel gradients of the row form: task t sums rows split(V, t, ntasks) of
+ *   g[j, c] = Σ_v x[nbr[v, j], c] · dy[v, c]
+ * into partials + t·KK·C (float32, rows in order; zero rows skipped). Reduce with dw_sum_parts. The split
+ * depends on ntasks: pass a count fixed by the shape for reproducibility.
+ */
+KERNEL void dw_rows_filter_grad(int task, int ntasks, const float *x, const int32_t *nbr, const float *dy,
+                                float *partials, int V, int C, int KK) {
+  int lo, hi;
+  split(V, task, ntasks, &lo, &hi);
+  float *part = partials + (int64_t)task * KK * C;
+  for (int i = 0; i < KK * C; i++) part[i] = 0.0f;
+  for (int v = lo; v < hi; v++) {
+    const int32_t *nb = nbr + (int64_t)v * KK;
+    const float *d = dy + (int64_t)v * C;
+    for (int j = 0; j < KK; j++) {
+      int q = nb[j];
+      if (q < 0 || q >= V) continue;
+      const float *s = x + (int64_t)q * C;
+      float *p = part + j * C;
+      int c = 0;
+      for (; c + 4 <= C; c += 4) {
+        wasm_v128_store(p + c, wasm_f32x4_add(wasm_v128_load(p + c), wasm_f32x4_mul(wasm_v128_load(s + c), wasm_v128_load(d + c))));
+      }
+      for (; c < C; c++) p[c] += s[c] * d[c];
+    }
+  }
+}
+
+/** out[i] = Σ_g parts[g·n + i] over g = 0 … nparts − 1 in order, for i < n, split across tasks. */
+KERNEL void dw_sum_parts(int task, int ntasks, const float *parts, float *out, int nparts, int n) {
+  int lo, hi;
+  split(n, task, ntasks, &lo, &hi);
+  int i = lo;
+  for (; i + 4 <= hi; i += 4) {
+    v128_t s = wasm_v128_load(parts + i);
+    for (int g = 1; g < nparts; g++) s = wasm_f32x4_add(s, wasm_v128_load(parts + (int64_t)g * n + i));
+    wasm_v128_store(out + i, s);
+  }
+  for (; i < hi; i++) {
+    float s = parts[i];
+    for (int g = 1; g < nparts; g++) s += parts[(int64_t)g * n + i];
+    out[i] = s;
+  }
+}

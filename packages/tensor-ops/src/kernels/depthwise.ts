@@ -174,6 +174,81 @@ export function wasmDepthwiseFilterGrad(backend: unknown, x: tf.TensorInfo, dy: 
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The row ("sparse") form, for @softbias/sparse-conv: kernels of softbias' own, registered for wasm only
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Kernel names of the row-form depth-wise convolution (wasm only; other backends do not have them):
+ * - `SoftbiasRowDepthwise`: inputs `x` [V, C], `nbr` [V, KK] int32 (neighbour row per offset j = ky·k + kx, or
+ *   V for a zero row), `filter` [k, k, C, 1], optional `bias` [C]; attr `flip` (the filter rotated by 180°, for
+ *   the input gradient) → y [V, C], y[v] = (bias +) Σ_j x[nbr[v, j]] ⊙ w[j].
+ * - `SoftbiasRowDepthwiseFilterGrad`: inputs `x`, `nbr`, `dy` [V, C] → [KK, C], Σ_v x[nbr[v, j]] ⊙ dy[v].
+ */
+export const ROW_DEPTHWISE_KERNEL = 'SoftbiasRowDepthwise';
+export const ROW_DEPTHWISE_FILTER_GRAD_KERNEL = 'SoftbiasRowDepthwiseFilterGrad';
+
+/** Whether the active backend has the row-form depth-wise kernels (wasm with softbias' kernels registered). */
+export function hasRowDepthwiseKernels(): boolean {
+  return tf.getKernel(ROW_DEPTHWISE_KERNEL, tf.getBackend()) !== undefined && kernelsAvailable(tf.backend());
+}
+
+function checkRows(x: tf.TensorInfo, nbr: tf.TensorInfo, what: string): { V: number; C: number; KK: number } {
+  if (x.shape.length !== 2 || nbr.shape.length !== 2 || nbr.shape[0] !== x.shape[0] || nbr.dtype !== 'int32' || x.dtype !== 'float32') {
+    throw new Error(`${what}: expected float32 x [V, C] and int32 nbr [V, KK], got [${x.shape}] ${x.dtype} and [${nbr.shape}] ${nbr.dtype}`);
+  }
+  const KK = nbr.shape[1]!;
+  if (KK > 256) throw new Error(`${what}: at most 256 kernel offsets, got ${KK}`);
+  return { V: x.shape[0]!, C: x.shape[1]!, KK };
+}
+
+function rowDepthwise(args: KernelArgs): tf.TensorInfo {
+  const { x, nbr, filter, bias } = args.inputs as { x: tf.TensorInfo; nbr: tf.TensorInfo; filter: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { V, C, KK } = checkRows(x, nbr, ROW_DEPTHWISE_KERNEL);
+  if (tf.util.sizeFromShape(filter.shape) !== KK * C || filter.dtype !== 'float32' || (bias && (bias.shape.length !== 1 || bias.shape[0] !== C))) {
+    throw new Error(`${ROW_DEPTHWISE_KERNEL}: filter [${filter.shape}] / bias do not fit ${KK} offsets × ${C} channels`);
+  }
+  const be = args.backend as WasmHeapBackend;
+  const out = be.makeOutput([V, C], 'float32');
+  if (V === 0 || C === 0) return out;
+  const flip = (args.attrs as { flip?: boolean } | undefined)?.flip ? 1 : 0;
+  const threads = kernelThreads(be);
+  const ntasks = threads > 1 && V * KK * C >= MIN_PARALLEL_MACS ? Math.min(V, 4 * threads) : 1;
+  const a = [heapAddress(be, x), heapAddress(be, nbr), heapAddress(be, filter), bias ? heapAddress(be, bias) : 0, heapAddress(be, out), V, C, KK, flip];
+  try {
+    parallelFor(be, 'depthwise.dw_rows', ntasks, a);
+  } catch (e) {
+    be.disposeData(out.dataId);
+    throw e;
+  }
+  return out;
+}
+
+function rowDepthwiseFilterGrad(args: KernelArgs): tf.TensorInfo {
+  const { x, nbr, dy } = args.inputs as { x: tf.TensorInfo; nbr: tf.TensorInfo; dy: tf.TensorInfo };
+  const { V, C, KK } = checkRows(x, nbr, ROW_DEPTHWISE_FILTER_GRAD_KERNEL);
+  if (dy.shape.length !== 2 || dy.shape[0] !== V || dy.shape[1] !== C || dy.dtype !== 'float32') {
+    throw new Error(`${ROW_DEPTHWISE_FILTER_GRAD_KERNEL}: dy [${dy.shape}] does not fit [${V}, ${C}]`);
+  }
+  const be = args.backend as WasmHeapBackend;
+  const out = be.makeOutput([KK, C], 'float32');
+  if (KK * C === 0) return out;
+  // Parts fixed by the shape (each ≥ 64 rows), so the sum order does not depend on the thread count.
+  const nparts = V * KK * C < MIN_PARALLEL_MACS ? 1 : Math.max(1, Math.min(FILTER_GRAD_PARTS, Math.floor(V / 64)));
+  const parts = mallocScratch(be, nparts * KK * C * 4);
+  try {
+    parallelFor(be, 'depthwise.dw_rows_filter_grad', nparts, [heapAddress(be, x), heapAddress(be, nbr), heapAddress(be, dy), parts, V, C, KK]);
+    const n = KK * C;
+    parallelFor(be, 'depthwise.dw_sum_parts', Math.max(1, Math.min(kernelThreads(be), Math.floor(n / 4096))), [parts, heapAddress(be, out), nparts, n]);
+  } catch (e) {
+    be.disposeData(out.dataId);
+    throw e;
+  } finally {
+    freeScratch(be, parts);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // The forward kernels' registration
 // ---------------------------------------------------------------------------------------------------------
 
@@ -243,6 +318,14 @@ export function registerWasmDepthwiseConv2d(): boolean {
   if (f) originalForward = f;
   const g = override(tf.FusedDepthwiseConv2D, fusedDepthwiseConv2d);
   if (g) originalFused = g;
+  if (f) {
+    for (const [kernelName, fn] of [
+      [ROW_DEPTHWISE_KERNEL, rowDepthwise],
+      [ROW_DEPTHWISE_FILTER_GRAD_KERNEL, rowDepthwiseFilterGrad],
+    ] as const) {
+      if (!tf.getKernel(kernelName, 'wasm')) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
+    }
+  }
   return f !== null;
 }
 

@@ -14,11 +14,17 @@ for (const dir of readdirSync(join(root, 'packages'))) {
   if (existsSync(src)) alias[`@softbias/${dir}`] = src;
 }
 
+const ISOLATION = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: './',
   resolve: { alias },
-  server: { host: '127.0.0.1' },
-  preview: { host: '127.0.0.1' },
-  build: { target: 'es2022', chunkSizeWarningLimit: 4096 },
+  // Cross-origin isolation, so wasm threads (?threads=2) can use SharedArrayBuffer in `vite dev` / `vite preview`.
+  server: { host: '127.0.0.1', headers: ISOLATION },
+  preview: { host: '127.0.0.1', headers: ISOLATION },
+  // Not minified: tfjs-backend-wasm's threaded build starts its pthread workers from the *source text* of its
+  // module factory (Function.prototype.toString); minifying renames the bundle-level names that text refers
+  // to, and every worker then fails with "e is not defined".
+  build: { target: 'es2022', chunkSizeWarningLimit: 4096, minify: false },
 });

@@ -27,7 +27,7 @@ import { cssColour, drawHeatmap, drawInput, patchAt } from './render.js';
 
 export interface DemoState {
   state: 'starting' | 'ready' | 'loading' | 'running' | 'done' | 'error';
-  backend: Pick<BackendInfo, 'backend' | 'reason'> & { adapter?: string; fallbackAdapter?: boolean } | null;
+  backend: Pick<BackendInfo, 'backend' | 'reason' | 'threads'> & { adapter?: string; fallbackAdapter?: boolean } | null;
   model: string | null;
   logits: number[] | null;
   top5: Prediction[] | null;
@@ -111,10 +111,13 @@ function enqueue(task: () => Promise<void>): void {
 
 const params = new URLSearchParams(location.search);
 const requested = (params.get('backend') ?? 'auto') as BackendRequest;
+/** wasm threads (`?threads=2`): needs this page to be cross-origin isolated (the dev server sets COOP/COEP). */
+const threads = Number(params.get('threads') ?? 1);
 
 async function startBackend(): Promise<void> {
   el.backend.value = requested;
   const info = await setupBackend(requested, {
+    threads,
     // Vite serves tfjs-backend-wasm's binaries as assets.
     wasmPaths: {
       'tfjs-backend-wasm.wasm': wasmPlain,
@@ -122,7 +125,7 @@ async function startBackend(): Promise<void> {
       'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
     },
   });
-  demo.backend = { backend: info.backend, reason: info.reason };
+  demo.backend = { backend: info.backend, reason: info.reason, ...(info.threads ? { threads: info.threads } : {}) };
   if (info.adapter) {
     demo.backend.adapter = [info.adapter.vendor, info.adapter.architecture, info.adapter.description].filter(Boolean).join(' ');
     demo.backend.fallbackAdapter = info.adapter.isFallbackAdapter;

@@ -207,6 +207,17 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           const wasmDone = await until('classifying on the wasm fallback', (s) => s.state === 'done');
           expect(top1(wasmDone.logits!)).toBe(top1(nodeLogits));
           expect(worstDiff(wasmDone.logits!)).toBeLessThanOrEqual(1e-3 * maxLogit);
+
+          // wasm with 2 threads in the (cross-origin-isolated) page: tfjs' half-of-hardwareConcurrency cap is lifted,
+          // and softbias' kernels share the threaded build's memory; same answer.
+          await page.goto(`${server.origin}/index.html?backend=wasm&threads=2&weights=convit-micro.safetensors`);
+          const mt = await until('loading the model on wasm with 2 threads', (s) => s.state === 'ready' && s.model !== null);
+          expect(mt.backend?.backend).toBe('wasm');
+          expect(mt.backend?.threads).toBe(2);
+          await page.setInputFiles('#image-file', imagePath);
+          const mtDone = await until('classifying on wasm with 2 threads', (s) => s.state === 'done');
+          expect(top1(mtDone.logits!)).toBe(top1(nodeLogits));
+          expect(worstDiff(mtDone.logits!)).toBeLessThanOrEqual(1e-3 * maxLogit);
         } catch (e) {
           // What the page showed when it failed, for the CI log's reader.
           await page.screenshot({ path: join(shots, 'e2e-failure.png'), fullPage: true }).catch(() => undefined);

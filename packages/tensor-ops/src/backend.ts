@@ -227,7 +227,14 @@ async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>):
       }
       unrefWasmWorkers((tf.backend() as any).wasm);
     } else {
-      await trySetBackend('wasm');
+      // In a browser XNNPACK caps its threads at half of navigator.hardwareConcurrency (1 on a 2-core machine):
+      // report at least 2 × threads while the module starts, so the requested count is what runs.
+      const restore = raiseHardwareConcurrency(2 * threads);
+      try {
+        await trySetBackend('wasm');
+      } finally {
+        restore();
+      }
     }
   } else {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
@@ -243,6 +250,21 @@ async function setupWasm(opts: SetupBackendOptions, info: Partial<BackendInfo>):
     throw new BackendUnavailableError('wasm', `asked for ${threads} wasm thread(s), tfjs started ${info.threads}`);
   }
   info.reason ??= `WebAssembly + XNNPACK, SIMD, ${info.threads} thread(s)`;
+}
+
+/** Make `navigator.hardwareConcurrency` report at least `n` until the returned function is called. */
+function raiseHardwareConcurrency(n: number): () => void {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  const real = nav?.hardwareConcurrency;
+  if (!nav || typeof real !== 'number' || real >= n) return () => {};
+  try {
+    Object.defineProperty(nav, 'hardwareConcurrency', { value: n, configurable: true });
+  } catch {
+    return () => {};
+  }
+  return () => {
+    delete (nav as { hardwareConcurrency?: number }).hardwareConcurrency; // back to the prototype's getter
+  };
 }
 
 async function setupWebGpu(

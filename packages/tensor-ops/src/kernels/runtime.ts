@@ -172,59 +172,48 @@ export function kernelThreads(backend: unknown): number {
 // ---------------------------------------------------------------------------------------------------------
 
 /**
- * The worker's loop, as source (run in a `worker_threads` Worker or a Web Worker). `init` receives the shared
- * memory, the compiled modules (in flat-index order), the control words, the argument slots and its stack top.
+ * The worker's loop, as plain JavaScript source (a string, not a function's `toString()`, so that a bundler's
+ * minifier cannot rename what it refers to). `init` receives the shared memory, the compiled modules in
+ * flat-index order, the control words, the argument slots and this worker's stack top. The control words are
+ * those of the constants above: 0 SEQ, 1 NEXT, 2 DONE, 3 ERR, 4 FN, 5 NTASK, 6 NARGS, 7 READY.
  */
-function workerMain(init: {
-  memory: WebAssembly.Memory;
-  families: { module: WebAssembly.Module; names: string[] }[];
-  ctl: SharedArrayBuffer;
-  args: SharedArrayBuffer;
-  stackTop: number;
-}): void {
-  const ctl = new Int32Array(init.ctl);
-  const args = new Float64Array(init.args);
-  const fns: ((...a: number[]) => void)[] = [];
-  for (const f of init.families) {
-    const inst = new WebAssembly.Instance(f.module, { env: { memory: init.memory } });
-    (inst.exports.__stack_pointer as WebAssembly.Global).value = init.stackTop;
-    for (const n of f.names) fns.push(inst.exports[n] as unknown as (...a: number[]) => void);
+const WORKER_MAIN = `function softbiasKernelWorker(init) {
+  var ctl = new Int32Array(init.ctl);
+  var args = new Float64Array(init.args);
+  var fns = [];
+  for (var f = 0; f < init.families.length; f++) {
+    var inst = new WebAssembly.Instance(init.families[f].module, { env: { memory: init.memory } });
+    inst.exports.__stack_pointer.value = init.stackTop;
+    for (var n = 0; n < init.families[f].names.length; n++) fns.push(inst.exports[init.families[f].names[n]]);
   }
-  let seen = Atomics.load(ctl, 0);
+  var seen = Atomics.load(ctl, 0);
   Atomics.add(ctl, 7, 1);
-  const a: number[] = [];
+  var a = [];
   for (;;) {
-    let s = Atomics.load(ctl, 0);
-    for (let spin = 0; s === seen && spin < 20000; spin++) s = Atomics.load(ctl, 0);
-    if (s === seen) {
-      Atomics.wait(ctl, 0, seen);
-      continue;
-    }
+    var s = Atomics.load(ctl, 0);
+    for (var spin = 0; s === seen && spin < 20000; spin++) s = Atomics.load(ctl, 0);
+    if (s === seen) { Atomics.wait(ctl, 0, seen); continue; }
     seen = s;
-    const tag = s & 0x7ffff;
-    const fn = fns[Atomics.load(ctl, 4)]!;
-    const n = Atomics.load(ctl, 5);
-    const na = Atomics.load(ctl, 6);
+    var tag = s & 0x7ffff;
+    var fn = fns[Atomics.load(ctl, 4)];
+    var nt = Atomics.load(ctl, 5);
+    var na = Atomics.load(ctl, 6);
     a.length = 0;
-    a.push(0, n);
-    for (let i = 0; i < na; i++) a.push(args[i]!);
+    a.push(0, nt);
+    for (var i = 0; i < na; i++) a.push(args[i]);
     for (;;) {
-      const v = Atomics.load(ctl, 1);
-      if (v >>> 12 !== tag) break;
-      const t = v & 0xfff;
-      if (t >= n) break;
+      var v = Atomics.load(ctl, 1);
+      if ((v >>> 12) !== tag) break;
+      var t = v & 0xfff;
+      if (t >= nt) break;
       if (Atomics.compareExchange(ctl, 1, v, v + 1) !== v) continue;
       a[0] = t;
-      try {
-        fn(...a);
-      } catch {
-        Atomics.store(ctl, 3, 1);
-      }
+      try { fn.apply(null, a); } catch (e) { Atomics.store(ctl, 3, 1); }
       Atomics.add(ctl, 2, 1);
       Atomics.notify(ctl, 2);
     }
   }
-}
+}`;
 
 const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 let nodeWorkerCtor: (new (src: string, opts: object) => { unref(): void; terminate(): unknown; postMessage(m: unknown): void }) | null =
@@ -246,7 +235,7 @@ function startPool(backend: WasmHeapBackend, rt: Runtime, threads: number): Pool
     families.push({ module: m.shared, names: [...FAMILIES.find((f) => f.family === family)!.functions] });
   }
   const workers: { terminate(): unknown }[] = [];
-  const body = `(${workerMain.toString()})`;
+  const body = `(${WORKER_MAIN})`;
   for (let w = 0; w < threads - 1; w++) {
     const init = { memory: rt.memory, families, ctl: ctlBuf, args: argBuf, stackTop: mallocStack(backend) };
     if (isNode) {

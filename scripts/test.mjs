@@ -44,6 +44,12 @@ if (existsSync(jsonOut)) {
   failed += 1;
 }
 if (vitest.status !== 0 && failed === 0) failed += 1;
+// Checks .ci/run ran before the tests (kernel build check, typecheck, lint): each one is one pass or one failure.
+const prePassed = Number(process.env.SOFTBIAS_PRECHECKS_PASSED ?? 0) || 0;
+const preFailed = Number(process.env.SOFTBIAS_PRECHECKS_FAILED ?? 0) || 0;
+if (prePassed + preFailed > 0) console.log(`\nPre-checks (.ci/run): ${prePassed} passed, ${preFailed} failed (counted below)`);
+passed += prePassed;
+failed += preFailed;
 
 const worstFile = join(tmp, 'worst-errors.jsonl');
 if (existsSync(worstFile)) {

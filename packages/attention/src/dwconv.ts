@@ -11,32 +11,13 @@ import { checkPositiveInt, joinPrefix, splitPrefix } from './core.js';
 /**
  * Depth-wise k×k convolution, stride 1, 'same' zero padding, odd k: `x` [B, H, W, C], `w` [k, k, C, 1].
  *
- * The forward pass is `tf.depthwiseConv2d`; the gradient is written with forward depth-wise convolutions only
- * (the input gradient is the convolution of dy with the flipped kernel; the filter gradient correlates the
- * padded input with dy, batch folded into channels), so it trains on backends without the
- * DepthwiseConv2dNativeBackpropInput/Filter kernels (wasm in tfjs 4.22).
+ * `tf.depthwiseConv2d` with tfjs' own gradient: the DepthwiseConv2dNativeBackpropInput/Filter kernels exist on
+ * cpu and webgpu, and on wasm @softbias/tensor-ops registers its SIMD kernels for them (one depth-wise gradient
+ * route for every mixer and model).
  */
-export const depthwiseConv2dSame = tf.customGrad(((x: tf.Tensor4D, w: tf.Tensor4D, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  return {
-    value: tf.depthwiseConv2d(x, w, 1, 'same'),
-    gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
-      const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-      const [B, H, W, C] = sx.shape;
-      const k = sw.shape[0];
-      const r = (k - 1) / 2;
-      const dx = tf.depthwiseConv2d(dy, tf.reverse(sw, [0, 1]), 1, 'same');
-      // dW[i, j, c] = Σ_{b, y, x} xpad[b, y + i, x + j, c] · dy[b, y, x, c]: a 'valid' depth-wise convolution of
-      // the padded input (batch moved into channels) with dy as the (H × W) filter, then summed over the batch.
-      const xp = tf.pad(sx, [[0, 0], [r, r], [r, r], [0, 0]]);
-      const xin = B === 1 ? tf.reshape(xp, [1, H + 2 * r, W + 2 * r, C]) : tf.reshape(tf.transpose(xp, [1, 2, 0, 3]), [1, H + 2 * r, W + 2 * r, B * C]);
-      const f = B === 1 ? tf.reshape(dy, [H, W, C, 1]) : tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [H, W, B * C, 1]);
-      const g = tf.depthwiseConv2d(xin as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'); // [1, k, k, B·C]
-      const dw = B === 1 ? tf.reshape(g, [k, k, C, 1]) : tf.reshape(tf.sum(tf.reshape(g, [k, k, B, C]), 2), [k, k, C, 1]);
-      return [dx, dw];
-    },
-  };
-}) as any) as (x: tf.Tensor4D, w: tf.Tensor4D) => tf.Tensor4D;
+export function depthwiseConv2dSame(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  return tf.depthwiseConv2d(x, w, 1, 'same');
+}
 
 /**
  * Per-sample depth-wise convolution: `x` [B, H, W, C], `kernels` [B, C, k, k] (sample b's kernel for channel c

@@ -6,7 +6,13 @@
 import { registerWasmKernels } from './wasm-conv-backprop.js';
 import { registerWasmDepthwiseConv2d } from './depthwise.js';
 import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';
+import { registerWasmEltwiseKernels } from './eltwise.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean } {
-  return { backprop: registerWasmKernels(), batchMatMul: registerWasmBatchMatMul(), depthwise: registerWasmDepthwiseConv2d() };
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[] } {
+  return {
+    backprop: registerWasmKernels(),
+    batchMatMul: registerWasmBatchMatMul(),
+    depthwise: registerWasmDepthwiseConv2d(),
+    eltwise: registerWasmEltwiseKernels(),
+  };
 }

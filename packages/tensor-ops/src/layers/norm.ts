@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { Module, type Parameter } from '../module.js';
 import { ones, zeros } from '../init.js';
+import { fusedLayerNorm } from '../kernels/eltwise.js';
 
 /**
  * LayerNorm over the last axis, PyTorch semantics (biased variance, eps inside the sqrt), params
@@ -25,8 +26,13 @@ export class LayerNorm extends Module {
   }
 }
 
-/** Functional LayerNorm over the last axis. */
+/** Functional LayerNorm over the last axis (on wasm one fused kernel, see kernels/eltwise.ts; else `layerNormOps`). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps = 1e-6): tf.Tensor {
+  return fusedLayerNorm(x, weight, bias, eps) ?? layerNormOps(x, weight, bias, eps);
+}
+
+/** LayerNorm over the last axis as tfjs' op graph. */
+export function layerNormOps(x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps = 1e-6): tf.Tensor {
   return tf.tidy(() => {
     const axis = x.rank - 1;
     const mean = tf.mean(x, axis, true);

@@ -18,8 +18,8 @@
 // same as one unblocked loop. Each C element is written by exactly one unit, and units never depend on how tasks
 // group them, so the result is bit-identical for any number of threads or tasks.
 //
-// gemm_f32_ksplit / gemm_reduce: for long K with few output tiles (weight gradients), K is cut into S chunks fixed
-// by the caller from the shape alone; chunk s of every product goes to its own scratch slice, then gemm_reduce
+// gemm_f32_ksplit / gemm_reduce: for long K (weight gradients: K ≥ 2048 and K ≥ 8·max(M, N), or few output tiles),
+// K is cut into S chunks fixed by the caller from the shape alone (each task then reads only its chunk of A and B); chunk s of every product goes to its own scratch slice, then gemm_reduce
 // sums the slices in order s = 0..S−1. The order differs from the unsplit one but not with the thread count.
 #include "kernel.h"
 
@@ -151,9 +151,13 @@ static __attribute__((noinline)) void tile(const float *ap, const float *bp, int
 static void pack_a(const float *a, float *ap, int mr, int kc, int sai, int sak) {
   if (mr == MR && sai == 1) {
     // A transposed: the MR rows of one k are contiguous.
+#if MR == 4
+    for (int kk = 0; kk < kc; kk++) wasm_v128_store(ap + kk * 4, wasm_v128_load(a + kk * sak));
+#else
     for (int kk = 0; kk < kc; kk++) {
       _Pragma("clang loop unroll(full)") for (int r = 0; r < MR; r++) ap[kk * MR + r] = a[kk * sak + r];
     }
+#endif
     return;
   }
 #if MR == 4

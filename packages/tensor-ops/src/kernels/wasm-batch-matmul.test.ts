@@ -220,7 +220,8 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
 
   // Long K: k blocks of 256 continued from the stored partial sums, and (tiny outputs) the K split.
   const LONG: [number[], number, number, number][] = [
-    [[], 40, 2500, 33], // many tiles: k blocks only
+    [[], 40, 2500, 33], // 50 tiles, K ≥ 8·max(M, N): K split in 2 chunks
+    [[], 400, 2500, 333], // many tiles: k blocks only
     [[], 5, 3000, 7], // 2 tiles: K split in 2 chunks
     [[3], 3, 4100, 9], // 6 tiles: 4 chunks
     [[], 1, 2049, 1],
@@ -295,7 +296,9 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     const wg = gemmBlocking(1, 40, 160, 2); // wider than tall: cut the panels first
     expect(wg.units).toBeGreaterThanOrEqual(8);
     expect(wg.mb).toBe(40);
-    expect(gemmKSplit(1, 40, 160, 25088)).toEqual({ chunks: 1, chunk: 25088 }); // 200 tiles: no split
+    expect(gemmKSplit(1, 40, 160, 25088)).toEqual({ chunks: 20, chunk: 1280 }); // weight gradient: K ≥ 8·max(M, N)
+    expect(gemmKSplit(1, 40, 160, 1279).chunks).toBe(1);
+    expect(gemmKSplit(1, 192, 576, 4000).chunks).toBe(1); // 1728 tiles, K < 8·576
     expect(gemmKSplit(1, 5, 7, 3000)).toEqual({ chunks: 2, chunk: 1536 });
     expect(gemmKSplit(1, 5, 7, 2047).chunks).toBe(1);
   });

@@ -11,9 +11,9 @@
  * blocking and the summation order.
  *
  * Sums: float32, one multiply and one add per term in increasing k (no FMA), from +0: the same order as a plain
- * loop, whatever the thread count or task split, so 1 and 2 threads give bit-identical results. Only tiny
- * outputs with a long K (fewer than 16 register tiles in all, K ≥ 2048) split K into chunks chosen from the shape
- * alone (again independent of the thread count) whose partial sums are added in chunk order.
+ * loop, whatever the thread count or task split, so 1 and 2 threads give bit-identical results. Only a long K
+ * (K ≥ 2048 with a tiny output or K ≥ 8·max(M, N): weight gradients) is split into chunks chosen from the shape
+ * alone (again independent of the thread count) whose partial sums are added in chunk order (`gemmKSplit`).
  *
  * Routing: every float32 product runs here when the GEMM is available (tfjs-backend-wasm with SIMD); other
  * dtypes and a backend without the kernels go to the original kernel (`originalWasmBatchMatMul`, kept for
@@ -97,10 +97,14 @@ export function gemmBlocking(batch: number, M: number, N: number, threads: numbe
   return { mb, pb, units: batch * Math.ceil(M / mb) * Math.ceil(np / pb) };
 }
 
-/** K chunks for a long K with a tiny output (decided by the shape alone, so by no thread count): 1 = no split. */
+/**
+ * K chunks for a long K (decided by the shape alone, so by no thread count): 1 = no split. Split when K ≥ 2048
+ * and either the output has fewer than 16 register tiles or K ≥ 8·max(M, N) (weight gradients xᵀ·dy: a task
+ * then streams only its chunk of A and B once, instead of every task streaming all of one of them).
+ */
 export function gemmKSplit(batch: number, M: number, N: number, K: number): { chunks: number; chunk: number } {
   const tiles = batch * Math.ceil(M / MR) * Math.ceil(N / NR);
-  if (tiles >= 16 || K < 2048) return { chunks: 1, chunk: K };
+  if (K < 2048 || (tiles >= 16 && K < 8 * Math.max(M, N))) return { chunks: 1, chunk: K };
   const chunks = Math.min(32, Math.floor(K / 1024));
   const chunk = KC * Math.ceil(K / chunks / KC);
   return { chunks: Math.ceil(K / chunk), chunk };

@@ -68,7 +68,10 @@ export function buildReport(meta: RunMeta, backends: BackendResult[]): Report {
     for (const m of b.models) {
       for (const [col, t] of columnsOf(m)) {
         if (!isTiming(t)) continue;
-        const f = ((fastest[m.model] ??= {})[col] ??= { backend: b.spec.id, imgPerSec: t.imgPerSec });
+        fastest[m.model] ??= {};
+        const byCol = fastest[m.model]!;
+        byCol[col] ??= { backend: b.spec.id, imgPerSec: t.imgPerSec };
+        const f = byCol[col]!;
         if (t.imgPerSec > f.imgPerSec) Object.assign(f, { backend: b.spec.id, imgPerSec: t.imgPerSec });
       }
     }

@@ -72,8 +72,12 @@ async function bench(title, variants, B, grid, prefix) {
   const rs = ms.map((m) => runners(m, B, grid, prefix, C));
   const fwd = await timeAll(rs.map((r) => r.fwd), reps);
   const bwd = await timeAll(rs.map((r) => r.bwd), Math.max(3, reps >> 1));
-  rs.forEach((r) => r.dispose());
-  ms.forEach((m) => m.dispose());
+  rs.forEach((r) => {
+    r.dispose();
+  });
+  ms.forEach((m) => {
+    m.dispose();
+  });
   const N = prefix + grid[0] * grid[1];
   const cells = variants.map(([name], i) => `${name} ${fwd[i].toFixed(1)} / ${bwd[i].toFixed(1)}`);
   console.log(`${title}\tB=${B}\tN=${N}\t${cells.join('\t')}`);

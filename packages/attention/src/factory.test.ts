@@ -60,7 +60,9 @@ describeBackend('createMixer', () => {
       ['conv.weight', [8, 1, 3, 3]],
       ['conv.bias', [8]],
     ]);
-    [m, ff, dw].forEach((x) => x.dispose());
+    [m, ff, dw].forEach((x) => {
+      x.dispose();
+    });
   });
 
   it('rejects unknown kinds and incomplete specs', () => {

@@ -186,7 +186,9 @@ describeBackend('Mhsa vs the convit_micro fixture (block 3 is MHSA)', () => {
         tf.dispose([xn, attn, img0, out]);
       });
       x.dispose();
-      [m, norm1, norm2, mlp].forEach((mod) => mod.dispose());
+      [m, norm1, norm2, mlp].forEach((mod) => {
+        mod.dispose();
+      });
     });
   }
 

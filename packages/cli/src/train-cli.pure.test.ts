@@ -63,7 +63,10 @@ function cli(args: string[], limitMs: number, watch?: (child: ReturnType<typeof 
     let killed = false;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => ((killed = true), child.kill('SIGKILL')), limitMs);
+    const timer = setTimeout(() => {
+      killed = true;
+      child.kill('SIGKILL');
+    }, limitMs);
     watch?.(child);
     child.on('error', reject);
     child.on('close', (code, signal) => {

@@ -35,7 +35,9 @@ function writeIdx(path, shape, data) {
   const header = Buffer.alloc(4 + 4 * shape.length);
   header[2] = 0x08;
   header[3] = shape.length;
-  shape.forEach((n, d) => header.writeUInt32BE(n, 4 + 4 * d));
+  shape.forEach((n, d) => {
+    header.writeUInt32BE(n, 4 + 4 * d);
+  });
   writeFileSync(path, gzipSync(Buffer.concat([header, Buffer.from(data)]), { level: 9 }));
 }
 

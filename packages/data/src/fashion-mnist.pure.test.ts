@@ -15,7 +15,9 @@ function idxHeader(shape: number[]): Buffer {
   const b = Buffer.alloc(4 + 4 * shape.length);
   b[2] = 0x08;
   b[3] = shape.length;
-  shape.forEach((n, d) => b.writeUInt32BE(n, 4 + 4 * d));
+  shape.forEach((n, d) => {
+    b.writeUInt32BE(n, 4 + 4 * d);
+  });
   return b;
 }
 

@@ -12,7 +12,9 @@ function handIdx(typeByte: number, shape: number[], write: (v: DataView, o: numb
   const v = new DataView(buf.buffer);
   buf[2] = typeByte;
   buf[3] = shape.length;
-  shape.forEach((n, d) => v.setUint32(4 + 4 * d, n, false));
+  shape.forEach((n, d) => {
+    v.setUint32(4 + 4 * d, n, false);
+  });
   let o = 4 + 4 * shape.length;
   for (let i = 0; i < count; i++) o += write(v, o) as number;
   return buf.slice(0, o);

@@ -98,7 +98,9 @@ export function encodeIdx(arr: IdxArray): Uint8Array {
   const view = new DataView(out.buffer);
   out[2] = code;
   out[3] = arr.shape.length;
-  arr.shape.forEach((n, d) => view.setUint32(4 + 4 * d, n, false));
+  arr.shape.forEach((n, d) => {
+    view.setUint32(4 + 4 * d, n, false);
+  });
   for (let i = 0; i < count; i++) {
     const v = arr.data[i]!;
     const o = headerLen + i * size;

@@ -81,7 +81,9 @@ export class ImageFolderDataset implements ImageDataset {
         return this.decodeFile(this.files[i]!);
       }),
     );
-    decoded.forEach((px, k) => out.set(px, k * size));
+    decoded.forEach((px, k) => {
+      out.set(px, k * size);
+    });
     return out;
   }
 }

@@ -74,7 +74,9 @@ describeBackend('DataLoader', () => {
     const rest: Float32Array[] = [];
     for await (const batch of b.batches()) rest.push((await take(batch)).x);
     expect(rest.length).toBe(4);
-    rest.forEach((x, k) => expect(Array.from(x)).toEqual(Array.from(full[7 + 3 + k]!)));
+    rest.forEach((x, k) => {
+      expect(Array.from(x)).toEqual(Array.from(full[7 + 3 + k]!));
+    });
     // Augmentation changed something (padding zeros appear) but never the label/sample pairing.
     expect(full.some((x) => x.some((v) => v === 0))).toBe(true);
     expect(() => b.setState({ ...saved!, batchSize: 5 })).toThrow(/state is for 30 samples, batch 5/);

@@ -12,7 +12,6 @@ import {
   randomF32,
   randomStateDict,
   sampleIndices,
-  toF64,
   torchParams,
 } from '../test/reference.js';
 

@@ -73,7 +73,9 @@ export class AccuracyMeter {
   /** Add a batch (logits [B, K] tensor, labels [B]). Does not dispose its arguments. */
   async update(logits: tf.Tensor | ArrayLike<number>, labels: Labels, numClasses?: number): Promise<void> {
     const r = await topKCorrect(logits, labels, this.ks, numClasses);
-    r.counts.forEach((c, i) => (this.counts[i]! += c));
+    r.counts.forEach((c, i) => {
+      this.counts[i]! += c;
+    });
     this.n += r.total;
   }
   get count(): number {
@@ -82,7 +84,9 @@ export class AccuracyMeter {
   /** `{ top1, top5, … , count }` as fractions in [0, 1]. */
   result(): Record<string, number> {
     const out: Record<string, number> = { count: this.n };
-    this.ks.forEach((k, i) => (out[`top${k}`] = this.n === 0 ? NaN : this.counts[i]! / this.n));
+    this.ks.forEach((k, i) => {
+      out[`top${k}`] = this.n === 0 ? NaN : this.counts[i]! / this.n;
+    });
     return out;
   }
   reset(): void {

@@ -41,7 +41,9 @@ describeBackend('MACs of the real models', () => {
     expect(s.samples).toBe(4);
     s.layers.forEach((layer, l) => {
       // Definition: the batch-size-weighted mean of the per-batch values.
-      layer!.heads.forEach((v, h) => expect(v).toBeCloseTo((3 * per[0]![l]![h]! + per[1]![l]![h]!) / 4, 5));
+      layer!.heads.forEach((v, h) => {
+        expect(v).toBeCloseTo((3 * per[0]![l]![h]! + per[1]![l]![h]!) / 4, 5);
+      });
     });
     const gates = summarizeLayers(await m.gates());
     expect(gates.layers.map((g) => (g === null ? null : g.heads.length))).toEqual([4, 4, null]);

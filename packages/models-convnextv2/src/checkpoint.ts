@@ -19,9 +19,12 @@ export function detectKeyNaming(keys: Iterable<string>): KeyNaming {
 /** One official key → its timm key (keys that are already timm-style are returned unchanged). */
 export function officialToTimmKey(key: string): string {
   let m: RegExpMatchArray | null;
-  if ((m = key.match(/^downsample_layers\.0\.([01])\.(.+)$/))) return `stem.${m[1]}.${m[2]}`;
-  if ((m = key.match(/^downsample_layers\.(\d+)\.([01])\.(.+)$/))) return `stages.${m[1]}.downsample.${m[2]}.${m[3]}`;
-  if ((m = key.match(/^stages\.(\d+)\.(\d+)\.(.+)$/))) {
+  m = key.match(/^downsample_layers\.0\.([01])\.(.+)$/);
+  if (m) return `stem.${m[1]}.${m[2]}`;
+  m = key.match(/^downsample_layers\.(\d+)\.([01])\.(.+)$/);
+  if (m) return `stages.${m[1]}.downsample.${m[2]}.${m[3]}`;
+  m = key.match(/^stages\.(\d+)\.(\d+)\.(.+)$/);
+  if (m) {
     const [, i, j, rest] = m as unknown as [string, string, string, string];
     const renamed = rest
       .replace(/^dwconv\./, 'conv_dw.')
@@ -31,8 +34,10 @@ export function officialToTimmKey(key: string): string {
       .replace(/^grn\.beta$/, 'mlp.grn.bias');
     return `stages.${i}.blocks.${j}.${renamed}`;
   }
-  if ((m = key.match(/^norm\.(weight|bias)$/))) return `head.norm.${m[1]}`;
-  if ((m = key.match(/^head\.(weight|bias)$/))) return `head.fc.${m[1]}`;
+  m = key.match(/^norm\.(weight|bias)$/);
+  if (m) return `head.norm.${m[1]}`;
+  m = key.match(/^head\.(weight|bias)$/);
+  if (m) return `head.fc.${m[1]}`;
   return key;
 }
 

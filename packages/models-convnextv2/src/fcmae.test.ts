@@ -193,14 +193,19 @@ describeBackend('FCMAE gradients and training', () => {
       // central difference: truncation error ∝ eps², float32 rounding ∝ 1/eps; 3e-4 balances them here (≈ 5e-4 relative)
       const eps = 3e-4;
       const orig = vars.map((v) => tf.clone(v));
-      const shift = (s: number) => vars.forEach((v, i) => v.assign(tf.tidy(() => tf.add(orig[i]!, tf.mul(dir[i]!, s)))));
+      const shift = (s: number) =>
+        vars.forEach((v, i) => {
+          v.assign(tf.tidy(() => tf.add(orig[i]!, tf.mul(dir[i]!, s))));
+        });
       shift(eps);
       const fp = f();
       const lp = (await fp.data())[0]!;
       shift(-eps);
       const fm = f();
       const lm = (await fm.data())[0]!;
-      vars.forEach((v, i) => v.assign(orig[i]!));
+      vars.forEach((v, i) => {
+        v.assign(orig[i]!);
+      });
       const numeric = (lp - lm) / (2 * eps);
       const rel = Math.abs(numeric - analytic) / Math.max(1, Math.abs(analytic));
       await expectClose([analytic], [numeric], 5e-3 * Math.max(1, Math.abs(numeric)), `fcmae-tiny-model/${grnStats}/directional derivative`);

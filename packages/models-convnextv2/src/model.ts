@@ -21,7 +21,6 @@ import {
 import { ConvNeXtV2Head, ConvNeXtV2Stage, ConvNeXtV2Stem } from './blocks.js';
 import {
   MODELS,
-  getModelEntry,
   parameterShapes,
   resolveConfig,
   type ConvNeXtV2Config,

@@ -98,7 +98,9 @@ describe('mask upsampling', () => {
     const mask = randomMaskData({ batch: 2, numPatches: 16, ratio: 0.6, rng: 2 });
     const st = stageMasksData(mask, 2, [4, 4], 4);
     expect(st.map((s) => [s.height, s.width])).toEqual([[32, 32], [16, 16], [8, 8], [4, 4]]);
-    st.forEach((s, i) => expect(Array.from(s.data)).toEqual(reference(mask, 2, 4, 4, 2 ** (3 - i))));
+    st.forEach((s, i) => {
+      expect(Array.from(s.data)).toEqual(reference(mask, 2, 4, 4, 2 ** (3 - i)));
+    });
   });
 
   it('rejects wrong mask sizes, scales and non-square L without a grid', () => {

@@ -43,7 +43,13 @@ export function encoderWeightsFrom(raw: Raw, prefix = 'encoder.'): { weights: En
       blocks: Array.from({ length: d }, (_, j) => block(`stages.${i}.blocks.${j}`)),
     })),
   };
-  return { weights, dispose: () => made.forEach((t) => t.dispose()) };
+  return {
+    weights,
+    dispose: () =>
+      made.forEach((t) => {
+        t.dispose();
+      }),
+  };
 }
 
 /** Random encoder weights (O(1) activations) for given dims/depths, seeded through tfjs-independent data. */
@@ -89,5 +95,11 @@ export function randomEncoderWeights(
       })),
     })),
   };
-  return { weights, dispose: () => made.forEach((x) => x.dispose()) };
+  return {
+    weights,
+    dispose: () =>
+      made.forEach((x) => {
+        x.dispose();
+      }),
+  };
 }

@@ -28,7 +28,8 @@ function makeTables(): Uint32Array[] {
  * checksummed piece by piece: `crc32(b, crc32(a)) === crc32(a ++ b)`. Returns an unsigned 32-bit integer.
  */
 export function crc32(bytes: Uint8Array, previous = 0): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = (tables ??= makeTables()) as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+  tables ??= makeTables();
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = tables as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let c = (previous ^ 0xffffffff) >>> 0;
   const n = bytes.length;
   let i = 0;

@@ -152,7 +152,9 @@ describe('the built package under plain Node', () => {
     expect(r.result.backendCoreSame).toBe(true);
     const grad: number[] = r.result.grad;
     expect(grad.length).toBe(6);
-    grad.forEach((v, i) => expect(Math.abs(v - expectedGrad[i]!), `grad[${i}] = ${v}, want ${expectedGrad[i]}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(expectedGrad[i]!))));
+    grad.forEach((v, i) => {
+      expect(Math.abs(v - expectedGrad[i]!), `grad[${i}] = ${v}, want ${expectedGrad[i]}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(expectedGrad[i]!)));
+    });
     const losses: number[] = r.result.losses;
     for (let i = 1; i < losses.length; i++) expect(losses[i]).toBeLessThan(losses[i - 1]!);
   }

@@ -12,6 +12,7 @@ import {
   DTYPE_SIZES,
   Rng,
   type SafetensorsDtype,
+  type SafetensorsTensor,
 } from '@softbias/tensor-ops';
 
 const enc = new TextEncoder();
@@ -195,7 +196,7 @@ function checkConsistent(bytes: Uint8Array): void {
     expect(e.dataOffsets[1]).toBeLessThanOrEqual(dataLen);
     spans.push(e.dataOffsets);
     cover += e.dataOffsets[1] - e.dataOffsets[0];
-    let t;
+    let t: SafetensorsTensor;
     try {
       t = file.get(name);
     } catch (err) {

@@ -36,7 +36,9 @@ function buildFile(header: string | object, data: ArrayLike<number> = [], length
 /** Little-endian bytes of numbers written with a DataView setter. */
 function bytesOf(size: number, values: readonly (number | bigint)[], set: (v: DataView, o: number, x: any) => void): number[] {
   const buf = new DataView(new ArrayBuffer(size * values.length));
-  values.forEach((x, i) => set(buf, i * size, x));
+  values.forEach((x, i) => {
+    set(buf, i * size, x);
+  });
   return Array.from(new Uint8Array(buf.buffer));
 }
 
@@ -128,9 +130,13 @@ describe('safetensors: reading every dtype', () => {
     expect(Array.from(get('f32').data as Float32Array)).toEqual(f32.map((x) => Math.fround(x)));
     expect(get('f32').shape).toEqual([2, 2]);
     const h = Array.from(get('f16').data as Float32Array);
-    h.forEach((x, i) => expect(Object.is(x, f16Values[i]), `f16[${i}] = ${x}, want ${f16Values[i]}`).toBe(true));
+    h.forEach((x, i) => {
+      expect(Object.is(x, f16Values[i]), `f16[${i}] = ${x}, want ${f16Values[i]}`).toBe(true);
+    });
     const b = Array.from(get('bf16').data as Float32Array);
-    b.forEach((x, i) => expect(Object.is(x, Math.fround(bf16Values[i]!)), `bf16[${i}] = ${x}`).toBe(true));
+    b.forEach((x, i) => {
+      expect(Object.is(x, Math.fround(bf16Values[i]!)), `bf16[${i}] = ${x}`).toBe(true);
+    });
     expect(get('bf16').shape).toEqual([7, 1]);
     expect(get('i64').data).toBeInstanceOf(BigInt64Array);
     expect(Array.from(get('i64').data as BigInt64Array)).toEqual(i64);
@@ -203,7 +209,10 @@ describe('safetensors: writing', () => {
     ];
     // Plus random values over every binade, positive and negative.
     let seed = 12345;
-    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = () => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
     for (let i = 0; i < 4000; i++) values.push((rand() < 0.5 ? -1 : 1) * 2 ** (rand() * 46 - 28) * (1 + rand()));
     const data = Float32Array.from(values);
     const bytes = serializeSafetensors({ h: { data, shape: [data.length] } }, { dtype: 'F16' });
@@ -251,7 +260,9 @@ describe('safetensors: writing', () => {
     const bytes = serializeSafetensors(names.map((n, i) => [n, { data: new Float32Array([i]), shape: [1] }] as const));
     const f = parseSafetensors(bytes);
     expect(f.names()).toEqual(names);
-    names.forEach((n, i) => expect(Array.from(f.get(n).data as Float32Array)).toEqual([i]));
+    names.forEach((n, i) => {
+      expect(Array.from(f.get(n).data as Float32Array)).toEqual([i]);
+    });
   });
 
   it('refuses what it cannot write, with a clear error', () => {

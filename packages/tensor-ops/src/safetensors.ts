@@ -493,7 +493,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   // Follow symbolic links to the file that is really written.
   let target = path;
   for (let hops = 0; ; hops++) {
-    let st;
+    let st: Awaited<ReturnType<typeof fs.lstat>>;
     try {
       st = await fs.lstat(target);
     } catch (e) {

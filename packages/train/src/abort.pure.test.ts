@@ -33,7 +33,10 @@ describe('abort between updates', () => {
       progress: 'none',
       signal: ac.signal,
       onProgress: (p) => {
-        if (p.step === 2) setTimeout(() => ((firedAt = p.step), ac.abort()), 0);
+        if (p.step === 2) setTimeout(() => {
+            firedAt = p.step;
+            ac.abort();
+          }, 0);
       },
     });
     expect(firedAt).toBe(2);

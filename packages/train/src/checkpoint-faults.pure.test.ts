@@ -40,7 +40,10 @@ function trained(seed: number, steps = 2): Trained {
   return { model, opt, ema };
 }
 
-const dispose = (t: Trained) => [t.opt, t.ema, t.model].forEach((d) => d.dispose());
+const dispose = (t: Trained) =>
+  [t.opt, t.ema, t.model].forEach((d) => {
+    d.dispose();
+  });
 
 /** Every value of the state: weights, moments and steps, EMA, generators. */
 async function snapshot(t: Trained): Promise<string> {

@@ -22,7 +22,9 @@ describeBackend('EMA of weights (timm ModelEmaV2 / ModelEmaV3)', () => {
   it('warm-up decay = ModelEmaV3(use_warmup=True) defaults: 0 at the first update, then 1 − (1 + t)^(−2/3) capped at decay', () => {
     // literal values of timm's formula at steps 1..6 (decay 0.9998)
     const want = [0, 0.3700394750525634, 0.5192501432308638, 0.6031497370079502, 0.6580048106646605, 0.69714656786131];
-    want.forEach((d, t) => expect(emaWarmupDecay(0.9998, t)).toBeCloseTo(d, 15));
+    want.forEach((d, t) => {
+      expect(emaWarmupDecay(0.9998, t)).toBeCloseTo(d, 15);
+    });
     for (let t = 0; t < 3000; t += 7) {
       for (const decay of [0.9, 0.999, 0.9998]) expect(emaWarmupDecay(decay, t)).toBeCloseTo(timmV3Decay(t + 1, { decay, useWarmup: true }), 15);
     }

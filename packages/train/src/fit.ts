@@ -428,7 +428,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
   const logEvery = opts.logEverySteps ?? 1;
 
   try {
-    epochs: while (data.epoch < epochs) {
+    epochLoop: while (data.epoch < epochs) {
       const epoch = data.epoch;
       model.train();
       const it = data.batches()[Symbol.asyncIterator]();
@@ -437,7 +437,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
           await yieldToEventLoop(); // so an abort (a signal handler, a timer) is seen before the next update
           if (opts.signal?.aborted) {
             status = 'aborted';
-            break epochs;
+            break epochLoop;
           }
           const next = await it.next();
           if (next.done) break;

@@ -43,7 +43,9 @@ describeBackend('losses and clipping', () => {
       const row = logits.slice(b * K, (b + 1) * K);
       const mx = Math.max(...row);
       const z = row.reduce((s, v) => s + Math.exp(v - mx), 0);
-      row.forEach((v, k) => want.push((Math.exp(v - mx) / z - t[b * K + k]!) / B));
+      row.forEach((v, k) => {
+        want.push((Math.exp(v - mx) / z - t[b * K + k]!) / B);
+      });
     }
     await expectClose(g, want, 1e-6, 'ce/grad');
     tf.dispose([x, y, soft, ls, g]);

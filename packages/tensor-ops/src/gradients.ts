@@ -14,12 +14,14 @@ import { useLeanGradients } from './lean-gradients.js';
 useLeanGradients(true);
 
 /**
- * BatchMatMul's gradient without transpose flags.
+ * BatchMatMul's gradient: with transpose flags where they are free (softbias' wasm GEMM, cpu, webgpu), else
+ * without them.
  *
  * tfjs' stock gradient computes `dA = dY·Bᵀ` and `dB = Aᵀ·dY` with `transposeA/B` flags; the wasm backend's
  * XNNPACK path takes only flag-free matmuls, so every matmul gradient fell into its scalar loop (~10× slower;
  * see ../shared/notes/cpu-baseline.md). Here the transposes are explicit (rank ≤ 3 transposes are fast) and the
- * matmuls flag-free, for every combination of the forward's flags. Broadcast batch dimensions are summed back
+ * matmuls flag-free, for every combination of the forward's flags; that form is kept for the wasm backend
+ * without softbias' GEMM (see `flagsAreFree`). Broadcast batch dimensions are summed back
  * to each input's shape (tfjs' own gradient returns the broadcast shape there and fails).
  */
 function swapLast(t: tf.Tensor): tf.Tensor {
@@ -38,6 +40,16 @@ function unbroadcast(g: tf.Tensor, shape: readonly number[]): tf.Tensor {
   return tf.reshape(tf.sum(g, axes), shape as number[]);
 }
 
+/**
+ * Transpose flags cost nothing on softbias' wasm GEMM (they are strides) and on the other backends' own kernels;
+ * only tfjs-backend-wasm's original kernel (no SIMD GEMM registered) sends flagged products to a scalar loop.
+ */
+function flagsAreFree(): boolean {
+  if (tf.getBackend() !== 'wasm') return true;
+  const k = tf.getKernel('BatchMatMul', 'wasm');
+  return !!k && (k.kernelFunc as { softbias?: boolean }).softbias === true;
+}
+
 const matMulGradConfig: tf.GradConfig & { softbias: true } = {
   kernelName: 'BatchMatMul',
   inputsToSave: ['a', 'b'],
@@ -52,9 +64,18 @@ const matMulGradConfig: tf.GradConfig & { softbias: true } = {
     const batch = g.shape.slice(0, -2);
     if (!tf.util.arraysEqual(a.shape.slice(0, -2), batch)) a = tf.broadcastTo(a, [...batch, ...a.shape.slice(-2)]);
     if (!tf.util.arraysEqual(b.shape.slice(0, -2), batch)) b = tf.broadcastTo(b, [...batch, ...b.shape.slice(-2)]);
-    const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y);
     let da: () => tf.Tensor;
     let db: () => tf.Tensor;
+    if (flagsAreFree()) {
+      // The same products with transpose flags (no transposed copies): tfjs' own formulas.
+      const mm = (x: tf.Tensor, y: tf.Tensor, tx: boolean, ty: boolean) => tf.matMul(x, y, tx, ty);
+      if (!transposeA && !transposeB) [da, db] = [() => mm(g, b, false, true), () => mm(a, g, true, false)];
+      else if (transposeA && !transposeB) [da, db] = [() => mm(b, g, false, true), () => mm(a, g, false, false)];
+      else if (!transposeA && transposeB) [da, db] = [() => mm(g, b, false, false), () => mm(g, a, true, false)];
+      else [da, db] = [() => mm(b, g, true, true), () => mm(g, a, true, true)];
+      return { a: () => unbroadcast(da(), aShape), b: () => unbroadcast(db(), bShape) };
+    }
+    const mm = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y);
     if (!transposeA && !transposeB) [da, db] = [() => mm(g, swapLast(b)), () => mm(swapLast(a), g)];
     else if (transposeA && !transposeB) [da, db] = [() => mm(b, swapLast(g)), () => mm(a, g)];
     else if (!transposeA && transposeB) [da, db] = [() => mm(g, b), () => mm(swapLast(g), a)];

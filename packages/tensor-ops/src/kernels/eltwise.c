@@ -3,8 +3,8 @@
 // GELU(x) = x·Φ(x), Φ the standard normal CDF, in float32 (no float64, no tables). Two regions, both evaluated for
 // every lane and selected per lane:
 //   |x| < 1:  Φ(x) = 1/2 + x·S(x²), S a degree-5 minimax polynomial (relative error 7e-10 in float64).
-//   |x| ≥ 1:  Φ(−a) = e^{−a²/2}·g(a) (a = |x|), g(a) = erfcx(a/√2)/2 a (4,5) rational minimax in a on [1, 14.5]
-//             (relative error 3.4e-10 in float64); Φ(x) = 1 − Φ(−x) for x > 0, computed as x − x·Φ(−x).
+//   |x| ≥ 1:  Φ(−a) = e^{−a²/2}·g(a) (a = |x|), g(a) = erfcx(a/√2)/2 a (3,4) rational minimax in a on [1, 14.5]
+//             (relative error 3.4e-8 in float64); Φ(x) = 1 − Φ(−x) for x > 0, GELU computed as x − x·Φ(−x).
 // e^{−a²/2} is exp(−(h²/2 + l)) with h = a rounded to 12 bits (h²/2 exact) and l = (a−h)(a+h)/2, the split fed to
 // a Cody–Waite range reduction, so the tail Φ(−a) keeps its relative accuracy down to the smallest floats (no
 // cancellation 1 + erf). Above |x| = 14.5 GELU is x (x > 0) or −0 (x·Φ(x) underflows). NaN propagates.
@@ -36,16 +36,24 @@ INLINE void store_partial(float *p, v128_t v, int n) {
 
 #define GELU_AMAX 14.5f
 
-/**
- * Φ(−|x|) (*q_out, the |x| ≥ 1 form, |x| clamped to 14.5), the mask |x| < 1 (*small_out), and when asked Φ(x)
- * (*cdf_out, both regions) and the density φ(x) (*pdf_out).
- */
-INLINE void normal_cdf(v128_t x, v128_t *cdf_out, v128_t *pdf_out, v128_t *q_out, v128_t *small_out, v128_t *gelu1_out) {
-  const v128_t absmask = wasm_i32x4_splat(0x7fffffff);
-  v128_t a = wasm_v128_and(x, absmask);
-  v128_t ac = wasm_f32x4_min(a, F4(GELU_AMAX)); // NaN stays NaN
+/** The pieces of GELU and its gradient for one vector (see the top of this file). */
+typedef struct {
+  v128_t ac;    // min(|x|, 14.5)
+  v128_t small; // |x| < 1
+  v128_t s;     // S(x²): Φ(x) = 1/2 + x·S(x²) for |x| < 1
+  v128_t u;     // x²
+  v128_t e1;    // e^{−ac²/2} = e1·s2 (two factors: the product may be subnormal)
+  v128_t s2;
+  v128_t g;     // P(ac)/Q(ac): Φ(−ac) = e^{−ac²/2}·g for |x| ≥ 1
+} gelu_parts;
 
-  // Region 1: Φ(x) = 1/2 + x·S(x²).
+INLINE gelu_parts gelu_eval(v128_t x) {
+  gelu_parts r;
+  v128_t a = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
+  r.ac = wasm_f32x4_pmin(a, F4(GELU_AMAX)); // AMAX < a ? AMAX : a (a when NaN)
+  r.small = wasm_f32x4_lt(a, F4(1.0f));
+
+  // Region 1: S(u), u = x², degree 5 (7e-10 relative in float64).
   v128_t u = wasm_f32x4_mul(x, x);
   v128_t s = F4(-7.654205546714365e-06f);
   s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.00011348635598551482f));
@@ -53,86 +61,76 @@ INLINE void normal_cdf(v128_t x, v128_t *cdf_out, v128_t *pdf_out, v128_t *q_out
   s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.009973322972655296f));
   s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(-0.06649035960435867f));
   s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.3989422917366028f));
-  v128_t cdf1 = wasm_f32x4_add(F4(0.5f), wasm_f32x4_mul(x, s));
+  r.s = s;
+  r.u = u;
 
-  // e^{-ac²/2}: h = ac with 12 significant bits (h² exact), hh = h²/2, lo = (ac-h)(ac+h)/2.
+  // e^{−ac²/2} = e^{−w}, w = hh + lo: h = ac with 12 significant bits, hh = (h/2)·h exact, lo = ((ac−h)/2)·(ac+h).
+  v128_t ac = r.ac;
   v128_t h = wasm_v128_and(ac, wasm_i32x4_splat((int32_t)0xfffff000));
-  v128_t hh = wasm_f32x4_mul(wasm_f32x4_mul(h, h), F4(0.5f));
-  v128_t lo = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_sub(ac, h), wasm_f32x4_add(ac, h)), F4(0.5f));
-  v128_t y = wasm_f32x4_neg(wasm_f32x4_add(hh, lo));
-  v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(y, F4(1.44269504088896341f)));
-  // r = y - n·ln2 with ln2 = C1 + C2, C1 = 355/512 (n·C1 exact); -hh - n·C1 is exact (Sterbenz).
-  v128_t r = wasm_f32x4_sub(wasm_f32x4_neg(hh), wasm_f32x4_mul(n, F4(0.693359375f)));
-  r = wasm_f32x4_sub(r, wasm_f32x4_mul(n, F4(-2.12194440e-4f)));
-  r = wasm_f32x4_sub(r, lo);
-  // e^r on |r| ≤ ln2/2 (Cephes expf): 1 + r + r²·P(r).
-  v128_t p = F4(1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), F4(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), F4(8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), F4(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), F4(1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, r), F4(5.0000001201e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(p, r), r), r), F4(1.0f));
-  // 2^n as two normal factors (n ≥ -152): 2^(n>>1) · 2^(n - (n>>1)).
-  v128_t ni = wasm_i32x4_trunc_sat_f32x4(n);
+  v128_t hh = wasm_f32x4_mul(wasm_f32x4_mul(h, F4(0.5f)), h);
+  v128_t lo = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_sub(ac, h), F4(0.5f)), wasm_f32x4_add(ac, h));
+  // n = round(−w·log2 e) by the 1.5·2²³ trick (the add rounds to an integer); its integer from the bits.
+  const v128_t magic = F4(12582912.0f);
+  v128_t t = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_add(hh, lo), F4(-1.44269504088896341f)), magic);
+  v128_t n = wasm_f32x4_sub(t, magic);
+  v128_t ni = wasm_i32x4_sub(t, magic);
+  // v = w + n·ln2 (ln2 = C1 + C2, C1 = 355/512: n·C1 exact, hh + n·C1 exact by Sterbenz); e^{−w} = 2ⁿ·e^{−v}.
+  v128_t v = wasm_f32x4_add(hh, wasm_f32x4_mul(n, F4(0.693359375f)));
+  v = wasm_f32x4_add(v, wasm_f32x4_mul(n, F4(-2.12194440e-4f)));
+  v = wasm_f32x4_add(v, lo);
+  // e^{−v}, |v| ≤ ln2/2: Cephes expf, 1 + r + r²·P(r) at r = −v (odd coefficients negated).
+  v128_t p = F4(-1.9875691500e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(1.3981999507e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(-8.3334519073e-3f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(4.1665795894e-2f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(-1.6666665459e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(5.0000001201e-1f));
+  p = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_mul(p, v), v), v), F4(1.0f));
+  // 2ⁿ as two normal factors (n ≥ −152): 2^(n>>1) · 2^(n − (n>>1)).
   v128_t n1 = wasm_i32x4_shr(ni, 1);
   v128_t n2 = wasm_i32x4_sub(ni, n1);
   v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_splat(127)), 23);
-  v128_t s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_splat(127)), 23);
-  v128_t e1 = wasm_f32x4_mul(p, s1); // e^{-ac²/2} = e1·s2
+  r.s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_splat(127)), 23);
+  r.e1 = wasm_f32x4_mul(p, s1);
 
-  // Region 2: Φ(-ac) = e^{-ac²/2}·P(ac)/Q(ac).
-  v128_t pn = F4(0.006105754058808088f);
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.05165930092334747f));
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.2134084701538086f));
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.47499778866767883f));
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.500015914440155f));
-  v128_t qd = F4(0.01530482154339552f);
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(0.12949280440807343f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(0.5501821637153625f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.321061611175537f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.7480665445327759f));
+  // Region 2: g = P(ac)/Q(ac), a (3,4) rational (3.4e-8 relative in float64 on [1, 14.5]).
+  v128_t pn = F4(0.02450544200837612f);
+  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.14384932816028595f));
+  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.4002052843570709f));
+  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.4997887909412384f));
+  v128_t qd = F4(0.06142759323120117f);
+  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(0.36050158739089966f));
+  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.0661152601242065f));
+  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.5961970090866089f));
   qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.0f));
-  v128_t g = wasm_f32x4_div(pn, qd);
-  v128_t q = wasm_f32x4_mul(wasm_f32x4_mul(e1, g), s2); // Φ(-ac)
-
-  v128_t small = wasm_f32x4_lt(a, F4(1.0f));
-  *q_out = q;
-  if (gelu1_out) *gelu1_out = wasm_f32x4_add(wasm_f32x4_mul(x, F4(0.5f)), wasm_f32x4_mul(u, s)); // x·Φ(x), |x| < 1
-  *small_out = small;
-  if (cdf_out) {
-    v128_t neg = wasm_f32x4_lt(x, F4(0.0f));
-    v128_t cdf2 = wasm_v128_bitselect(q, wasm_f32x4_sub(F4(1.0f), q), neg);
-    *cdf_out = wasm_v128_bitselect(cdf1, cdf2, small);
-  }
-  if (pdf_out) *pdf_out = wasm_f32x4_mul(wasm_f32x4_mul(e1, F4(0.3989422804014327f)), s2);
+  r.g = wasm_f32x4_div(pn, qd);
+  return r;
 }
 
+/**
+ * GELU(x): |x| < 1: x/2 + x²·S(x²); |x| ≥ 1: max(x, 0) − ac·Φ(−ac) (= x·Φ(−|x|) for x < 0, x − x·Φ(−x) for
+ * x > 0; with ac the clamped |x|, ±inf give +inf and 0, and Φ(−ac) underflows to 0 above 14.5). NaN propagates.
+ */
 INLINE v128_t gelu4(v128_t x) {
-  v128_t q, small;
-  const v128_t absmask = wasm_i32x4_splat(0x7fffffff);
-  v128_t a = wasm_v128_and(x, absmask);
-  v128_t gelu1;
-  normal_cdf(x, 0, 0, &q, &small, &gelu1);
-  v128_t neg = wasm_f32x4_lt(x, F4(0.0f));
-  v128_t xq = wasm_f32x4_mul(x, q);
-  // |x| ≥ 1: x·Φ(−|x|) for x < 0, x − x·Φ(−x) for x > 0; |x| < 1: x·Φ(x).
-  v128_t big = wasm_v128_bitselect(xq, wasm_f32x4_sub(x, xq), neg);
-  v128_t res = wasm_v128_bitselect(gelu1, big, small);
-  // |x| > 14.5: x (x > 0) or -0 (x < 0), also for ±inf.
-  v128_t huge = wasm_f32x4_gt(a, F4(GELU_AMAX));
-  v128_t lim = wasm_v128_and(x, wasm_v128_or(wasm_f32x4_gt(x, F4(0.0f)), wasm_i32x4_splat((int32_t)0x80000000)));
-  return wasm_v128_bitselect(lim, res, huge);
+  gelu_parts r = gelu_eval(x);
+  v128_t q = wasm_f32x4_mul(wasm_f32x4_mul(r.e1, r.g), r.s2); // Φ(−ac)
+  v128_t big = wasm_f32x4_sub(wasm_f32x4_pmax(x, F4(0.0f)), wasm_f32x4_mul(r.ac, q));
+  v128_t small = wasm_f32x4_add(wasm_f32x4_mul(x, F4(0.5f)), wasm_f32x4_mul(r.u, r.s));
+  return wasm_v128_bitselect(small, big, r.small);
 }
 
-/** dGELU/dx = Φ(x) + x·φ(x) (x clamped to ±14.5 so that ±inf give 1 and 0). */
+/**
+ * GELU'(x) = Φ(x) + x·φ(x): |x| < 1: 1/2 + x·S + x·φ(x); |x| ≥ 1, with D = e^{−ac²/2}·(g − ac/√(2π)):
+ * D for x < 0, 1 − D for x > 0 (so ±inf give 0 and 1).
+ */
 INLINE v128_t gelu_grad4(v128_t x) {
-  v128_t cdf, pdf, q, small;
-  normal_cdf(x, &cdf, &pdf, &q, &small, 0);
-  const v128_t signmask = wasm_i32x4_splat((int32_t)0x80000000);
-  v128_t a = wasm_v128_andnot(x, signmask);
-  v128_t xc = wasm_v128_or(wasm_f32x4_min(a, F4(GELU_AMAX)), wasm_v128_and(x, signmask));
-  return wasm_f32x4_add(cdf, wasm_f32x4_mul(xc, pdf));
+  gelu_parts r = gelu_eval(x);
+  v128_t e = wasm_f32x4_mul(r.e1, r.s2);
+  v128_t pdf = wasm_f32x4_mul(e, F4(0.3989422804014327f));
+  v128_t small = wasm_f32x4_add(wasm_f32x4_add(F4(0.5f), wasm_f32x4_mul(x, r.s)), wasm_f32x4_mul(x, pdf));
+  v128_t d = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_sub(r.g, wasm_f32x4_mul(r.ac, F4(0.3989422804014327f))), r.e1), r.s2);
+  v128_t big = wasm_v128_bitselect(d, wasm_f32x4_sub(F4(1.0f), d), wasm_f32x4_lt(x, F4(0.0f)));
+  return wasm_v128_bitselect(small, big, r.small);
 }
 
 /** Elements [lo, hi) of n for this task, in whole vectors of 4 (the last task takes the tail). */

@@ -208,9 +208,10 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
         ulpMax[k] = Math.max(ulpMax[k], eu);
       }
     }
-    // Measured while writing (every 3rd float32 of each region): 8.1e-8 (|x| < 1), 8.4e-8 (x ≥ 1), 5.4e-8
-    // (x ≤ −1); ulps 1.36 (x ≥ 0), 3.44 (−1 < x < 0), 7.6 (x ≤ −1: Φ(x) to ~4e-7 relative, the rational and exp
-    // in float32); gradient 1.6e-7·max(1,|x|).
+    // Measured while writing (every 5th–7th float32 of each region): |err|/max(1,|x|) 8.0e-8 (0 ≤ x < 1), 8.4e-8
+    // (x ≥ 1), 5.1e-8 (−1 < x < 0), 5.6e-8 (x ≤ −1); ulps 1.34 (0 ≤ x < 1), 1.38 (x ≥ 1), 3.42 (−1 < x < 0), 6.6
+    // (x ≤ −1, where Φ(x) carries ~4e-7 relative error from the float32 rational and exp; 11 near the subnormal
+    // range); gradient 1.6e-7·max(1,|x|).
     expect(absN, 'GELU |err|/max(1,|x|)').toBeLessThanOrEqual(1e-7);
     expect(ulpMax.pos, 'GELU ulps, x ≥ 0').toBeLessThanOrEqual(2);
     expect(ulpMax.negSmall, 'GELU ulps, −1 < x < 0').toBeLessThanOrEqual(4);

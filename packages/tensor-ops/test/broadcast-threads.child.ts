@@ -1,0 +1,25 @@
+/**
+ * Child process of broadcast.test.ts (run by test-utils/child.ts): the wasm backend with 2 threads; the
+ * row-broadcast Add/Multiply on the pool must equal tfjs' own kernel bit for bit. Prints `RESULT <json>`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { setupBackend } from '@softbias/tensor-ops';
+import { kernelThreads } from '../src/kernels/runtime.js';
+import { originalWasmBinary } from '../src/kernels/broadcast.js';
+
+await setupBackend('wasm', { threads: 2 });
+tf.dispose(tf.add(tf.ones([512, 768]), tf.ones([768])));
+await new Promise((r) => setTimeout(r, 300));
+const results: { label: string; equal: boolean }[] = [];
+for (const [rows, C] of [[1568, 768], [333, 37], [4096, 3]] as const) {
+  const x = tf.randomNormal([rows, C], 0, 1, 'float32', rows);
+  const v = tf.randomNormal([C], 0, 1, 'float32', C);
+  for (const name of ['Add', 'Multiply'] as const) {
+    const got = (name === 'Add' ? tf.add(x, v) : tf.mul(v, x)).dataSync();
+    const info = originalWasmBinary(name)!({ inputs: { a: x, b: v }, backend: tf.backend(), attrs: {} }) as tf.TensorInfo;
+    const want = tf.engine().makeTensorFromTensorInfo(info).dataSync();
+    results.push({ label: `${name} [${rows},${C}]`, equal: got.length === want.length && got.every((g, i) => Object.is(g, want[i])) });
+  }
+  tf.dispose([x, v]);
+}
+console.log('RESULT ' + JSON.stringify({ threads: kernelThreads(tf.backend()), results }));

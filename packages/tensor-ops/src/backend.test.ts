@@ -41,7 +41,7 @@ describeBackend('setupBackend', () => {
     const info = await setupBackend('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(info).toMatchObject({ backend: 'wasm', requested: 'wasm', simd: true, threads: 1, runtime: 'node' });
-    expect(info.reason).toBe('WebAssembly + XNNPACK, SIMD, 1 thread(s)');
+    expect(info.reason).toBe('WebAssembly SIMD (softbias kernels + XNNPACK), 1 thread');
     const y = tf.matMul(tf.tensor([[1, 2]]), tf.tensor([[3], [4]]));
     expect(Array.from(await y.data())).toEqual([11]);
   });
@@ -87,7 +87,7 @@ describeBackend('setupBackend', () => {
       ? /only a CPU-emulated adapter .*far slower than wasm, so auto skips it/
       : /no WebGPU adapter|needs the optional peer dependency 'webgpu'/;
     expect(info.attempts[0]!.reason).toMatch(why);
-    expect(info.reason).toMatch(/^WebAssembly \+ XNNPACK, SIMD, 1 thread\(s\) \(auto: webgpu skipped: /);
+    expect(info.reason).toMatch(/^WebAssembly SIMD \(softbias kernels \+ XNNPACK\), 1 thread \(auto: webgpu skipped: /);
     expect(info.reason).toMatch(why);
   });
 

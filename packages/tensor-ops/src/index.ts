@@ -63,5 +63,7 @@ export { Dropout, DropPath } from './layers/dropout.js';
 export { Mlp, type MlpOptions } from './layers/mlp.js';
 export { PatchEmbed, PatchProj, nonOverlappingConv2d, type PatchEmbedOptions } from './layers/patch.js';
 export { registerSoftbiasWasmKernels } from './kernels/register.js';
+export { kernelThreads, setKernelThreads } from './kernels/runtime.js';
 export { hasSimdBatchMatMul } from './kernels/wasm-batch-matmul.js';
 export { hasRowDepthwiseKernels, ROW_DEPTHWISE_KERNEL, ROW_DEPTHWISE_FILTER_GRAD_KERNEL } from './kernels/depthwise.js';
+export { fusedAttentionForward, fusedAttentionActive, setFusedAttention, ATTENTION_KERNEL } from './kernels/attention.js';

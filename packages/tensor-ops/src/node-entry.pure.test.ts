@@ -4,7 +4,7 @@
  * processes load it by name:
  * - a CommonJS file (.cjs, require(esm) on Node ≥ 20.19) and an ES module (.mjs) each compute gradients and take
  *   training steps, and check that only one tfjs-core is loaded and that it is the backends' one;
- * - wasm with { threads: 2 } starts in Node, uses 2 XNNPACK threads, gives the same numbers as 1 thread, refuses
+ * - wasm with { threads: 2 } starts in Node, runs softbias’ kernels on 2 threads (XNNPACK on 1), gives the same numbers as 1 thread, refuses
  *   a later change of thread count, and lets the process exit by itself.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
@@ -88,7 +88,7 @@ const backend = 'wasm';
 ${gradientBody.replace("console.log('RESULT ' + JSON.stringify({ ...checks,", "console.log('RESULT ' + JSON.stringify({ ...checks, esmResolved,")}
 `;
 
-/** The same computation with 1 or 2 wasm threads: a 2-D matmul on XNNPACK's path and an Mlp forward. */
+/** The same computation with 1 or 2 wasm threads: a 2-D matmul and an Mlp forward (softbias' kernels). */
 const threadsScript = (threads: number) => `import * as tf from '@tensorflow/tfjs-core';
 import * as so from '@softbias/tensor-ops';
 const info = await so.setupBackend('wasm', { threads: ${threads} });
@@ -104,7 +104,7 @@ let ms = Infinity;
 for (let i = 0; i < 5; i++) { const t = performance.now(); const r = mlp.forward(x); await r.data(); r.dispose(); ms = Math.min(ms, performance.now() - t); }
 let refused = '';
 try { await so.setupBackend('wasm', { threads: ${threads === 1 ? 2 : 1} }); } catch (e) { refused = e.message; }
-console.log('RESULT ' + JSON.stringify({ info, mm: Array.from(mm), y: Array.from(y), mlpMs: ms, refused }));
+console.log('RESULT ' + JSON.stringify({ info, mm: Array.from(mm), y: Array.from(y), mlpMs: ms, refused, kernelThreads: so.kernelThreads(tf.backend()) }));
 // No process.exit: the pthread workers must not keep Node alive.
 `;
 
@@ -179,7 +179,9 @@ describe('the built package under plain Node', () => {
     const two = run(join(work, 'threads2.mjs'));
     expectOk(two, 'threads2.mjs');
     expect(one.result.info).toMatchObject({ backend: 'wasm', threads: 1, simd: true });
-    expect(two.result.info).toMatchObject({ backend: 'wasm', threads: 2, simd: true, reason: 'WebAssembly + XNNPACK, SIMD, 2 thread(s)' });
+    expect(two.result.info).toMatchObject({ backend: 'wasm', threads: 2, xnnpackThreads: 1, simd: true });
+    expect(two.result.info.reason).toMatch(/2 thread\(s\) for softbias' kernels \(XNNPACK: 1\)/);
+    expect(two.result.kernelThreads).toBe(2);
     let worst = 0;
     for (const key of ['mm', 'y'] as const) {
       const a: number[] = one.result[key];

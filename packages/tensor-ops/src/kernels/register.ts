@@ -7,12 +7,14 @@ import { registerWasmKernels } from './wasm-conv-backprop.js';
 import { registerWasmDepthwiseConv2d } from './depthwise.js';
 import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';
 import { registerWasmEltwiseKernels } from './eltwise.js';
+import { registerWasmBroadcastKernels } from './broadcast.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[] } {
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; broadcast: string[] } {
   return {
     backprop: registerWasmKernels(),
     batchMatMul: registerWasmBatchMatMul(),
     depthwise: registerWasmDepthwiseConv2d(),
     eltwise: registerWasmEltwiseKernels(),
+    broadcast: registerWasmBroadcastKernels(),
   };
 }

@@ -17,9 +17,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as gemmFamily from '../generated/kernels/gemm.js';
 import * as depthwiseFamily from '../generated/kernels/depthwise.js';
 import * as eltwiseFamily from '../generated/kernels/eltwise.js';
+import * as broadcastFamily from '../generated/kernels/broadcast.js';
 
 /** The generated kernel families (one C file each). */
-const FAMILIES: { family: string; functions: readonly string[]; plain: string; shared: string }[] = [gemmFamily, depthwiseFamily, eltwiseFamily];
+const FAMILIES: { family: string; functions: readonly string[]; plain: string; shared: string }[] = [gemmFamily, depthwiseFamily, eltwiseFamily, broadcastFamily];
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` the kernels use (it is not exported as a type). */
 export interface WasmHeapBackend {
@@ -63,8 +64,15 @@ interface Pool {
 
 const runtimes = new WeakMap<WebAssembly.Memory, Runtime | null>();
 let modules: Map<string, { plain: WebAssembly.Module; shared: WebAssembly.Module }> | null = null;
-/** Threads for softbias' kernels: null = tfjs' own thread count. */
+/** Threads for softbias' kernels: null = the default below. */
 let threadsOverride: number | null = null;
+/** The thread count setupBackend('wasm', { threads }) asked for (null: tfjs' own thread count). */
+let threadsDefault: number | null = null;
+
+/** Called by setupBackend with its `threads` (softbias' kernels use them all, whatever XNNPACK uses). */
+export function setDefaultKernelThreads(n: number): void {
+  threadsDefault = n;
+}
 
 function decode(b64: string): Uint8Array<ArrayBuffer> {
   const s = atob(b64);
@@ -102,9 +110,9 @@ export function backendThreads(backend: unknown): number {
 }
 
 /**
- * How many threads softbias' kernels use: by default tfjs' own wasm thread count (1 unless the backend was
- * started with `{ threads }`); `setKernelThreads(n)` changes it (1 ≤ n ≤ that count: only a shared memory can
- * be used by several threads). For comparisons in benchmarks; returns the value in force.
+ * Override how many threads softbias' kernels use (null: back to the default, the `threads` that
+ * setupBackend('wasm') started with). Only a shared memory (tfjs' threaded build) can be used by several
+ * threads; on a plain memory the kernels run on the calling thread whatever this says. For benchmarks.
  */
 export function setKernelThreads(n: number | null): void {
   if (n !== null && (!Number.isInteger(n) || n < 1 || n > 8)) throw new RangeError(`kernel threads must be 1..8, got ${n}`);
@@ -164,7 +172,7 @@ export function kernel(backend: unknown, name: string): KernelFn | null {
 export function kernelThreads(backend: unknown): number {
   const rt = runtime(backend);
   if (!rt || !rt.shared) return 1;
-  const n = threadsOverride ?? backendThreads(backend);
+  const n = threadsOverride ?? threadsDefault ?? backendThreads(backend);
   return Math.max(1, n);
 }
 
@@ -192,7 +200,7 @@ const WORKER_MAIN = `function softbiasKernelWorker(init) {
   var a = [];
   for (;;) {
     var s = Atomics.load(ctl, 0);
-    for (var spin = 0; s === seen && spin < 20000; spin++) s = Atomics.load(ctl, 0);
+    for (var spin = 0; s === seen && spin < 1000; spin++) s = Atomics.load(ctl, 0);
     if (s === seen) { Atomics.wait(ctl, 0, seen); continue; }
     seen = s;
     var tag = s & 0x7ffff;

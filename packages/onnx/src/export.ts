@@ -476,7 +476,17 @@ export function exportOnnxParts(model: ExportableModel, opts: ExportOnnxOptions 
   const batch: Dim = dynamicBatch ? 'batch' : batchSize;
   const inputName = opts.inputName ?? 'input';
   let info: ExportInfo;
-  if (model instanceof ConVit) info = exportConvit(g, model, { batch, inputName, outputName: opts.outputName ?? 'logits' });
+  if (model instanceof ConVit) {
+    if (opts.imgSize !== undefined) {
+      const [h, w] = sideOf(opts.imgSize);
+      if (h !== model.config.imgSize[0] || w !== model.config.imgSize[1]) {
+        throw new Error(
+          `ONNX export: this ConViT is built for ${model.config.imgSize.join('×')} inputs; build it with createModel(name, { imgSize: [${h}, ${w}] }) for ${h}×${w}`,
+        );
+      }
+    }
+    info = exportConvit(g, model, { batch, inputName, outputName: opts.outputName ?? 'logits' });
+  }
   else if (model instanceof ConvNeXtV2) {
     info = exportConvnext(g, model, { batch, inputName, outputName: opts.outputName ?? 'logits', ...(opts.imgSize !== undefined ? { imgSize: opts.imgSize } : {}) });
   } else if (model instanceof Fcmae) {

@@ -227,6 +227,8 @@ export interface SerializeOptions {
    * each at an offset aligned to `align` bytes (default 4096).
    */
   external?: { location: string; threshold?: number; align?: number };
+  /** The size a ModelProto may reach (default protobuf's, 2 GiB − 1; smaller in tests). */
+  limit?: number;
 }
 
 export interface SerializedModel {
@@ -330,7 +332,7 @@ export function serializeModel(g: GraphBuilder, opts: SerializeOptions = {}): Se
   model.message(7, graph);
   model.message(8, new Message().string(1, '').varint(2, g.opset));
   for (const [k, v] of Object.entries(opts.metadata ?? {})) model.message(14, new Message().string(1, k).string(2, v));
-  if (model.size > PROTOBUF_LIMIT) {
+  if (model.size > (opts.limit ?? PROTOBUF_LIMIT)) {
     const gib = (model.size / 2 ** 30).toFixed(2);
     throw new OnnxSizeError(
       `ONNX export: the model is ${gib} GiB, over protobuf's 2 GiB limit for one file: export it with { externalData: true } ` +

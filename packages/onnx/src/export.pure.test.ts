@@ -1,8 +1,9 @@
 /**
  * exportOnnx's options and architecture variants on small models, each run by onnxruntime-node and compared
- * with softbias' forward (wasm) at 1e-4·max(1, max|softbias|): opsets 17/18/21, static batch, external data
+ * with softbias' forward at 1e-4·max(1, max|softbias|): opsets 17/18/21, static batch, external data
  * (in memory, and on disk through writeOnnx), ConViT pooling variants / no head / qkv bias / all-GPSA,
  * ConvNeXt V2 without head and at an odd input size, the FCMAE encoder at batch 3; and the refusals.
+ * softbias runs on tfjs' cpu backend here (the reference op graph; SOFTBIAS_ONNX_REF=wasm for wasm).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync, readFileSync, existsSync, statSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { exportOnnx, inspectOnnx, writeOnnx, type ExportableModel, type ExportOn
 import { compare, images, randomizeWeights } from '../test/helpers.js';
 
 beforeAll(async () => {
-  await setupBackend('wasm');
+  await setupBackend(process.env.SOFTBIAS_ONNX_REF === 'wasm' ? 'wasm' : 'cpu');
   ortWeb.env.wasm.numThreads = 1;
 });
 

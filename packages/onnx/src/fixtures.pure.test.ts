@@ -4,7 +4,7 @@
  * convnextv2_atto at each logits tensor's own suggested_atol, and the fcmae_tiny encoder (dense-masked form,
  * batch-pooled and per-image GRN statistics) against the reference encoder output.
  *
- * A `.pure` spec (runs once, in the cpu project); the models are only built and exported here, on wasm.
+ * A `.pure` spec (runs once, in the cpu project); the models are only built and exported here (tfjs cpu).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ const engines: [string, Ort][] = [
 ];
 
 beforeAll(async () => {
-  await setupBackend('wasm');
+  await setupBackend('cpu'); // tfjs only reads the weights and computes GPSA's positional terms here
   ortWeb.env.wasm.numThreads = 1; // no pthread workers (they would keep the test process alive)
 });
 

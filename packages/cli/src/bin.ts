@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-/** `softbias <command>`: demo | train | eval | inspect | bench | pretrain | list. */
+/** `softbias <command>`: demo | train | eval | inspect | bench | pretrain | export | list. */
 import { parseArgs } from 'node:util';
 import type { BackendRequest } from '@softbias/tensor-ops';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 import { bench, evalCmd, inspect, train } from './commands.js';
 import { pretrain } from './pretrain.js';
+import { EXPORT_USAGE, exportCmd, parseExportArgs } from './export.js';
 import { listAllModels } from './models.js';
 
 const USAGE = `softbias <command> [options]
@@ -24,6 +25,8 @@ commands
   bench      --model NAME [--set key=value] [--batch 1,8] [--runs N] [--threads T]
   pretrain   FCMAE masked pre-training of a ConvNeXt V2 encoder: [--data ...] [--epochs N] [--mask-ratio 0.6]
              [--depths 2,2,6,2] [--dims 40,80,160,320] [--out DIR]
+  export     MODEL.safetensors MODEL.onnx [--opset 17] [--static-batch [--batch N]] [--img-size H,W]
+             [--external-data | --single-file]   ONNX for onnxruntime / Triton (NHWC input, dynamic batch)
   list       registered model names
 
 common: --backend auto|cpu|wasm|webgpu|tensorflow (auto), --progress bar|lines|none`;
@@ -58,6 +61,14 @@ export async function main(argv: string[]): Promise<number> {
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     console.log(USAGE);
     return command ? 0 : 1;
+  }
+  if (command === 'export') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(EXPORT_USAGE);
+      return 0;
+    }
+    await exportCmd(parseExportArgs(rest), (s) => console.log(s));
+    return 0;
   }
   const { values } = parseArgs({
     args: rest,

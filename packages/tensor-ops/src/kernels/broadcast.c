@@ -1,19 +1,61 @@
-// Broadcast binary family: y[r, c] = x[r, c] (op) v[c] for a row vector v over the last axis (a bias add, a
-// per-channel scale) — the pattern tfjs-backend-wasm's threaded build runs 5× slower than its single-threaded one.
+// Broadcast binary family: y[g, r, c] = x[g, r, c] (op) v[g, c] — a vector over the last axis per group of rows:
+// one group for a bias add or a per-channel scale ([..., C] with [C]); one group per image for per-image channel
+// factors ([B, H, W, C] with [B, 1, 1, C], GRN). tfjs-backend-wasm's threaded build runs these broadcasts several
+// times slower than its single-threaded one. Tasks split the groups × rows.
 #include "kernel.h"
 
 #define ROW_OP(NAME, VOP, SOP)                                                                               \
-  KERNEL void NAME(int task, int ntasks, const float *x, const float *v, float *y, int rows, int n) {     \
+  KERNEL void NAME(int task, int ntasks, const float *x, const float *v, float *y, int groups, int rows,    \
+                   int n) {                                                                                  \
     int lo, hi;                                                                                              \
-    split(rows, task, ntasks, &lo, &hi);                                                                     \
-    for (int r = lo; r < hi; r++) {                                                                          \
-      const float *xr = x + (int64_t)r * n;                                                                  \
-      float *yr = y + (int64_t)r * n;                                                                        \
+    split(groups * rows, task, ntasks, &lo, &hi);                                                            \
+    for (int gr = lo; gr < hi; gr++) {                                                                       \
+      const float *vr = v + (int64_t)(gr / rows) * n;                                                        \
+      const float *xr = x + (int64_t)gr * n;                                                                 \
+      float *yr = y + (int64_t)gr * n;                                                                       \
       int c = 0;                                                                                             \
-      for (; c + 4 <= n; c += 4) wasm_v128_store(yr + c, VOP(wasm_v128_load(xr + c), wasm_v128_load(v + c))); \
-      for (; c < n; c++) yr[c] = xr[c] SOP v[c];                                                             \
+      for (; c + 4 <= n; c += 4) wasm_v128_store(yr + c, VOP(wasm_v128_load(xr + c), wasm_v128_load(vr + c))); \
+      for (; c < n; c++) yr[c] = xr[c] SOP vr[c];                                                            \
     }                                                                                                        \
   }
 
 ROW_OP(add_rows_f32, wasm_f32x4_add, +)
 ROW_OP(mul_rows_f32, wasm_f32x4_mul, *)
+
+// out[g, c] = sum_r x[g, r, c]^2 (rows in order, float32), tasks over groups × blocks of 16 channels.
+KERNEL void sumsq_rows_f32(int task, int ntasks, const float *x, float *out, int groups, int rows, int n) {
+  int blocks = (n + 15) / 16;
+  int lo, hi;
+  split(groups * blocks, task, ntasks, &lo, &hi);
+  for (int gb = lo; gb < hi; gb++) {
+    int g = gb / blocks;
+    int c0 = (gb % blocks) * 16;
+    int c1 = c0 + 16 < n ? c0 + 16 : n;
+    const float *xg = x + (int64_t)g * rows * n;
+    if (c1 - c0 == 16) {
+      v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0;
+      for (int r = 0; r < rows; r++) {
+        const float *p = xg + (int64_t)r * n + c0;
+        v128_t a0 = wasm_v128_load(p), a1 = wasm_v128_load(p + 4), a2 = wasm_v128_load(p + 8), a3 = wasm_v128_load(p + 12);
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(a0, a0));
+        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(a1, a1));
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(a2, a2));
+        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(a3, a3));
+      }
+      float *o = out + (int64_t)g * n + c0;
+      wasm_v128_store(o, s0);
+      wasm_v128_store(o + 4, s1);
+      wasm_v128_store(o + 8, s2);
+      wasm_v128_store(o + 12, s3);
+    } else {
+      for (int c = c0; c < c1; c++) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++) {
+          float a = xg[(int64_t)r * n + c];
+          s += a * a;
+        }
+        out[(int64_t)g * n + c] = s;
+      }
+    }
+  }
+}

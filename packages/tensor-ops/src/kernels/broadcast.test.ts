@@ -7,7 +7,7 @@ import { it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { describeBackend, currentBackend } from '@softbias/test-utils';
 import { runTsInChild } from '../../../../test-utils/child.js';
-import { rowBroadcastLength, originalWasmBinary } from './broadcast.js';
+import { broadcastPlan, rowBroadcastLength, originalWasmBinary, sumOfSquaresOverPositions } from './broadcast.js';
 
 describeBackend('row-broadcast Add / Multiply', () => {
   it('takes only a last-axis row vector against a tensor of at least two rows', () => {
@@ -61,5 +61,56 @@ describeBackend('row-broadcast Add / Multiply', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.result!.threads).toBe(2);
     for (const c of r.result!.results) expect(c.equal, c.label).toBe(true);
+  });
+});
+
+describeBackend('per-image broadcasts and sums of squares (GRN)', () => {
+  it('plans one group per image only against [B, 1, …, 1, C]', () => {
+    expect(broadcastPlan([8, 56, 56, 40], [8, 1, 1, 40])).toEqual({ groups: 8, rows: 3136, n: 40 });
+    expect(broadcastPlan([8, 56, 56, 40], [1, 1, 1, 40])).toEqual({ groups: 1, rows: 8 * 3136, n: 40 });
+    expect(broadcastPlan([8, 56, 56, 40], [8, 56, 1, 40])).toBeNull();
+    expect(broadcastPlan([8, 1, 1, 40], [8, 1, 1, 40])).toBeNull();
+  });
+
+  it('per-image Multiply/Add equal tfjs (bit for bit on wasm)', async () => {
+    const x = tf.randomNormal([3, 5, 7, 13], 0, 1, 'float32', 5);
+    const v = tf.randomNormal([3, 1, 1, 13], 0, 1, 'float32', 6);
+    for (const name of ['Add', 'Multiply'] as const) {
+      const got = tf.engine().runKernel(name, { a: v, b: x }) as tf.Tensor;
+      const ref = originalWasmBinary(name);
+      const want = ref
+        ? tf.engine().makeTensorFromTensorInfo(ref({ inputs: { a: v, b: x }, backend: tf.backend(), attrs: {} }) as tf.TensorInfo)
+        : tf.engine().runKernel(name, { a: v, b: x }) as tf.Tensor;
+      expect(Array.from(await got.data()), name).toEqual(Array.from(await want.data()));
+      tf.dispose([got, want]);
+    }
+    tf.dispose([x, v]);
+  });
+
+  it('sumOfSquaresOverPositions: value against float64, gradient 2·x·dy, odd widths, no leaks', async () => {
+    for (const shape of [[2, 3, 4, 5], [3, 7, 16], [1, 9, 9, 40], [2, 1, 33]] as const) {
+      const x = tf.randomNormal([...shape], 0, 1, 'float32', shape[2]);
+      const xs = (await x.data()) as Float32Array;
+      const [B, C] = [shape[0], shape[shape.length - 1]!];
+      const P = xs.length / (B * C);
+      const before = tf.memory().numTensors;
+      const y = sumOfSquaresOverPositions(x);
+      expect(y.shape).toEqual([B, ...shape.slice(1, -1).map(() => 1), C]);
+      const ys = (await y.data()) as Float32Array;
+      for (let b = 0; b < B; b++) {
+        for (let c = 0; c < C; c++) {
+          let s = 0;
+          for (let p = 0; p < P; p++) s += xs[(b * P + p) * C + c]! ** 2;
+          expect(Math.abs(ys[b * C + c]! - s), `${shape} b${b} c${c}`).toBeLessThanOrEqual(P * 2 ** -23 * s + 1e-30);
+        }
+      }
+      const dy = tf.randomNormal(y.shape, 0, 1, 'float32', 9);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(sumOfSquaresOverPositions(t), dy)))(x);
+      const want = tf.tidy(() => tf.mul(tf.mul(x, 2), dy));
+      expect(Array.from(await g.data())).toEqual(Array.from(await want.data()));
+      tf.dispose([y, g, want, dy]);
+      expect(tf.memory().numTensors).toBe(before);
+      x.dispose();
+    }
   });
 });

@@ -1,6 +1,7 @@
 /**
- * `Add` and `Multiply` of a float32 tensor [..., C] with a row vector over its last axis ([C], or [1, …, 1, C]) on
- * the wasm backend, with softbias' SIMD kernels (broadcast.c): bias adds and per-channel scales. tfjs-backend-wasm's
+ * `Add` and `Multiply` of a float32 tensor [..., C] with a vector over its last axis ([C] or [1, …, 1, C], or one
+ * per image: [B, 1, …, 1, C]) on the wasm backend, with softbias' SIMD kernels (broadcast.c): bias adds,
+ * per-channel scales, GRN's per-image factors; and GRN's sum of squares over positions. tfjs-backend-wasm's
  * threaded build runs this broadcast 5× slower than its single-threaded one (measured on [1568, 768] + [768]:
  * 0.33 ms at 1 thread, 1.7–2.6 ms at 2), and every linear layer's bias goes through it. Exactly one IEEE
  * operation per element, so results equal tfjs' to the bit. Every other case (other broadcasts, other dtypes,
@@ -14,14 +15,39 @@ const MIN_PARALLEL = 1 << 16;
 
 const originals = new Map<string, tf.KernelFunc>();
 
-/** The row vector's length when (big, small) is a last-axis broadcast this kernel runs, else 0. */
+export interface BroadcastPlan {
+  /** Groups of rows sharing one vector (1, or the batch size for a per-image vector). */
+  groups: number;
+  rows: number;
+  /** The vector's length (the last axis). */
+  n: number;
+}
+
+/**
+ * How this kernel runs (big op small), or null: `small` is a vector over `big`'s last axis, shaped [C] or
+ * [1, …, 1, C] (one group), or [B, 1, …, 1, C] against [B, …, C] (a vector per image), and each group has at
+ * least two rows (otherwise it is a same-shape op, left to tfjs).
+ */
+export function broadcastPlan(big: readonly number[], small: readonly number[]): BroadcastPlan | null {
+  if (big.length === 0 || small.length === 0 || small.length > big.length) return null;
+  const n = big[big.length - 1]!;
+  if (small[small.length - 1] !== n || n === 0) return null;
+  const size = tf.util.sizeFromShape(big as number[]);
+  let groups = 1;
+  let first = 0;
+  if (small.length === big.length && small[0] === big[0] && big[0]! > 1) {
+    groups = big[0]!;
+    first = 1;
+  }
+  for (let i = first; i < small.length - 1; i++) if (small[i] !== 1) return null;
+  const rows = size / (groups * n);
+  return rows >= 2 ? { groups, rows, n } : null;
+}
+
+/** The row vector's length when (big, small) is a one-group last-axis broadcast, else 0. */
 export function rowBroadcastLength(big: readonly number[], small: readonly number[]): number {
-  if (big.length === 0 || small.length === 0 || small.length > big.length) return 0;
-  const C = big[big.length - 1]!;
-  if (small[small.length - 1] !== C || C === 0) return 0;
-  for (let i = 0; i < small.length - 1; i++) if (small[i] !== 1) return 0;
-  const rows = tf.util.sizeFromShape(big as number[]) / C;
-  return rows >= 2 ? C : 0; // a single row is a same-shape op
+  const p = broadcastPlan(big, small);
+  return p && p.groups === 1 ? p.n : 0;
 }
 
 function binary(name: 'Add' | 'Multiply', fn: string) {
@@ -30,20 +56,49 @@ function binary(name: 'Add' | 'Multiply', fn: string) {
     const delegate = () => originals.get(name)!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || !kernelsAvailable(args.backend)) return delegate();
     let [big, vec] = [a, b];
-    let C = rowBroadcastLength(a.shape, b.shape);
-    if (!C) {
-      C = rowBroadcastLength(b.shape, a.shape);
+    let plan = broadcastPlan(a.shape, b.shape);
+    if (!plan) {
+      plan = broadcastPlan(b.shape, a.shape);
       [big, vec] = [b, a];
     }
-    if (!C) return delegate();
+    if (!plan) return delegate();
     const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([...big.shape], 'float32');
     const size = tf.util.sizeFromShape(big.shape);
-    const rows = size / C;
-    const tasks = size < MIN_PARALLEL ? 1 : Math.min(rows, 4 * kernelThreads(backend));
-    parallelFor(backend, `broadcast.${fn}`, tasks, [heapAddress(backend, big), heapAddress(backend, vec), heapAddress(backend, out), rows, C]);
+    const tasks = size < MIN_PARALLEL ? 1 : Math.min(plan.groups * plan.rows, 4 * kernelThreads(backend));
+    parallelFor(backend, `broadcast.${fn}`, tasks, [heapAddress(backend, big), heapAddress(backend, vec), heapAddress(backend, out), plan.groups, plan.rows, plan.n]);
     return out;
   };
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// Sum of squares over the positions of each image: [B, …, C] → [B, 1, …, 1, C] (GRN's statistics).
+
+export const SUM_SQUARES_KERNEL = 'SoftbiasSumSquares';
+
+function sumSquaresKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const backend = args.backend as WasmHeapBackend;
+  const B = x.shape[0]!;
+  const n = x.shape[x.shape.length - 1]!;
+  const rows = tf.util.sizeFromShape(x.shape) / (B * n);
+  const out = backend.makeOutput([B, ...x.shape.slice(1, -1).map(() => 1), n], 'float32');
+  const tasks = B * rows * n < MIN_PARALLEL ? 1 : Math.min(B * Math.ceil(n / 16), 4 * kernelThreads(backend));
+  parallelFor(backend, 'broadcast.sumsq_rows_f32', tasks, [heapAddress(backend, x), heapAddress(backend, out), B, rows, n]);
+  return out;
+}
+
+/**
+ * Σ over every position (all axes but the first and the last) of x², keeping dims: [B, …, C] → [B, 1, …, 1, C].
+ * On wasm one SIMD pass (threaded); elsewhere `sum(square(x))`. Gradient 2·x·dy on every backend.
+ */
+export function sumOfSquaresOverPositions(x: tf.Tensor): tf.Tensor {
+  if (x.rank < 3) throw new Error(`sumOfSquaresOverPositions: expected [B, …, C], got [${x.shape}]`);
+  if (x.dtype === 'float32' && x.size > 0 && tf.getBackend() === 'wasm' && tf.getKernel(SUM_SQUARES_KERNEL, 'wasm') && kernelsAvailable(tf.backend())) {
+    return tf.engine().runKernel(SUM_SQUARES_KERNEL, { x }) as tf.Tensor;
+  }
+  const axes = Array.from({ length: x.rank - 2 }, (_, i) => i + 1);
+  return tf.tidy(() => tf.sum(tf.square(x), axes, true));
 }
 
 /** Register the row-broadcast Add/Multiply for the wasm backend (idempotent). Returns the kernels registered now. */
@@ -58,6 +113,15 @@ export function registerWasmBroadcastKernels(): string[] {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ ...current, kernelFunc });
     done.push(name);
+  }
+  if (!tf.getKernel(SUM_SQUARES_KERNEL, 'wasm')) {
+    tf.registerKernel({ kernelName: SUM_SQUARES_KERNEL, backendName: 'wasm', kernelFunc: sumSquaresKernel as unknown as tf.KernelFunc });
+    tf.registerGradient({
+      kernelName: SUM_SQUARES_KERNEL,
+      inputsToSave: ['x'],
+      gradFunc: (dy, saved) => ({ x: () => tf.mul(tf.mul(saved[0]!, 2), dy as tf.Tensor) }),
+    });
+    done.push(SUM_SQUARES_KERNEL);
   }
   return done;
 }

@@ -22,4 +22,16 @@ for (const [rows, C] of [[1568, 768], [333, 37], [4096, 3]] as const) {
   }
   tf.dispose([x, v]);
 }
+// Same shapes (residual adds) run on the pool at 2 threads: sizes with a tail of 1–3 floats too.
+for (const size of [1 << 16, (1 << 17) + 3, 300001]) {
+  const x = tf.randomNormal([size], 0, 1, 'float32', 7);
+  const y = tf.randomNormal([size], 0, 1, 'float32', 8);
+  for (const name of ['Add', 'Multiply'] as const) {
+    const got = (name === 'Add' ? tf.add(x, y) : tf.mul(x, y)).dataSync();
+    const info = originalWasmBinary(name)!({ inputs: { a: x, b: y }, backend: tf.backend(), attrs: {} }) as tf.TensorInfo;
+    const want = tf.engine().makeTensorFromTensorInfo(info).dataSync();
+    results.push({ label: `${name} same shape [${size}]`, equal: got.length === want.length && got.every((g, i) => Object.is(g, want[i])) });
+  }
+  tf.dispose([x, y]);
+}
 console.log('RESULT ' + JSON.stringify({ threads: kernelThreads(tf.backend()), results }));

@@ -22,6 +22,20 @@
 ROW_OP(add_rows_f32, wasm_f32x4_add, +)
 ROW_OP(mul_rows_f32, wasm_f32x4_mul, *)
 
+// y = a (op) b, same shapes (residual adds), in contiguous chunks of 4-float vectors per task.
+#define SAME_OP(NAME, VOP, SOP)                                                                              \
+  KERNEL void NAME(int task, int ntasks, const float *a, const float *b, float *y, int n) {                \
+    int lo, hi;                                                                                              \
+    split((n + 3) / 4, task, ntasks, &lo, &hi);                                                              \
+    int end = hi * 4 < n ? hi * 4 : n;                                                                       \
+    int i = lo * 4;                                                                                          \
+    for (; i + 4 <= end; i += 4) wasm_v128_store(y + i, VOP(wasm_v128_load(a + i), wasm_v128_load(b + i)));  \
+    for (; i < end; i++) y[i] = a[i] SOP b[i];                                                               \
+  }
+
+SAME_OP(add_same_f32, wasm_f32x4_add, +)
+SAME_OP(mul_same_f32, wasm_f32x4_mul, *)
+
 // out[g, c] = sum_r x[g, r, c]^2 (rows in order, float32), tasks over groups × blocks of 16 channels.
 KERNEL void sumsq_rows_f32(int task, int ntasks, const float *x, float *out, int groups, int rows, int n) {
   int blocks = (n + 15) / 16;

@@ -1,7 +1,8 @@
 /**
  * `Add` and `Multiply` of a float32 tensor [..., C] with a vector over its last axis ([C] or [1, …, 1, C], or one
  * per image: [B, 1, …, 1, C]) on the wasm backend, with softbias' SIMD kernels (broadcast.c): bias adds,
- * per-channel scales, GRN's per-image factors; and GRN's sum of squares over positions. tfjs-backend-wasm's
+ * per-channel scales, GRN's per-image factors; large same-shape tensors (residual adds) when there are threads to
+ * share the pass; and GRN's sum of squares over positions. tfjs-backend-wasm's
  * threaded build runs this broadcast 5× slower than its single-threaded one (measured on [1568, 768] + [768]:
  * 0.33 ms at 1 thread, 1.7–2.6 ms at 2), and every linear layer's bias goes through it. Exactly one IEEE
  * operation per element, so results equal tfjs' to the bit. Every other case (other broadcasts, other dtypes,
@@ -55,6 +56,16 @@ function binary(name: 'Add' | 'Multiply', fn: string) {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
     const delegate = () => originals.get(name)!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
     if (a.dtype !== 'float32' || b.dtype !== 'float32' || !kernelsAvailable(args.backend)) return delegate();
+    const backend = args.backend as WasmHeapBackend;
+    const size = tf.util.sizeFromShape(a.shape);
+    if (size >= MIN_PARALLEL && tf.util.arraysEqual(a.shape, b.shape)) {
+      // Same shapes (residual adds): worth it only when threads can share the pass.
+      if (kernelThreads(backend) < 2) return delegate();
+      const out = backend.makeOutput([...a.shape], 'float32');
+      const tasks = 4 * kernelThreads(backend);
+      parallelFor(backend, `broadcast.${fn.replace('rows', 'same')}`, tasks, [heapAddress(backend, a), heapAddress(backend, b), heapAddress(backend, out), size]);
+      return out;
+    }
     let [big, vec] = [a, b];
     let plan = broadcastPlan(a.shape, b.shape);
     if (!plan) {
@@ -62,10 +73,9 @@ function binary(name: 'Add' | 'Multiply', fn: string) {
       [big, vec] = [b, a];
     }
     if (!plan) return delegate();
-    const backend = args.backend as WasmHeapBackend;
     const out = backend.makeOutput([...big.shape], 'float32');
-    const size = tf.util.sizeFromShape(big.shape);
-    const tasks = size < MIN_PARALLEL ? 1 : Math.min(plan.groups * plan.rows, 4 * kernelThreads(backend));
+    const bigSize = tf.util.sizeFromShape(big.shape);
+    const tasks = bigSize < MIN_PARALLEL ? 1 : Math.min(plan.groups * plan.rows, 4 * kernelThreads(backend));
     parallelFor(backend, `broadcast.${fn}`, tasks, [heapAddress(backend, big), heapAddress(backend, vec), heapAddress(backend, out), plan.groups, plan.rows, plan.n]);
     return out;
   };

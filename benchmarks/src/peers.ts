@@ -7,8 +7,9 @@
  * threads per process, and a crash costs one cell), in rounds: each round runs every cell's engines one after
  * the other, the engines' order rotating between cells and rounds. Medians over the timed runs of every round.
  * The files come from one option, `--onnx-dir` (default /tmp/peers-onnx): `<name>.onnx` (NHWC input
- * [batch,224,224,3]) and `<name>.safetensors` (the same weights, timm keys), written today by
- * `../shared/peers/run.sh --setup-only` and later by the project's own ONNX exporter.
+ * [batch,224,224,3]) and `<name>.safetensors` (the same weights, timm keys), written by `--export-onnx` (the
+ * project's own exporter, @softbias/onnx, on the bench's weights: `createModel(name)`, seed 0) or by
+ * `../shared/peers/run.sh --setup-only` (PyTorch's exporter).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -40,7 +41,7 @@ export const ONNX_NAME: Record<string, string> = {
   convnextv2_atto: 'convnextv2_atto',
 };
 
-const SETUP_HINT = 'run `../shared/peers/run.sh --setup-only` from the repository root first (see ../shared/peers/README.md; it writes /tmp/peers-onnx)';
+const SETUP_HINT = 'pass --export-onnx (softbias writes them) or run `../shared/peers/run.sh --setup-only` from the repository root first (see ../shared/peers/README.md; it writes /tmp/peers-onnx)';
 
 export const PEERS_USAGE = `npm run bench -- --peers [options]   (options take "--k=v" or "--k v")
   --models a,b        default ${DEFAULT_MODELS.join(',')}
@@ -51,6 +52,7 @@ export const PEERS_USAGE = `npm run bench -- --peers [options]   (options take "
   --runs N            timed runs per process (default 10)   --warmups N   default 3 (the first call included)
   --cap SECONDS       no new timed run starts after this long in one process (default 120)
   --onnx-dir DIR      <name>.onnx + <name>.safetensors (default /tmp/peers-onnx; ${SETUP_HINT.replace('run ', 'written by ').replace(' from the repository root first', '')})
+  --export-onnx       first write <name>.onnx + <name>.safetensors into --onnx-dir with @softbias/onnx (the bench's weights)
   --no-profile        skip softbias' kernel profile (kernel families at each thread count)
   --no-peak           skip the SIMD peak probe (no % of ceiling)
   --out DIR           default benchmarks/results (writes peers.json and peers.md)
@@ -66,6 +68,7 @@ export interface PeersArgs {
   warmups: number;
   capMs: number;
   onnxDir: string;
+  exportOnnx: boolean;
   profile: boolean;
   peak: boolean;
   out: string;
@@ -89,11 +92,12 @@ export function parsePeersArgs(argv: string[], defaultOut: string): PeersArgs {
     warmups: 3,
     capMs: 120_000,
     onnxDir: '/tmp/peers-onnx',
+    exportOnnx: false,
     profile: true,
     peak: true,
     out: defaultOut,
   };
-  const flags = new Set(['--peers', '--no-profile', '--no-peak', '--help', '-h']);
+  const flags = new Set(['--peers', '--export-onnx', '--no-profile', '--no-peak', '--help', '-h']);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     let k = arg;
@@ -122,6 +126,7 @@ export function parsePeersArgs(argv: string[], defaultOut: string): PeersArgs {
     else if (k === '--warmups') a.warmups = num(1);
     else if (k === '--cap') a.capMs = num(1) * 1000;
     else if (k === '--onnx-dir') a.onnxDir = resolve(v!);
+    else if (k === '--export-onnx') a.exportOnnx = true;
     else if (k === '--no-profile') a.profile = false;
     else if (k === '--no-peak') a.peak = false;
     else if (k === '--out') a.out = resolve(v!);
@@ -132,6 +137,31 @@ export function parsePeersArgs(argv: string[], defaultOut: string): PeersArgs {
     } else throw new Error(`unknown option ${arg} for --peers\n${PEERS_USAGE}`);
   }
   return a;
+}
+
+/**
+ * `--export-onnx`: the bench models with the weights the bench builds (`createModel(name)`, seed 0), written by
+ * softbias itself: `<dir>/<name>.safetensors` (what softbias loads) and `<dir>/<name>.onnx` (@softbias/onnx:
+ * opset 17, dynamic batch, NHWC `input`, `logits`).
+ */
+export async function exportPeerFiles(onnxDir: string, models: string[]): Promise<void> {
+  // A non-literal specifier: the bundle still takes packages/onnx/src, and benchmarks' typecheck needs no build of it.
+  const { writeOnnx } = (await import('@softbias/onnx' as string)) as {
+    writeOnnx(model: unknown, path: string, opts?: { opset?: number }): Promise<{ modelBytes: number; dataBytes: number }>;
+  };
+  await setupBackend('cpu');
+  mkdirSync(onnxDir, { recursive: true });
+  for (const m of models) {
+    const base = join(onnxDir, ONNX_NAME[m]!);
+    const model = createBenchModel(m) as unknown as { saveWeights(path: string): Promise<Uint8Array>; dispose(): void };
+    try {
+      await model.saveWeights(`${base}.safetensors`);
+      const r = await writeOnnx(model, `${base}.onnx`, { opset: 17 });
+      console.log(`  --export-onnx: ${m} → ${base}.onnx (${(r.modelBytes / 2 ** 20).toFixed(1)} MiB) + ${base}.safetensors`);
+    } finally {
+      model.dispose();
+    }
+  }
 }
 
 /** The files of every model, or an error that says how to make them. */
@@ -473,6 +503,7 @@ async function runChild(bundle: string, runDir: string, job: PeerJob, timeoutMs:
 
 export async function runPeers(argv: string[], ctx: { bundle: string; runDir: string; defaultOut: string }): Promise<void> {
   const args = parsePeersArgs(argv, ctx.defaultOut);
+  if (args.exportOnnx) await exportPeerFiles(args.onnxDir, args.models);
   const files = peerFiles(args.onnxDir, args.models);
   for (const e of args.engines.filter((x) => x !== 'softbias')) {
     const pkg = e === 'ortweb' ? 'onnxruntime-web' : 'onnxruntime-node';

@@ -560,7 +560,8 @@ export async function runPeers(argv: string[], ctx: { bundle: string; runDir: st
           profile: engine === 'softbias' && round === 0 && args.profile,
         };
         const r = await runChild(ctx.bundle, ctx.runDir, job, timeoutMs);
-        const e = (cell.engines[engine] ??= { engine, ok: true, errors: [], samplesMs: [], roundMedians: [], cpuBusyPct: [], info: {} });
+        cell.engines[engine] ??= { engine, ok: true, errors: [], samplesMs: [], roundMedians: [], cpuBusyPct: [], info: {} };
+        const e = cell.engines[engine]!;
         e.cpuBusyPct.push(busy);
         const where = `${engine} ${cell.model} b${cell.batch} t${cell.threads}`;
         if (!r.ok || !r.timing) {

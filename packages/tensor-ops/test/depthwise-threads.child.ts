@@ -91,7 +91,10 @@ for (const [xs, k, pad] of [
   const [V, C, KK] = [3001, 41, 49];
   const table = new Int32Array(V * KK);
   let seed = 12345;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
   for (let i = 0; i < table.length; i++) table[i] = rnd() < 0.4 ? V : Math.floor(rnd() * V);
   const x = tf.randomNormal([V, C], 0, 1, 'float32', 5);
   const dy = tf.randomNormal([V, C], 0, 1, 'float32', 6);

@@ -4,7 +4,7 @@
  * BatchMatMul gradient (explicit transposes, flag-free products).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { hasSimdBatchMatMul, linear } from '@softbias/tensor-ops';
+import { fusedAttentionForward, hasSimdBatchMatMul, linear } from '@softbias/tensor-ops';
 
 /**
  * How the attention products are computed.
@@ -156,6 +156,10 @@ export interface AttentionMix {
  *   ds = c·(dc − Σ_k dc·c), dq = scale·ds·k, dk = scale·dsᵀ·q,
  * so the tape holds 4–5 tensors per attention instead of every intermediate (the [B, heads, N, N] ones
  * dominate a ConViT training step's memory). Not for attention dropout (apply it op by op instead).
+ *
+ * On wasm the forward is @softbias/tensor-ops' fused kernel (`fusedAttentionForward`: one pass per (batch, head)
+ * block, no S or p tensors; same definition, float32-accurate, not the same bits as the op sequence) whenever it
+ * takes the shapes; other backends, and layouts it does not read, run the op sequence. The backward is the same.
  */
 export function scaledDotAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, mix?: AttentionMix): tf.Tensor {
   const scores = (qq: tf.Tensor, kk: tf.Tensor) => {
@@ -164,10 +168,11 @@ export function scaledDotAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sca
   };
   if (!mix) {
     const f = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, save: tf.GradSaveFunc) => {
-      const c = tf.softmax(scores(qq, kk));
+      const fused = fusedAttentionForward(qq, kk, vv, scale);
+      const c = fused ? fused.c : tf.softmax(scores(qq, kk));
       save([qq, kk, vv, c]);
       return {
-        value: tf.matMul(c, vv),
+        value: fused ? fused.o : tf.matMul(c, vv),
         gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
           const [sq, sk, sv, sc] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
           const dout = dy as tf.Tensor;
@@ -181,13 +186,22 @@ export function scaledDotAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, sca
     return f(q, k, v);
   }
   const f = tf.customGrad(((qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor, keep: tf.Tensor, gated: tf.Tensor, save: tf.GradSaveFunc) => {
-    const c = tf.softmax(scores(qq, kk));
-    const a = tf.add(tf.mul(c, keep), gated);
-    const z = tf.sum(a, -1, true);
-    const p = tf.div(a, z);
+    const fused = fusedAttentionForward(qq, kk, vv, scale, keep, gated);
+    let value: tf.Tensor;
+    let c: tf.Tensor;
+    let z: tf.Tensor;
+    if (fused) {
+      ({ o: value, c } = fused);
+      z = fused.z!;
+    } else {
+      c = tf.softmax(scores(qq, kk));
+      const a = tf.add(tf.mul(c, keep), gated);
+      z = tf.sum(a, -1, true);
+      value = tf.matMul(tf.div(a, z), vv);
+    }
     save([qq, kk, vv, keep, gated, c, z]);
     return {
-      value: tf.matMul(p, vv),
+      value,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [sq, sk, sv, skeep, sgated, sc, sz] = saved as tf.Tensor[];
         const dout = dy as tf.Tensor;

@@ -67,3 +67,4 @@ export { kernelThreads, setKernelThreads } from './kernels/runtime.js';
 export { sumOfSquaresOverPositions } from './kernels/broadcast.js';
 export { hasSimdBatchMatMul } from './kernels/wasm-batch-matmul.js';
 export { hasRowDepthwiseKernels, ROW_DEPTHWISE_KERNEL, ROW_DEPTHWISE_FILTER_GRAD_KERNEL } from './kernels/depthwise.js';
+export { fusedAttentionForward, fusedAttentionActive, setFusedAttention, ATTENTION_KERNEL } from './kernels/attention.js';

@@ -7,14 +7,16 @@ import { registerWasmKernels } from './wasm-conv-backprop.js';
 import { registerWasmDepthwiseConv2d } from './depthwise.js';
 import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';
 import { registerWasmEltwiseKernels } from './eltwise.js';
+import { registerWasmAttention } from './attention.js';
 import { registerWasmBroadcastKernels } from './broadcast.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; broadcast: string[] } {
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; attention: boolean; broadcast: string[] } {
   return {
     backprop: registerWasmKernels(),
     batchMatMul: registerWasmBatchMatMul(),
     depthwise: registerWasmDepthwiseConv2d(),
     eltwise: registerWasmEltwiseKernels(),
+    attention: registerWasmAttention(),
     broadcast: registerWasmBroadcastKernels(),
   };
 }

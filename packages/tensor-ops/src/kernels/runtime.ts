@@ -17,10 +17,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as gemmFamily from '../generated/kernels/gemm.js';
 import * as depthwiseFamily from '../generated/kernels/depthwise.js';
 import * as eltwiseFamily from '../generated/kernels/eltwise.js';
+import * as attentionFamily from '../generated/kernels/attention.js';
 import * as broadcastFamily from '../generated/kernels/broadcast.js';
 
 /** The generated kernel families (one C file each). */
-const FAMILIES: { family: string; functions: readonly string[]; plain: string; shared: string }[] = [gemmFamily, depthwiseFamily, eltwiseFamily, broadcastFamily];
+const FAMILIES: { family: string; functions: readonly string[]; plain: string; shared: string }[] = [gemmFamily, depthwiseFamily, eltwiseFamily, attentionFamily, broadcastFamily];
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` the kernels use (it is not exported as a type). */
 export interface WasmHeapBackend {

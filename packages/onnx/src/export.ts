@@ -445,19 +445,19 @@ function metadataOf(model: ExportableModel, info: ExportInfo): Record<string, st
   if (model instanceof ConVit) {
     md['softbias.arch'] = model.name;
     md['softbias.config'] = JSON.stringify(model.config);
-    md['mean'] = JSON.stringify(model.pretrainedConfig.mean);
-    md['std'] = JSON.stringify(model.pretrainedConfig.std);
+    md.mean = JSON.stringify(model.pretrainedConfig.mean);
+    md.std = JSON.stringify(model.pretrainedConfig.std);
   } else if (model instanceof ConvNeXtV2) {
     md['softbias.arch'] = model.config.name;
     md['softbias.config'] = JSON.stringify(model.config);
     if (model.pretrained) {
-      md['mean'] = JSON.stringify(model.pretrained.mean);
-      md['std'] = JSON.stringify(model.pretrained.std);
+      md.mean = JSON.stringify(model.pretrained.mean);
+      md.std = JSON.stringify(model.pretrained.std);
     }
   } else {
     md['softbias.arch'] = 'fcmae_encoder';
     md['softbias.config'] = JSON.stringify(model.config);
-    md['mask'] = 'input "mask" [batch, L] float32: 1 = removed patch, 0 = visible (row-major over the 32-pixel grid)';
+    md.mask = 'input "mask" [batch, L] float32: 1 = removed patch, 0 = visible (row-major over the 32-pixel grid)';
   }
   return md;
 }

@@ -54,14 +54,18 @@ export function float32Bytes(data: Float32Array): Uint8Array {
   if (littleEndian) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const out = new Uint8Array(data.length * 4);
   const dv = new DataView(out.buffer);
-  data.forEach((v, i) => dv.setFloat32(4 * i, v, true));
+  data.forEach((v, i) => {
+    dv.setFloat32(4 * i, v, true);
+  });
   return out;
 }
 
 function int64Bytes(values: readonly number[]): Uint8Array {
   const out = new Uint8Array(values.length * 8);
   const dv = new DataView(out.buffer);
-  values.forEach((v, i) => dv.setBigInt64(8 * i, BigInt(v), true));
+  values.forEach((v, i) => {
+    dv.setBigInt64(8 * i, BigInt(v), true);
+  });
   return out;
 }
 

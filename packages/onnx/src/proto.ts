@@ -103,7 +103,9 @@ export class Message {
   packedFloats(field: number, values: readonly number[]): this {
     const b = new Uint8Array(4 * values.length);
     const dv = new DataView(b.buffer);
-    values.forEach((v, i) => dv.setFloat32(4 * i, v, true));
+    values.forEach((v, i) => {
+      dv.setFloat32(4 * i, v, true);
+    });
     return this.bytes(field, b);
   }
 

@@ -46,7 +46,8 @@ describe('ONNX messages', () => {
     return g;
   }
 
-  it('a hand-built graph loads in onnxruntime-node (its CPU binary) and computes', async () => {
+  it('a hand-built graph loads in onnxruntime-node (its CPU binary, installed without its CUDA-download script) and computes', async () => {
+    expect(ort.listSupportedBackends().map((b) => b.name)).toContain('cpu');
     const s = serializeModel(tiny());
     expect(s.external).toBeNull();
     const sess = await ort.InferenceSession.create(s.model);

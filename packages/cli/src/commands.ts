@@ -233,13 +233,17 @@ export async function inspect(a: InspectArgs, log: (s: string) => void): Promise
       const macs = convitMacs({ ...c, imgSize: c.imgSize });
       log(`MACs per image: ${(macs.total / 1e9).toFixed(3)} G`);
       const gates = await m.gates();
-      gates.forEach((g, l) => g && log(`layer ${l} gates σ(λ): ${[...g].map((v) => v.toFixed(3)).join(' ')}`));
+      gates.forEach((g, l) => {
+        if (g) log(`layer ${l} gates σ(λ): ${[...g].map((v) => v.toFixed(3)).join(' ')}`);
+      });
       const data = await loadData(a).catch(() => null);
       if (data && data.test.imageShape[0] === c.imgSize[0] && data.test.imageShape[2] === c.inChans) {
         const probe = new DataLoader(subset(data.test, Int32Array.from({ length: 64 }, (_, i) => i)), { batchSize: 64, shuffle: false, mean: data.mean, std: data.std });
         for await (const b of probe.batches()) {
           const nl = await m.nonlocality(b.x, { input: 'patch-embedding' });
-          nl.forEach((v, l) => v && log(`layer ${l} nonlocality (patches): ${[...v].map((x) => x.toFixed(2)).join(' ')}`));
+          nl.forEach((v, l) => {
+            if (v) log(`layer ${l} nonlocality (patches): ${[...v].map((x) => x.toFixed(2)).join(' ')}`);
+          });
           tf.dispose([b.x, b.y]);
         }
       }

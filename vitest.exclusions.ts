@@ -34,6 +34,14 @@ export interface ToleranceFactor {
 export const EXCLUSIONS: Exclusion[] = [
   {
     backend: 'webgpu',
+    id: 'tensor-ops/batch-matmul/long-K-transposeB',
+    reason:
+      "tfjs-backend-webgpu 4.22's own matmul returns wrong products for transposeB with a long K and a small output " +
+      '([40, 2500]·[32, 2500]ᵀ is off by ~240; N = 33 and 2-D shapes of the models are right: a tfjs bug, not ' +
+      "softbias'); softbias' BatchMatMul gradient therefore keeps explicit transposes on webgpu",
+  },
+  {
+    backend: 'webgpu',
     id: 'convit/tiny-224/nonlocality',
     reason:
       'SwiftShader WebGPU needs 2-4 minutes per 224-px attention-map pass over 12 layers (~0.07 GFLOP/s matmuls); ' +

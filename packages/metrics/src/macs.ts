@@ -224,6 +224,14 @@ export function kernelMacs(name: string, inputShapes: (readonly number[] | null)
       const batchA = prod(a.slice(0, -2));
       return outSize * (prod(a) / (batchA * m));
     }
+    case 'SoftbiasAttention': {
+      // softbias' fused attention (wasm): q [..., M, D], k [..., N, D], v [..., N, E] → o [..., M, E] (first
+      // output): q·kᵀ is |q|·N multiply-adds, p·v is |o|·N.
+      const [q, k] = inputShapes;
+      if (!q || !k || k.length < 2) return 0;
+      const n = k[k.length - 2]!;
+      return prod(q) * n + outSize * n;
+    }
     case 'Conv2D':
     case 'FusedConv2D': {
       const f = inputShapes[1];

@@ -128,15 +128,16 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
     const x = tf.tensor(randn(rng, 3 * 5), [3, 5]);
     const w = tf.tensor(randn(rng, 5));
     const b = tf.tensor(randn(rng, 5));
-    const same = (p: tf.Tensor, q: tf.Tensor) => expect(Array.from(p.dataSync())).toEqual(Array.from(q.dataSync()));
-    await expectNoLeak(() => {
-      tf.tidy(() => {
-        same(gelu(x), geluOps(x));
-        same(layerNorm(x, w, b, 1e-6), layerNormOps(x, w, b, 1e-6));
-        const g1 = tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x]);
-        const g2 = tf.grads((a: tf.Tensor) => tf.sum(geluOps(a)))([x]);
-        same(g1[0]!, g2[0]!);
-      });
+    // Async reads: WebGPU in Node has no dataSync (it would need an OffscreenCanvas).
+    const same = async (p: tf.Tensor, q: tf.Tensor) => expect(Array.from(await p.data())).toEqual(Array.from(await q.data()));
+    await expectNoLeak(async () => {
+      const pairs = tf.tidy(() => [
+        [gelu(x), geluOps(x)],
+        [layerNorm(x, w, b, 1e-6), layerNormOps(x, w, b, 1e-6)],
+        [tf.grads((a: tf.Tensor) => tf.sum(gelu(a)))([x])[0]!, tf.grads((a: tf.Tensor) => tf.sum(geluOps(a)))([x])[0]!],
+      ]);
+      for (const [p, q] of pairs) await same(p!, q!);
+      tf.dispose(pairs.flat());
     });
     tf.dispose([x, w, b]);
   });

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend, currentBackend, expectClose, expectNoLeak, reducedHere } from '@softbias/test-utils';
+import { describeBackend, currentBackend, excludedHere, expectClose, expectNoLeak, reducedHere } from '@softbias/test-utils';
 import { fileURLToPath } from 'node:url';
 import { runTsInChild } from '../../../../test-utils/child.js';
 import { Rng } from '../rng.js';
@@ -141,7 +141,9 @@ async function checkForward(p: Problem, seed: number, label: string, vsOriginal 
     const y = tf.matMul(at, bt, p.ta, p.tb);
     expect(y.shape).toEqual(ref.outShape);
     const got = (await y.data()) as Float32Array;
-    expectWithinRounding(got, ref.y, ref.bound, label);
+    // The rounding bound is softbias' kernel's claim (float32 sums in order, no FMA); other backends' matmuls
+    // (WebGPU shaders on SwiftShader, tfjs-cpu) are held to the tolerance rule below.
+    if (currentBackend === 'wasm') expectWithinRounding(got, ref.y, ref.bound, label);
     await expectClose(got, ref.y, 1e-4 * Math.max(1, maxAbs(ref.y)), `batch-matmul/${label}`, ref.outShape);
     if (vsOriginal && currentBackend === 'wasm') {
       // tfjs-backend-wasm's own kernel: both within rounding of the definition, so within twice of each other.
@@ -233,7 +235,7 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
   for (const [batch, M, K, N] of LONG)
     for (const [ta, tb] of [FLAGS[0]!, FLAGS[3]!]) {
       const label = `long K [${batch}] ${M}x${K}x${N} ta=${ta} tb=${tb}`;
-      it(`forward ${label}`, async () => checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 200 + M, label, true));
+      it.skipIf(tb && excludedHere('tensor-ops/batch-matmul/long-K-transposeB'))(`forward ${label}`, async () => checkForward({ ...shapes(batch, M, K, N, ta, tb), ta, tb }, 200 + M, label, true));
     }
 
   // Broadcasts every tfjs kernel indexes correctly: rank difference, and a batch of 1 on one side.

@@ -57,22 +57,36 @@ function validOutRange(n: number, out: number, stride: number, pad: number, tap:
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
+/**
+ * The convolution both depth-wise gradients describe (input [B, H, W, C], filter [k, k, C, 1]), when softbias'
+ * kernel runs it and `dy` has its output shape; else null (the legacy route).
+ */
+function kernelConvInfo(
+  inShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  attrs: { strides: number | [number, number]; dilations?: number | [number, number]; pad: unknown; dimRoundingMode?: 'floor' | 'round' | 'ceil' },
+  dy: tf.TensorInfo,
+): ConvInfo | null {
+  const info = tf.backend_util.computeConv2DInfo(
+    inShape,
+    filterShape,
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad as Parameters<typeof tf.backend_util.computeConv2DInfo>[4],
+    attrs.dimRoundingMode,
+    true,
+  );
+  const fits = dy.shape.length === 4 && dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === info.outChannels;
+  return fits && depthwiseKernelSupports(info) ? info : null;
+}
+
 /** The depth-wise input gradient: softbias' kernel where it applies, else the legacy route. */
 function depthwiseBackpropInput(args: KernelArgs): tf.TensorInfo {
   const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropInputAttrs;
   if (dy.dtype === 'float32' && filter.dtype === 'float32' && filter.shape.length === 4 && kernelsAvailable(args.backend)) {
-    const info = tf.backend_util.computeConv2DInfo(
-      attrs.inputShape,
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      true,
-    );
-    const fits = dy.shape.length === 4 && dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === info.outChannels;
-    if (fits && depthwiseKernelSupports(info)) return wasmDepthwiseInputGrad(args.backend, dy, filter, info);
+    const info = kernelConvInfo(attrs.inputShape, filter.shape as [number, number, number, number], attrs, dy);
+    if (info) return wasmDepthwiseInputGrad(args.backend, dy, filter, info);
   }
   return legacyDepthwiseBackpropInput(args);
 }
@@ -82,17 +96,8 @@ function depthwiseBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.DepthwiseConv2dNativeBackpropFilterAttrs;
   if (x.dtype === 'float32' && dy.dtype === 'float32' && x.shape.length === 4 && kernelsAvailable(args.backend)) {
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      attrs.filterShape,
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad,
-      attrs.dimRoundingMode,
-      true,
-    );
-    const fits = dy.shape.length === 4 && dy.shape[0] === info.batchSize && dy.shape[1] === info.outHeight && dy.shape[2] === info.outWidth && dy.shape[3] === info.outChannels;
-    if (fits && depthwiseKernelSupports(info)) return wasmDepthwiseFilterGrad(args.backend, x, dy, info);
+    const info = kernelConvInfo(x.shape as [number, number, number, number], attrs.filterShape, attrs, dy);
+    if (info) return wasmDepthwiseFilterGrad(args.backend, x, dy, info);
   }
   return legacyDepthwiseBackpropFilter(args);
 }

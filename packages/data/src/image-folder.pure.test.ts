@@ -2,7 +2,8 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadImageFolder, materialize, resizeBilinear } from '@softbias/data';
+import jpeg from 'jpeg-js';
+import { loadImageFolder, loadImageFolderSplits, materialize, resizeBilinear } from '@softbias/data';
 import { encodePng } from '../test/png-writer.js';
 
 /** RGB pixel (y, x, c) of image k. */
@@ -60,15 +61,24 @@ describe('image folders', () => {
     expect(Array.from(got)).toEqual(Array.from(want, (v) => Math.round(v)));
   });
 
-  it('JPEG needs a decoder: a clear error, or the { decode } hook', async () => {
+  it('JPEG is decoded built in (jpeg-js); other formats go through the { decode } hook', async () => {
     const root = mkdtempSync(join(tmpdir(), 'softbias-jpeg-'));
     mkdirSync(join(root, 'a'));
-    writeFileSync(join(root, 'a', 'x.jpg'), Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]));
-    await expect(loadImageFolder(root)).rejects.toThrow(/1 JPEG file\(s\).*JPEG decoding is not built into @softbias\/data/);
-    const ds = await loadImageFolder(root, {
-      decode: (bytes) => ({ width: 1, height: 1, channels: 3, data: Uint8Array.from([bytes[4]!, bytes[5]!, bytes[6]!]) }),
+    const rgba = new Uint8Array(8 * 8 * 4).fill(255);
+    for (let i = 0; i < 64; i++) rgba.set([200, 40, 10], i * 4);
+    writeFileSync(join(root, 'a', 'x.jpg'), jpeg.encode({ width: 8, height: 8, data: rgba }, 95).data);
+    const ds = await loadImageFolder(root);
+    expect(ds.imageShape).toEqual([8, 8, 3]);
+    const px = await ds.readImages([0]);
+    for (const [i, v] of [[0, 200], [1, 40], [2, 10]] as const) expect(Math.abs(px[i]! - v)).toBeLessThanOrEqual(4);
+    writeFileSync(join(root, 'a', 'y.bmp'), Buffer.from([66, 77, 1, 2, 3]));
+    const custom = await loadImageFolder(root, {
+      extensions: ['.bmp'],
+      decode: (bytes) => ({ width: 1, height: 1, channels: 3, data: Uint8Array.from([bytes[2]!, bytes[3]!, bytes[4]!]) }),
+      onWarning: () => {},
     });
-    expect(Array.from(await ds.readImages([0]))).toEqual([1, 2, 3]);
+    expect(Array.from(await custom.readImages([0]))).toEqual([1, 2, 3]);
+    expect(custom.report.skipped).toEqual([{ path: join(root, 'a', 'x.jpg'), reason: 'not .bmp' }]);
   });
 
   it('bad folders and bad files', async () => {
@@ -78,6 +88,55 @@ describe('image folders', () => {
     mkdirSync(join(empty, 'a'));
     await expect(loadImageFolder(empty)).rejects.toThrow(/no \.png\/\.jpg\/\.jpeg files/);
     writeFileSync(join(empty, 'a', 'broken.png'), Buffer.from('not a png at all'));
-    await expect(loadImageFolder(empty)).rejects.toThrow(/broken.png: not a PNG file/);
+    await expect(loadImageFolder(empty)).rejects.toThrow(/broken.png: neither PNG nor JPEG/);
+  });
+
+  it('splits share the training classes: a class missing from test keeps the labels; an unknown class is refused', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'softbias-splits-'));
+    for (const [split, classes] of [['train', ['ant', 'bee', 'cat']], ['test', ['bee', 'cat']]] as const) {
+      for (const c of classes) {
+        mkdirSync(join(root, split, c), { recursive: true });
+        writeRgb(join(root, split, c, `${c}.png`), c.length, 4, 4);
+      }
+    }
+    // Independently labelled (the old way), test's 'bee' would be label 0, train's 'ant'.
+    const warnings: string[] = [];
+    const { train, test } = await loadImageFolderSplits(root, { onWarning: (m) => warnings.push(m) });
+    expect(train!.classNames).toEqual(['ant', 'bee', 'cat']);
+    expect(test!.classNames).toEqual(['ant', 'bee', 'cat']);
+    expect(Array.from(test!.labels)).toEqual([1, 2]);
+    expect(test!.report.emptyClasses).toEqual(['ant']);
+    expect(warnings).toEqual([expect.stringMatching(/test: 1 class\(es\) without images: ant/)]);
+    mkdirSync(join(root, 'test', 'dog'));
+    writeRgb(join(root, 'test', 'dog', 'd.png'), 1, 4, 4);
+    await expect(loadImageFolderSplits(root, { onWarning: () => {} })).rejects.toThrow(
+      /test has class folder\(s\) 'dog' that the class list does not have \(known classes: ant, bee, cat\)/,
+    );
+    // An explicit list is used for every split (label i = classes[i]).
+    const given = await loadImageFolderSplits(root, { classes: ['dog', 'cat', 'bee', 'ant'], onWarning: () => {} });
+    // Files in class-list order: cat (1), bee (2), ant (3); test: dog (0), cat, bee.
+    expect(Array.from(given.train!.labels)).toEqual([1, 2, 3]);
+    expect(Array.from(given.test!.labels)).toEqual([0, 1, 2]);
+    expect(given.train!.files.map((f) => f.split('/').at(-1))).toEqual(['cat.png', 'bee.png', 'ant.png']);
+    expect(given.train!.report.emptyClasses).toEqual(['dog']);
+  });
+
+  it('empty class folders and skipped entries are reported (report and warning), never dropped silently', async () => {
+    const root = makeFolder();
+    mkdirSync(join(root, 'empty'));
+    mkdirSync(join(root, 'cat', 'nested'));
+    writeFileSync(join(root, 'README'), 'a file at the root');
+    const warnings: string[] = [];
+    const ds = await loadImageFolder(root, { onWarning: (m) => warnings.push(m) });
+    expect(ds.classNames).toEqual(['bird', 'cat', 'dog', 'empty']);
+    expect(ds.report.emptyClasses).toEqual(['empty']);
+    expect(ds.report.skipped.map((s) => [s.path.slice(root.length + 1), s.reason])).toEqual([
+      ['.hidden', 'hidden'],
+      ['README', 'not a class folder (a file at the root)'],
+      ['cat/nested', 'a folder inside a class folder (not searched)'],
+      ['cat/notes.txt', 'not .png/.jpg/.jpeg'],
+    ]);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/1 class\(es\) without images: empty; skipped 4 entries: .*notes\.txt \(not \.png\/\.jpg\/\.jpeg\)/);
   });
 });

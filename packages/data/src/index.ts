@@ -21,12 +21,31 @@ export {
   loadFashionMnist,
 } from './fashion-mnist.js';
 export { type Cifar10Options, CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, parseCifar10Batch, loadCifar10 } from './cifar.js';
-export { type DecodedImage, decodePng, isPng, toChannels, crc32, MAX_PNG_PIXELS } from './png.js';
+export {
+  type DecodedImage,
+  type ImageHeader,
+  type ImageLimits,
+  decodeImage,
+  decodePng,
+  decodeJpeg,
+  readImageHeader,
+  checkDecodedSize,
+  isPng,
+  isJpeg,
+  toChannels,
+  crc32,
+  MAX_IMAGE_PIXELS,
+  MAX_DECODED_BYTES,
+  MAX_PNG_PIXELS,
+} from './image.js';
 export {
   type ImageDecoder,
   type ImageFolderOptions,
+  type ImageFolderReport,
+  type ImageFolderSplitsOptions,
   ImageFolderDataset,
   loadImageFolder,
+  loadImageFolderSplits,
   decodeImageFile,
 } from './image-folder.js';
 export {

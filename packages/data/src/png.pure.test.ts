@@ -77,9 +77,12 @@ describe('PNG decoder', () => {
     await expect(decodePng(badCrc)).rejects.toThrow(/CRC mismatch in chunk IHDR/);
     await expect(decodePng(ok.slice(0, ok.length - 20))).rejects.toThrow(/truncated/);
     const inter = encodePng({ width: 2, height: 2, colorType: 0, depth: 8, samples: [1, 2, 3, 4], interlace: 1 });
-    await expect(decodePng(inter)).rejects.toThrow(/interlaced \(Adam7\) PNG is not supported/);
-    const four = encodePng({ width: 2, height: 2, colorType: 0, depth: 4, samples: [1, 2, 3, 4] });
-    await expect(decodePng(four)).rejects.toThrow(/bit depth 4 with colour type 0 is not supported/);
+    // Marked Adam7 but holding non-interlaced rows: Adam7 needs 7 bytes for 2×2 (passes 1, 6, 7).
+    await expect(decodePng(inter)).rejects.toThrow(/image data holds 6 bytes, 2×2 needs 7/);
+    const four = encodePng({ width: 3, height: 2, colorType: 0, depth: 4, samples: [1, 2, 3, 4, 15, 0] });
+    expect(Array.from((await decodePng(four)).data)).toEqual([17, 34, 51, 68, 255, 0]); // 4-bit grey scaled to 0–255
+    const badDepth = encodePng({ width: 2, height: 2, colorType: 2, depth: 4, samples: Array(12).fill(1) });
+    await expect(decodePng(badDepth)).rejects.toThrow(/bit depth 4 is invalid for colour type 2 \(allowed: 8, 16\)/);
     const noPalette = encodePng({ width: 2, height: 1, colorType: 3, depth: 8, samples: [0, 1] });
     await expect(decodePng(noPalette)).rejects.toThrow(/palette image without a PLTE chunk/);
     const badIndex = encodePng({ width: 2, height: 1, colorType: 3, depth: 8, samples: [0, 5], palette: [1, 2, 3] });
@@ -90,7 +93,7 @@ describe('PNG decoder', () => {
       chunk('IDAT', deflateSync(Buffer.from([7, 0]))),
       chunk('IEND', new Uint8Array()),
     ]);
-    await expect(decodePng(badFilter)).rejects.toThrow(/unknown filter type 7 on row 0/);
+    await expect(decodePng(badFilter)).rejects.toThrow(/PNG: corrupt PNG \(Unsupported filter: 7/);
     const shortData = Buffer.concat([
       Buffer.from(SIG),
       chunk('IHDR', ihdr(4, 4, 8, 0)),

@@ -112,8 +112,12 @@ function entryShape(e: StateDictEntry): number[] {
   return e instanceof tf.Tensor ? e.shape : [...e.shape];
 }
 
-/** Why an entry cannot be loaded whatever its shape (disposed tensor, data that does not fill its shape). */
-function entryDefect(e: StateDictEntry, allowNonFinite = false): string | undefined {
+/**
+ * Why an entry cannot be loaded whatever its shape (disposed tensor, data that does not fill its shape,
+ * NaN / ±Infinity unless `allowNonFinite`); undefined when it can. The one check `loadStateDict` and
+ * `readWeights` (`@softbias/tensor-ops/models`) apply.
+ */
+export function entryDefect(e: StateDictEntry, allowNonFinite = false): string | undefined {
   if (e instanceof tf.Tensor) return e.isDisposed ? 'the tensor is disposed' : undefined;
   if (e === null || typeof e !== 'object' || !Array.isArray(e.shape)) return 'not a tensor or { data, shape }';
   if (!e.shape.every((d) => Number.isInteger(d) && d >= 0)) return `invalid shape [${e.shape}]`;
@@ -159,6 +163,22 @@ export class Module {
   protected registerModule<M extends Module>(name: string, module: M): M {
     if (this._params.has(name) || this._children.has(name)) throw new Error(`'${name}' is already registered`);
     this._children.set(name, module);
+    return module;
+  }
+
+  /**
+   * Put `module` in the slot of the registered child `name` (same place in the state dict order), disposing
+   * the child it replaces unless `{ dispose: false }`. The new child takes this module's train/eval mode.
+   * Replaceable slots (a classifier that `resetClassifier` swaps) need no `namedParameters` override.
+   */
+  replaceModule<M extends Module>(name: string, module: M, opts: { dispose?: boolean } = {}): M {
+    const old = this._children.get(name);
+    if (!old) {
+      throw new Error(`replaceModule: no child module '${name}'; children: ${[...this._children.keys()].join(', ') || 'none'}`);
+    }
+    if (old !== module && (opts.dispose ?? true)) old.dispose();
+    this._children.set(name, module);
+    module.train(this.training);
     return module;
   }
 

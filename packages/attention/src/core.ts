@@ -1,6 +1,6 @@
 /**
- * Internal building blocks shared by the mixers: the multi-head attention core (per-head 2-D matmuls or one
- * batched matmul) and prefix-token handling. Gradients of every matmul come from @softbias/tensor-ops' global
+ * Building blocks shared by the mixers (MHSA, window attention and @softbias/gpsa's GPSA): the one multi-head
+ * attention core (per-head 2-D matmuls or one batched matmul, one `auto` rule) and prefix-token handling. Gradients of every matmul come from @softbias/tensor-ops' global
  * BatchMatMul gradient (explicit transposes, flag-free products).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,6 +14,7 @@ import { fusedAttentionForward, hasSimdBatchMatMul, linear } from '@softbias/ten
  * - `auto`: `batched`, except on cpu and on wasm without @softbias/tensor-ops' SIMD BatchMatMul (tfjs' own
  *   kernel loops over batched products in scalar code): there `per-head` when rows are long
  *   (N ≥ {@link PER_HEAD_MIN_TOKENS}) or there are few (sequence, head) pairs (≤ {@link PER_HEAD_MAX_PAIRS}).
+ *   The one rule of every attention mixer (MHSA, window attention, GPSA).
  */
 export type AttentionStrategy = 'auto' | 'per-head' | 'batched';
 
@@ -25,6 +26,7 @@ export type AttentionStrategy = 'auto' | 'per-head' | 'batched';
 export const PER_HEAD_MIN_TOKENS = 100;
 export const PER_HEAD_MAX_PAIRS = 16;
 
+/** The `auto` rule (see {@link AttentionStrategy}) for N tokens per sequence and `pairs` (sequence, head) pairs. */
 export function resolveStrategy(strategy: AttentionStrategy, n: number, pairs: number): 'per-head' | 'batched' {
   if (strategy !== 'auto') return strategy;
   const backend = tf.getBackend();
@@ -32,17 +34,35 @@ export function resolveStrategy(strategy: AttentionStrategy, n: number, pairs: n
   return n >= PER_HEAD_MIN_TOKENS || pairs <= PER_HEAD_MAX_PAIRS ? 'per-head' : 'batched';
 }
 
+/** A linear projection's weight (tfjs layout [C_in, C_out]) and bias ([C_out], null without). */
+export interface Projection {
+  weight: tf.Tensor;
+  bias: tf.Tensor | null;
+}
+
 /**
- * The fused projection `qkv` [B·N, 3C], or what makes it: the input [B·N, C_in] and the projection's weight
- * [C_in, 3C] (tfjs layout) and bias [3C] (null without), so q, k and v come from three products.
+ * Where q, k and v come from:
+ * - the fused projection `qkv` [B·N, 3C] laid out `[q | k | v]`;
+ * - its input [B·N, C_in] and the projection's weight [C_in, 3C] and bias [3C], so q, k and v come from three
+ *   products with the thirds of the weight (no split of the activations);
+ * - the input and one projection each for q, k and v (GPSA: the halves of `qk`, and `v`).
  */
-export type QkvSource = tf.Tensor2D | { x: tf.Tensor2D; weight: tf.Tensor; bias: tf.Tensor | null };
+export type QkvSource =
+  | tf.Tensor2D
+  | { x: tf.Tensor2D; weight: tf.Tensor; bias: tf.Tensor | null }
+  | { x: tf.Tensor2D; q: Projection; k: Projection; v: Projection };
 
 export interface AttentionResult {
   /** [B·N, C]: heads concatenated per token (head h in channels h·hd:(h+1)·hd). */
   out: tf.Tensor2D;
   /** [B, heads, N, N] attention probabilities (after dropout when it is active), when requested. */
   attn?: tf.Tensor4D;
+}
+
+/** GPSA's positional mix, with the per-head slices the per-head path uses (built on demand). */
+export interface AttentionMixTerms extends AttentionMix {
+  /** keep and gated per head (keep[h] broadcastable against [N, N], gated[h] [N, N]). */
+  perHead(): { keep: tf.Tensor[]; gated: tf.Tensor[] };
 }
 
 export interface AttentionCoreOptions {
@@ -54,12 +74,18 @@ export interface AttentionCoreOptions {
   dropAttn?: (a: tf.Tensor) => tf.Tensor;
   /** Also return the attention probabilities. */
   returnAttention?: boolean;
+  /**
+   * GPSA: mix the content softmax c with a positional attention, p = (c·keep + gated) / Σ_k(c·keep + gated).
+   * The scores are then scaled after q·kᵀ (timm's GPSA) rather than q before it (timm's MHSA).
+   */
+  mix?: AttentionMixTerms;
 }
 
 /**
- * Scaled dot-product attention from a fused projection `qkv` [B·N, 3C] (or its input and weights, see
- * {@link QkvSource}) laid out `[q | k | v]` (each C wide,
- * head h using channels h·hd:(h+1)·hd), scale hd^-0.5, softmax over the keys. Call inside `tf.tidy`.
+ * The one multi-head attention core of every attention mixer: scaled dot-product attention from q, k, v
+ * projections (see {@link QkvSource}; each C wide, head h using channels h·hd:(h+1)·hd), scale hd^-0.5,
+ * softmax over the keys, optionally GPSA's positional mix, per-head or batched by {@link resolveStrategy}.
+ * Call inside `tf.tidy`.
  */
 export function attentionFromQkv(
   qkv: QkvSource,
@@ -68,26 +94,24 @@ export function attentionFromQkv(
   heads: number,
   opts: AttentionCoreOptions,
 ): AttentionResult {
-  const c3 = qkv instanceof tf.Tensor ? qkv.shape[1] : qkv.weight.shape[1]!;
-  const C = c3 / 3;
-  const hd = C / heads;
   const B = batch;
   const N = tokens;
+  const [q3, k3, v3] = projectQkv(qkv, B, N);
+  const C = q3.shape[2];
+  const hd = C / heads;
   const scale = hd ** -0.5;
+  const mix = opts.mix;
   const drop = opts.dropAttn ?? ((a: tf.Tensor) => a);
-  const [q3, k3, v3] = (
-    qkv instanceof tf.Tensor
-      ? tf.split(tf.reshape(qkv, [B, N, c3]), 3, 2)
-      : // Three products with the thirds of the weight (a [C_in, C] slice each): no split of the activations.
-        [0, 1, 2].map((i) => {
-          const w = tf.slice(qkv.weight, [0, i * C], [qkv.weight.shape[0]!, C]);
-          const b = qkv.bias ? tf.slice(qkv.bias, [i * C], [C]) : null;
-          return tf.reshape(linear(qkv.x, w, b), [B, N, C]);
-        })
-  ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  // MHSA scales q before the product; GPSA scales the scores after it (timm's orders, kept for parity).
+  const scores = (a: tf.Tensor, bT: tf.Tensor, transposeB: boolean) =>
+    mix ? tf.mul(tf.matMul(a, bT, false, transposeB), scale) : tf.matMul(a, bT, false, transposeB);
+  const mixed = (c: tf.Tensor, keep: tf.Tensor, gated: tf.Tensor) => {
+    const a = tf.add(tf.mul(c, keep), gated);
+    return tf.div(a, tf.sum(a, -1, true));
+  };
   // [B, N, C] → [B, heads, N, hd] (rank-4 transposes only).
   const toHeads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, N, heads, hd]), [0, 2, 1, 3]);
-  const q = toHeads(tf.mul(q3, scale));
+  const q = toHeads(mix ? q3 : tf.mul(q3, scale));
   const v = toHeads(v3);
   let o: tf.Tensor;
   let attn: tf.Tensor4D | undefined;
@@ -96,10 +120,13 @@ export function attentionFromQkv(
     const qs = tf.unstack(tf.reshape(q, [B * heads, N, hd])) as tf.Tensor2D[];
     const ks = tf.unstack(tf.reshape(kT, [B * heads, hd, N])) as tf.Tensor2D[];
     const vs = tf.unstack(tf.reshape(v, [B * heads, N, hd])) as tf.Tensor2D[];
+    const ph = mix?.perHead();
     const outs: tf.Tensor2D[] = [];
     const maps: tf.Tensor[] = [];
     for (let i = 0; i < B * heads; i++) {
-      const a = drop(tf.softmax(tf.matMul(qs[i]!, ks[i]!))) as tf.Tensor2D;
+      const c = tf.softmax(scores(qs[i]!, ks[i]!, false));
+      const h = i % heads;
+      const a = drop(ph ? mixed(c, ph.keep[h]!, ph.gated[h]!) : c) as tf.Tensor2D;
       if (opts.returnAttention) maps.push(a);
       outs.push(tf.matMul(a, vs[i]!));
     }
@@ -108,15 +135,38 @@ export function attentionFromQkv(
   } else {
     const k = toHeads(k3);
     if (opts.returnAttention || opts.dropAttn) {
-      const a = drop(tf.softmax(tf.matMul(q, k, false, true))) as tf.Tensor4D;
+      const c = tf.softmax(scores(q, k, true));
+      const a = drop(mix ? mixed(c, mix.keep, mix.gated) : c) as tf.Tensor4D;
       if (opts.returnAttention) attn = a;
       o = tf.matMul(a, v);
     } else {
-      o = scaledDotAttention(q, k, v, 1); // q is already scaled
+      // The same ops, with a gradient that keeps only q, k, v, the softmax (and its mixed row sums).
+      o = mix ? scaledDotAttention(q, k, v, scale, { keep: mix.keep, gated: mix.gated }) : scaledDotAttention(q, k, v, 1); // MHSA's q is already scaled
     }
   }
   const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * N, C]) as tf.Tensor2D;
   return attn ? { out, attn } : { out };
+}
+
+/** q, k, v [B, N, C] from a {@link QkvSource}. */
+function projectQkv(qkv: QkvSource, B: number, N: number): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
+  if (qkv instanceof tf.Tensor) {
+    const c3 = qkv.shape[1];
+    return tf.split(tf.reshape(qkv, [B, N, c3]), 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  }
+  const project = (p: Projection) => {
+    const out = p.weight.shape[1]!;
+    return tf.reshape(linear(qkv.x, p.weight, p.bias), [B, N, out]) as tf.Tensor3D;
+  };
+  if ('q' in qkv) return [project(qkv.q), project(qkv.k), project(qkv.v)];
+  // Three products with the thirds of the weight (a [C_in, C] slice each): no split of the activations.
+  const C = qkv.weight.shape[1]! / 3;
+  return [0, 1, 2].map((i) =>
+    project({
+      weight: tf.slice(qkv.weight, [0, i * C], [qkv.weight.shape[0]!, C]),
+      bias: qkv.bias ? tf.slice(qkv.bias, [i * C], [C]) : null,
+    }),
+  ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
 }
 
 /** Split [B, N, C] tokens into the prefix [B, p, C] (null when p = 0) and the patch tokens [B, N − p, C]. */

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, Module, Rng, truncNormal, zeros, type Parameter } from '@softbias/tensor-ops';
-import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+import { TokenMixer, checkGeometry, checkMixerInput, type MixerGeometry, type MixerInput, type MixerMacs } from './mixer.js';
 import { checkPositiveInt, joinPrefix, splitPrefix } from './core.js';
 
 /**
@@ -142,6 +142,52 @@ export class DwConvMixer extends TokenMixer {
       opts.proj ?? true
         ? this.registerModule('proj', new Linear(dim, dim, { bias: true, init: { kind: 'trunc_normal', std: 0.02 }, rng }))
         : null;
+  }
+
+  /**
+   * PyTorch names and shapes of the parameters of a `DwConvMixer` built with `opts`: static `conv.weight`
+   * (C, 1, k, k), `conv.bias` (C); dynamic `conv.bias` (C), `conv.fc1.weight` (C/r, C), `conv.fc1.bias` (C/r),
+   * `conv.fc2.weight` (C·k², C/r), `conv.fc2.bias` (C·k²); then `proj.weight` (C, C), `proj.bias` (C) unless
+   * `proj: false`.
+   */
+  static parameterShapes(opts: DwConvMixerOptions): [string, number[]][] {
+    const C = opts.dim;
+    const k = opts.kernelSize ?? 7;
+    const hidden = Math.max(1, Math.floor(C / (opts.reduction ?? 4)));
+    const conv: [string, number[]][] = opts.dynamic
+      ? [
+          ['conv.bias', [C]],
+          ['conv.fc1.weight', [hidden, C]],
+          ['conv.fc1.bias', [hidden]],
+          ['conv.fc2.weight', [C * k * k, hidden]],
+          ['conv.fc2.bias', [C * k * k]],
+        ]
+      : [
+          ['conv.weight', [C, 1, k, k]],
+          ['conv.bias', [C]],
+        ];
+    const proj: [string, number[]][] = opts.proj ?? true ? [['proj.weight', [C, C]], ['proj.bias', [C]]] : [];
+    return [...conv, ...proj];
+  }
+
+  /**
+   * Per image over the P = rows·cols patch tokens: the depth-wise convolution P·C·k²; dynamic: the kernel
+   * generator fc1 C·C/r and fc2 C/r·C·k² (once per image, on the pooled input); proj P·C².
+   */
+  override macs(g: MixerGeometry): MixerMacs[] {
+    checkGeometry('DwConvMixer', g);
+    const P = g.grid[0] * g.grid[1];
+    const C = this.dim;
+    const k2 = this.kernelSize * this.kernelSize;
+    const out: MixerMacs[] = [];
+    if (this.dynamic) {
+      const hidden = (this.conv as DynamicDepthwiseConv).fc1.outFeatures;
+      out.push({ name: 'conv.fc1', op: 'linear', macs: C * hidden });
+      out.push({ name: 'conv.fc2', op: 'linear', macs: hidden * C * k2 });
+    }
+    out.push({ name: 'conv', op: 'depthwise', macs: P * C * k2 });
+    if (this.proj) out.push({ name: 'proj', op: 'linear', macs: P * C * C });
+    return out;
   }
 
   /** [B, N, C] → [B, N, C]; prefix tokens are returned unchanged. */

@@ -79,3 +79,38 @@ export function createMixer(spec: AttentionMixerSpec, ctx: MixerContext): TokenM
       );
   }
 }
+
+/**
+ * PyTorch names (relative to the mixer) and shapes of the parameters of the mixer `createMixer(spec, ctx)`
+ * builds, without building it: each mixer class's own `parameterShapes` (`ff-patches` takes its patch count
+ * from `ctx.grid`).
+ */
+export function mixerParameterShapes(
+  spec: AttentionMixerSpec,
+  ctx: Pick<MixerContext, 'dim' | 'grid' | 'qkvBias' | 'mlpRatio'>,
+): [string, number[]][] {
+  const kind = (spec as { kind?: unknown } | null)?.kind;
+  switch (kind) {
+    case 'mhsa':
+      return Mhsa.parameterShapes({ dim: ctx.dim, qkvBias: ctx.qkvBias ?? false });
+    case 'window':
+      return WindowAttention.parameterShapes({ dim: ctx.dim, qkvBias: ctx.qkvBias ?? false });
+    case 'dwconv': {
+      const s = spec as DwConvSpec;
+      return DwConvMixer.parameterShapes({
+        dim: ctx.dim,
+        dynamic: s.dynamic ?? false,
+        ...(s.kernelSize !== undefined ? { kernelSize: s.kernelSize } : {}),
+        ...(s.reduction !== undefined ? { reduction: s.reduction } : {}),
+        ...(s.proj !== undefined ? { proj: s.proj } : {}),
+      });
+    }
+    case 'ff-patches':
+      return FeedForwardPatchesMixer.parameterShapes({
+        numPatches: ctx.grid[0] * ctx.grid[1],
+        hiddenRatio: (spec as FeedForwardPatchesSpec).hiddenRatio ?? ctx.mlpRatio ?? 4,
+      });
+    default:
+      throw new Error(`mixerParameterShapes: unknown mixer kind '${String(kind)}'; kinds: ${MIXER_KINDS.join(', ')}`);
+  }
+}

@@ -5,8 +5,8 @@
  * at construction. Prefix tokens pass through unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Mlp, Rng, gelu } from '@softbias/tensor-ops';
-import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+import { Mlp, Rng } from '@softbias/tensor-ops';
+import { TokenMixer, checkGeometry, checkMixerInput, type MixerGeometry, type MixerInput, type MixerMacs } from './mixer.js';
 import { checkPositiveInt, joinPrefix, splitPrefix } from './core.js';
 
 export interface FeedForwardPatchesOptions {
@@ -37,34 +37,69 @@ export class FeedForwardPatchesMixer extends TokenMixer {
     if (!(ratio > 0)) throw new RangeError(`FeedForwardPatchesMixer: hiddenRatio must be positive, got ${ratio}`);
     this.dim = dim;
     this.numPatches = numPatches;
-    this.hiddenFeatures = Math.max(1, Math.round(numPatches * ratio));
+    this.hiddenFeatures = FeedForwardPatchesMixer.hiddenFeatures(numPatches, ratio);
     this.mlp = this.registerModule(
       'mlp',
       new Mlp(numPatches, { hiddenFeatures: this.hiddenFeatures, drop: opts.drop ?? 0, rng: opts.rng ?? new Rng(0) }),
     );
   }
 
+  /** Hidden width for `numPatches` and `hiddenRatio` (default 4): max(1, round(P · ratio)). */
+  static hiddenFeatures(numPatches: number, hiddenRatio = 4): number {
+    return Math.max(1, Math.round(numPatches * hiddenRatio));
+  }
+
+  /** PyTorch names and shapes: `mlp.fc1.weight` (hidden, P), `mlp.fc1.bias` (hidden), `mlp.fc2.weight` (P, hidden), `mlp.fc2.bias` (P). */
+  static parameterShapes(opts: Pick<FeedForwardPatchesOptions, 'numPatches' | 'hiddenRatio'>): [string, number[]][] {
+    const P = opts.numPatches;
+    const h = FeedForwardPatchesMixer.hiddenFeatures(P, opts.hiddenRatio);
+    return [
+      ['mlp.fc1.weight', [h, P]],
+      ['mlp.fc1.bias', [h]],
+      ['mlp.fc2.weight', [P, h]],
+      ['mlp.fc2.bias', [P]],
+    ];
+  }
+
+  /** Per image: fc1 and fc2 over the C channel vectors of P patch values, C·P·hidden each. */
+  override macs(g: MixerGeometry): MixerMacs[] {
+    checkGeometry('FeedForwardPatchesMixer', g);
+    this.checkGrid(g.grid, g.numPrefixTokens);
+    const C = this.dim;
+    const P = this.numPatches;
+    const h = this.hiddenFeatures;
+    return [
+      { name: 'mlp.fc1', op: 'linear', macs: C * P * h },
+      { name: 'mlp.fc2', op: 'linear', macs: C * h * P },
+    ];
+  }
+
   /** [B, N, C] → [B, N, C]; prefix tokens are returned unchanged. */
   forward(input: MixerInput): tf.Tensor3D {
     checkMixerInput('FeedForwardPatchesMixer', input, this.dim);
-    const [rows, cols] = input.grid;
+    this.checkGrid(input.grid, input.numPrefixTokens);
     const P = this.numPatches;
-    if (rows * cols !== P) {
-      throw new Error(
-        `FeedForwardPatchesMixer: built for ${P} patch tokens, got a ${rows}×${cols} grid (${rows * cols}); ` +
-          `expected tokens [B, ${P + input.numPrefixTokens}, ${this.dim}] (${P} patches + ${input.numPrefixTokens} prefix)`,
-      );
-    }
     return tf.tidy(() => {
       const [B, N, C] = input.tokens.shape as [number, number, number];
       const [prefix, patches] = splitPrefix(input.tokens, input.numPrefixTokens);
       // [B, P, C] → [B, C, P] → [B·C, P]: the MLP mixes each channel's P patch values.
       const t = tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * C, P]);
       // mlp.forward's computation (fc1 → GELU → drop → fc2 → drop) with wasm-friendly matmul gradients.
-      const h = this.mlp.drop.forward(gelu(this.mlp.fc1.forward(t)));
+      const h = this.mlp.drop.forward(this.mlp.fc1.forwardGelu(t));
       const m = this.mlp.drop.forward(this.mlp.fc2.forward(h));
       const y = tf.transpose(tf.reshape(m, [B, C, P]), [0, 2, 1]);
       return tf.reshape(joinPrefix(prefix, y), [B, N, C]) as tf.Tensor3D;
     });
+  }
+
+  private checkGrid(grid: readonly [number, number], numPrefixTokens: number): void {
+    const [rows, cols] = grid;
+    const P = this.numPatches;
+    if (rows * cols !== P) {
+      throw new Error(
+        `FeedForwardPatchesMixer: built for ${P} patch tokens, got a ${rows}×${cols} grid (${rows * cols}); ` +
+          `expected tokens [B, ${P + numPrefixTokens}, ${this.dim}] (${P} patches + ${numPrefixTokens} prefix)`,
+      );
+    }
   }
 }

@@ -1,4 +1,12 @@
-export { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+export {
+  TokenMixer,
+  checkMixerInput,
+  checkGeometry,
+  type MixerInput,
+  type MixerGeometry,
+  type MixerMacs,
+  type MixerAttentionMaps,
+} from './mixer.js';
 export { Mhsa, type MhsaOptions } from './mhsa.js';
 export { WindowAttention, type WindowAttentionOptions } from './window.js';
 export { DwConvMixer, DepthwiseConv, DynamicDepthwiseConv, type DwConvMixerOptions } from './dwconv.js';
@@ -6,6 +14,7 @@ export { FeedForwardPatchesMixer, type FeedForwardPatchesOptions } from './ff-pa
 export { nonlocality, patchDistances } from './nonlocality.js';
 export {
   createMixer,
+  mixerParameterShapes,
   MIXER_KINDS,
   type AttentionMixerSpec,
   type MhsaSpec,
@@ -18,6 +27,13 @@ export {
   PER_HEAD_MIN_TOKENS,
   PER_HEAD_MAX_PAIRS,
   scaledDotAttention,
+  attentionFromQkv,
+  resolveStrategy,
   type AttentionMix,
+  type AttentionMixTerms,
   type AttentionStrategy,
+  type AttentionCoreOptions,
+  type AttentionResult,
+  type Projection,
+  type QkvSource,
 } from './core.js';

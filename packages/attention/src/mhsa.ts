@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Dropout, Linear, Rng } from '@softbias/tensor-ops';
-import { TokenMixer, checkMixerInput, type MixerInput } from './mixer.js';
+import { TokenMixer, checkGeometry, checkMixerInput, type MixerAttentionMaps, type MixerGeometry, type MixerInput, type MixerMacs } from './mixer.js';
 import { attentionFromQkv, checkPositiveInt, type AttentionStrategy } from './core.js';
 
 export interface MhsaOptions {
@@ -27,7 +27,6 @@ export class Mhsa extends TokenMixer {
   readonly dim: number;
   readonly numHeads: number;
   readonly headDim: number;
-  readonly scale: number;
   readonly qkv: Linear;
   readonly proj: Linear;
   readonly attnDrop: Dropout;
@@ -44,13 +43,43 @@ export class Mhsa extends TokenMixer {
     this.dim = dim;
     this.numHeads = numHeads;
     this.headDim = dim / numHeads;
-    this.scale = this.headDim ** -0.5;
     this.strategy = opts.strategy ?? 'auto';
     const init = { kind: 'trunc_normal' as const, std: 0.02 };
     this.qkv = this.registerModule('qkv', new Linear(dim, 3 * dim, { bias: opts.qkvBias ?? false, init, rng }));
     this.attnDrop = this.registerModule('attn_drop', new Dropout(opts.attnDrop ?? 0, rng.fork()));
     this.proj = this.registerModule('proj', new Linear(dim, dim, { bias: true, init, rng }));
     this.projDrop = this.registerModule('proj_drop', new Dropout(opts.projDrop ?? 0, rng.fork()));
+  }
+
+  /** @deprecated Unused (the attention core scales by headDim^-0.5 itself); removed in the next minor release. */
+  get scale(): number {
+    return this.headDim ** -0.5;
+  }
+
+  /**
+   * PyTorch names and shapes of the parameters of an `Mhsa` built with `opts`, without building it:
+   * `qkv.weight` (3C, C), `qkv.bias` (3C) with `qkvBias`, `proj.weight` (C, C), `proj.bias` (C).
+   */
+  static parameterShapes(opts: Pick<MhsaOptions, 'dim' | 'qkvBias'>): [string, number[]][] {
+    const C = opts.dim;
+    return [
+      ['qkv.weight', [3 * C, C]],
+      ...(opts.qkvBias ? [['qkv.bias', [3 * C]] as [string, number[]]] : []),
+      ['proj.weight', [C, C]],
+      ['proj.bias', [C]],
+    ];
+  }
+
+  /** Per image over T = prefix + rows·cols tokens: qkv T·C·3C, q·kᵀ and a·v 2·T²·C, proj T·C². */
+  override macs(g: MixerGeometry): MixerMacs[] {
+    checkGeometry('Mhsa', g);
+    const T = g.numPrefixTokens + g.grid[0] * g.grid[1];
+    const C = this.dim;
+    return [
+      { name: 'qkv', op: 'linear', macs: T * C * 3 * C },
+      { name: 'matmuls', op: 'attention', macs: 2 * T * T * C },
+      { name: 'proj', op: 'linear', macs: T * C * C },
+    ];
   }
 
   /** [B, N, C] → [B, N, C]: attention over all N tokens (prefix tokens attend and are attended to). */
@@ -64,12 +93,17 @@ export class Mhsa extends TokenMixer {
   }
 
   /** The attention probabilities [B, heads, N, N] (softmax over keys, rows sum to 1; never dropped out). */
-  attentionMap(input: MixerInput): tf.Tensor4D {
+  override attentionMap(input: MixerInput): tf.Tensor4D {
     checkMixerInput('Mhsa', input, this.dim);
     return tf.tidy(() => {
       const [B, N] = input.tokens.shape as [number, number, number];
       return this.attend(input.tokens, B, N, true).attn!;
     });
+  }
+
+  /** {@link attentionMap}: over all tokens, so the prefix tokens are at the front of both axes. */
+  override attentionMaps(input: MixerInput): MixerAttentionMaps {
+    return { mixed: this.attentionMap(input), numPrefixTokens: input.numPrefixTokens };
   }
 
   private attend(tokens: tf.Tensor, B: number, N: number, returnAttention: boolean) {

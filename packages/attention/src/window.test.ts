@@ -46,12 +46,31 @@ describeBackend('WindowAttention', () => {
           tf.dispose([head, orig]);
         }
         y.dispose();
-        const a = m.attentionMap(input);
+        const a = m.windowAttentionMap(input);
         const nW = (grid[0] / size) * (grid[1] / size);
         await expectClose(a, want.attn, 1e-5, `window ${grid} s${size}: attention`, [B * nW, H, size * size, size * size]);
         const sums = tf.sum(a, -1);
         await expectClose(sums, new Float32Array(B * nW * H * size * size).fill(1), 1e-5, 'window: attention row sums');
-        tf.dispose([a, sums]);
+        // The full-grid map: entry [b, h, q, k] is the window map's entry when q and k share a window, else 0.
+        const P = grid[0] * grid[1];
+        const S = size * size;
+        const wc = grid[1] / size;
+        const full = new Float64Array(B * H * P * P);
+        for (let b = 0; b < B; b++)
+          for (let h = 0; h < H; h++)
+            for (let q = 0; q < P; q++)
+              for (let k = 0; k < P; k++) {
+                const [qy, qx, ky, kx] = [Math.floor(q / grid[1]), q % grid[1], Math.floor(k / grid[1]), k % grid[1]];
+                const wq = Math.floor(qy / size) * wc + Math.floor(qx / size);
+                if (wq !== Math.floor(ky / size) * wc + Math.floor(kx / size)) continue;
+                const iq = (qy % size) * size + (qx % size);
+                const ik = (ky % size) * size + (kx % size);
+                full[((b * H + h) * P + q) * P + k] = want.attn[(((b * nW + wq) * H + h) * S + iq) * S + ik]!;
+              }
+        const fm = m.attentionMaps(input);
+        expect(fm.numPrefixTokens).toBe(0);
+        await expectClose(fm.mixed, full, 1e-5, `window ${grid} s${size}: full-grid attention`, [B, H, P, P]);
+        tf.dispose([a, sums, fm.mixed]);
       });
       tokens.dispose();
       m.dispose();

@@ -16,15 +16,18 @@
  * so gradients always reach `pos_proj` and `gating_param`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Dropout, Linear, type Parameter, Rng, hasSimdBatchMatMul, linear, ones } from '@softbias/tensor-ops';
+import { Dropout, Linear, type Parameter, Rng, ones } from '@softbias/tensor-ops';
 import {
   type AttentionStrategy,
+  type MixerAttentionMaps,
+  type MixerGeometry,
   type MixerInput,
-  PER_HEAD_MIN_TOKENS,
+  type MixerMacs,
   TokenMixer,
+  attentionFromQkv,
+  checkGeometry,
   checkMixerInput,
   nonlocality,
-  scaledDotAttention,
 } from '@softbias/attention';
 import { relativeIndices } from './relative.js';
 
@@ -54,14 +57,16 @@ export interface GpsaOptions {
   rng?: Rng;
   /**
    * How the attention products run: `batched` (one batched matmul over [B, heads]), `per-head` (flag-free
-   * 2-D matmuls per image and head, gradients kept 2-D), `auto` (batched, except on a wasm backend without
-   * @softbias/tensor-ops' SIMD BatchMatMul, where per-head from PER_HEAD_MIN_TOKENS tokens). Default `auto`.
+   * 2-D matmuls per image and head), `auto` (@softbias/attention's one rule, shared with MHSA and window
+   * attention: see its `AttentionStrategy`). Default `auto`.
    */
   strategy?: AttentionStrategy;
 }
 
 /** Attention maps of one GPSA layer for a batch (new tensors the caller disposes). */
-export interface GpsaAttentionMaps {
+export interface GpsaAttentionMaps extends MixerAttentionMaps {
+  /** 0: GPSA attends over the patch tokens only. */
+  numPrefixTokens: 0;
   /** softmax(q·kᵀ·scale) [B, heads, N, N] (rows = queries, columns = keys). */
   content: tf.Tensor;
   /** Input-independent positional attention [heads, N, N]. */
@@ -84,6 +89,8 @@ interface PositionalTerms {
   gates: tf.Tensor;
   /** Per-head slices for the per-head path (cached entries build them once). */
   perHead?: { gated: tf.Tensor[]; keep: tf.Tensor[] };
+  /** Held by the eval-mode cache (its tensors outlive the forward pass). */
+  cached?: boolean;
 }
 
 const relCache = new Map<string, Float32Array>();
@@ -195,8 +202,50 @@ export class Gpsa extends TokenMixer {
     });
   }
 
+  /**
+   * PyTorch names and shapes of the parameters of a `Gpsa` built with `opts`, without building it:
+   * `gating_param` (heads), `qk.weight` (2C, C), `qk.bias` (2C) and `v.bias` (C) with `qkvBias`, `v.weight`
+   * (C, C), `proj.weight` (C, C), `proj.bias` (C), `pos_proj.weight` (heads, 3), `pos_proj.bias` (heads).
+   */
+  static parameterShapes(opts: Pick<GpsaOptions, 'dim' | 'numHeads' | 'qkvBias'>): [string, number[]][] {
+    const C = opts.dim;
+    const H = opts.numHeads;
+    const b = opts.qkvBias ?? false;
+    return [
+      ['gating_param', [H]],
+      ['qk.weight', [2 * C, C]],
+      ...(b ? [['qk.bias', [2 * C]] as [string, number[]]] : []),
+      ['v.weight', [C, C]],
+      ...(b ? [['v.bias', [C]] as [string, number[]]] : []),
+      ['proj.weight', [C, C]],
+      ['proj.bias', [C]],
+      ['pos_proj.weight', [H, 3]],
+      ['pos_proj.bias', [H]],
+    ];
+  }
+
+  /**
+   * Per image over the P = rows·cols patch tokens (prefix tokens are not mixed): qk P·C·2C, v P·C²,
+   * q·kᵀ and a·v 2·P²·C, proj P·C², and the positional projection P²·3·heads — counted only when
+   * `countPositional` (default: unless eval mode already holds this grid's positional attention in its cache,
+   * as a profiler of the forward pass sees).
+   */
+  override macs(g: MixerGeometry, opts: { countPositional?: boolean } = {}): MixerMacs[] {
+    checkGeometry('gpsa', g);
+    const P = g.grid[0] * g.grid[1];
+    const C = this.dim;
+    const positional = opts.countPositional ?? !(!this.training && this.cache.has(`${g.grid[0]}x${g.grid[1]}`));
+    return [
+      { name: 'qk', op: 'linear', macs: P * C * 2 * C },
+      { name: 'v', op: 'linear', macs: P * C * C },
+      ...(positional ? [{ name: 'pos_proj', op: 'linear' as const, macs: P * P * 3 * this.numHeads }] : []),
+      { name: 'matmuls', op: 'attention', macs: 2 * P * P * C },
+      { name: 'proj', op: 'linear', macs: P * C * C },
+    ];
+  }
+
   /** sigmoid(gating_param) [heads] (a new tensor). */
-  gates(): tf.Tensor {
+  override gates(): tf.Tensor {
     return tf.sigmoid(this.gating_param.value);
   }
 
@@ -211,7 +260,7 @@ export class Gpsa extends TokenMixer {
   }
 
   /** Content, positional and mixed attention for the patch tokens of `input` (new tensors). */
-  attentionMaps(input: MixerInput): GpsaAttentionMaps {
+  override attentionMaps(input: MixerInput): GpsaAttentionMaps {
     checkMixerInput('gpsa', input, this.dim);
     return tf.tidy(() => {
       const x = this.patchTokens(input);
@@ -222,12 +271,12 @@ export class Gpsa extends TokenMixer {
       const k = this.toHeads(tf.slice(qk, [0, C], [B * N, C]), B, N);
       const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
       const mixed = this.mix(content, pos.keep, pos.gated);
-      return { content, positional: tf.clone(pos.attn), mixed, gates: tf.clone(pos.gates) };
+      return { content, positional: tf.clone(pos.attn), mixed, gates: tf.clone(pos.gates), numPrefixTokens: 0 as const };
     });
   }
 
   /** The attention the forward pass uses, [B, heads, N, N] over the patch tokens (a new tensor). */
-  attentionMap(input: MixerInput): tf.Tensor {
+  override attentionMap(input: MixerInput): tf.Tensor {
     const maps = this.attentionMaps(input);
     tf.dispose([maps.content, maps.positional, maps.gates]);
     return maps.mixed;
@@ -278,55 +327,26 @@ export class Gpsa extends TokenMixer {
     return tf.div(attn, tf.sum(attn, -1, true));
   }
 
-  private resolvedStrategy(n: number): 'batched' | 'per-head' {
-    if (this.strategy !== 'auto') return this.strategy;
-    if (tf.getBackend() !== 'wasm' || hasSimdBatchMatMul()) return 'batched';
-    return n >= PER_HEAD_MIN_TOKENS ? 'per-head' : 'batched';
-  }
-
-  /** GPSA over patch tokens only: x [B, N, C] with N = rows·cols. */
+  /** GPSA over patch tokens only: x [B, N, C] with N = rows·cols, through @softbias/attention's core. */
   private mixPatches(x: tf.Tensor, grid: readonly [number, number]): tf.Tensor {
     const [B, N, C] = x.shape as [number, number, number];
-    const H = this.numHeads;
-    const hd = this.headDim;
     const pos = this.positionalTerms(grid);
-    const x2 = tf.reshape(x, [B * N, C]);
-    const v = this.v.forward(x2);
-    let o: tf.Tensor;
-    if (this.resolvedStrategy(N) === 'batched') {
-      // q and k from the two halves of qk's weight (a [C, C] slice each) rather than slicing the [B·N, 2C]
-      // product: the same dot products, without copying the activations.
-      const [wq, wk, bq, bk] = this.qkHalves();
-      const q = this.toHeads(linear(x2, wq, bq), B, N);
-      const k = this.toHeads(linear(x2, wk, bk), B, N);
-      let out: tf.Tensor; // [B, H, N, hd]
-      if (this.attn_drop.training && this.attn_drop.p > 0) {
-        const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
-        const attn = this.attn_drop.forward(this.mix(content, pos.keep, pos.gated));
-        out = tf.matMul(attn, this.toHeads(v, B, N));
-      } else {
-        // The same ops, with a gradient that keeps only q, k, v, the content softmax and its mixed row sums.
-        out = scaledDotAttention(q, k, this.toHeads(v, B, N), this.scale, { keep: pos.keep, gated: pos.gated });
-      }
-      o = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [B * N, C]);
-    } else {
-      const qk = this.qk.forward(x2);
-      const ph = pos.perHead ?? this.perHeadTerms(pos);
-      const rows: tf.Tensor[] = [];
-      for (let b = 0; b < B; b++) {
-        const heads: tf.Tensor[] = [];
-        for (let h = 0; h < H; h++) {
-          const q = tf.slice(qk, [b * N, h * hd], [N, hd]);
-          const k = tf.slice(qk, [b * N, C + h * hd], [N, hd]);
-          const content = tf.softmax(tf.mul(tf.matMul(q, k, false, true), this.scale));
-          const attn = this.attn_drop.forward(this.mix(content, ph.keep[h]!, ph.gated[h]!));
-          heads.push(tf.matMul(attn, tf.slice(v, [b * N, h * hd], [N, hd])));
-        }
-        rows.push(heads.length === 1 ? heads[0]! : tf.concat(heads, 1));
-      }
-      o = rows.length === 1 ? rows[0]! : tf.concat(rows, 0);
-    }
-    const y = this.proj_drop.forward(this.proj.forward(o));
+    const x2 = tf.reshape(x, [B * N, C]) as tf.Tensor2D;
+    // q and k from the two halves of qk's weight (a [C, C] slice each) rather than slicing the [B·N, 2C]
+    // product: the same dot products, without copying the activations.
+    const [wq, wk, bq, bk] = this.qkHalves();
+    const source = {
+      x: x2,
+      q: { weight: wq, bias: bq },
+      k: { weight: wk, bias: bk },
+      v: { weight: this.v.weight.value, bias: this.v.bias?.value ?? null },
+    };
+    const { out } = attentionFromQkv(source, B, N, this.numHeads, {
+      strategy: this.strategy,
+      mix: { keep: pos.keep, gated: pos.gated, perHead: () => this.perHeadOf(pos) },
+      ...(this.attn_drop.training && this.attn_drop.p > 0 ? { dropAttn: (a: tf.Tensor) => this.attn_drop.forward(a) } : {}),
+    });
+    const y = this.proj_drop.forward(this.proj.forward(out));
     return tf.reshape(y, [B, N, C]);
   }
 
@@ -341,6 +361,16 @@ export class Gpsa extends TokenMixer {
       b ? tf.slice(b, [0], [C]) : null,
       b ? tf.slice(b, [C], [C]) : null,
     ];
+  }
+
+  /** The per-head slices of `pos` (built once and kept for a cached entry, fresh otherwise). */
+  private perHeadOf(pos: PositionalTerms): { gated: tf.Tensor[]; keep: tf.Tensor[] } {
+    if (pos.perHead) return pos.perHead;
+    if (!pos.cached) return this.perHeadTerms(pos);
+    const perHead = tf.tidy(() => this.perHeadTerms(pos));
+    for (const t of [...perHead.gated, ...perHead.keep]) tf.keep(t);
+    pos.perHead = perHead;
+    return perHead;
   }
 
   private perHeadTerms(pos: PositionalTerms): { gated: tf.Tensor[]; keep: tf.Tensor[] } {
@@ -376,20 +406,11 @@ export class Gpsa extends TokenMixer {
     const key = `${grid[0]}x${grid[1]}`;
     let entry = this.cache.get(key);
     if (!entry) {
-      const terms = tf.tidy(() => {
-        const t = this.computeTerms(grid);
-        return { ...t, perHead: this.resolvedStrategy(grid[0] * grid[1]) === 'per-head' ? this.perHeadTerms(t) : undefined };
-      });
+      const terms = tf.tidy(() => this.computeTerms(grid) as unknown as tf.TensorContainer) as unknown as PositionalTerms;
       for (const t of [terms.attn, terms.gates, terms.gated, terms.keep]) tf.keep(t);
-      if (terms.perHead) for (const t of [...terms.perHead.gated, ...terms.perHead.keep]) tf.keep(t);
-      entry = terms;
+      entry = { ...terms, cached: true };
       this.cache.set(key, entry);
       this.computations++;
-    }
-    if (!entry.perHead && this.resolvedStrategy(grid[0] * grid[1]) === 'per-head') {
-      const perHead = tf.tidy(() => this.perHeadTerms(entry!));
-      for (const t of [...perHead.gated, ...perHead.keep]) tf.keep(t);
-      entry.perHead = perHead;
     }
     return entry;
   }

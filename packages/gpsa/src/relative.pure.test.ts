@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { loadFixture } from '@softbias/test-utils';
 import { relativeIndices, relativeDistances } from '@softbias/gpsa';
+import { patchDistances } from '@softbias/attention';
 
 describe('gpsa: relative indices', () => {
   it('equal the reference rel_indices of the 8×8 grid exactly', () => {
@@ -20,6 +21,8 @@ describe('gpsa: relative indices', () => {
     expect(at(4, 4)).toEqual([0, 0, 0]);
     const d = relativeDistances(2, 3);
     expect(d[0 * 6 + 5]).toBeCloseTo(Math.sqrt(5), 6);
+    // The deprecated alias is attention's patchDistances.
+    expect(Array.from(d)).toEqual(Array.from(patchDistances([2, 3])));
     expect(() => relativeIndices(0, 3)).toThrow(/positive integers/);
   });
 });

@@ -4,6 +4,7 @@
  * Patch token n sits at (y = ⌊n / cols⌋, x = n mod cols) (row-major, what a conv patch embedding followed by
  * a flatten produces). For query q and key k: r[q, k] = [kx − qx, ky − qy, (kx − qx)² + (ky − qy)²].
  */
+import { patchDistances } from '@softbias/attention';
 
 function checkGrid(rows: number, cols: number): void {
   if (!Number.isInteger(rows) || !Number.isInteger(cols) || rows < 1 || cols < 1) {
@@ -33,19 +34,12 @@ export function relativeIndices(rows: number, cols: number): Float32Array {
   return out;
 }
 
-/** [N·N] Euclidean distance between the query's and the key's patch centres, in patches. */
+/**
+ * [N·N] Euclidean distance between the query's and the key's patch centres, in patches.
+ * @deprecated Use @softbias/attention's `patchDistances([rows, cols])` (the same matrix); this alias goes in the
+ * next minor release.
+ */
 export function relativeDistances(rows: number, cols: number): Float32Array {
   checkGrid(rows, cols);
-  const n = rows * cols;
-  const out = new Float32Array(n * n);
-  for (let q = 0; q < n; q++) {
-    const qy = Math.floor(q / cols);
-    const qx = q - qy * cols;
-    for (let k = 0; k < n; k++) {
-      const ky = Math.floor(k / cols);
-      const kx = k - ky * cols;
-      out[q * n + k] = Math.sqrt((kx - qx) ** 2 + (ky - qy) ** 2);
-    }
-  }
-  return out;
+  return patchDistances([rows, cols]);
 }

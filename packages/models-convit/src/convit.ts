@@ -25,6 +25,7 @@ import {
   truncNormal,
   writeFileAtomic,
 } from '@softbias/tensor-ops';
+import { assertImageBatch } from '@softbias/tensor-ops';
 import { Gpsa } from '@softbias/gpsa';
 import { Mhsa, TokenMixer, WindowAttention, createMixer, nonlocality } from '@softbias/attention';
 import { type ConvitConfig, type ConvitMixerSpec, type ConvitOverrides, dropPathRates, resolveConfig } from './config.js';
@@ -430,6 +431,7 @@ export class ConVit extends Module {
 
   /** timm `forward_features`: the final-normed tokens [B, N+1, C] (class token at index 0). */
   forwardFeatures(x: tf.Tensor): tf.Tensor {
+    assertImageBatch(x, { name: `${this.name}.forwardFeatures`, model: this });
     const h = this.trunk(x, this._config.depth - 1);
     const out = tf.tidy(() => this.norm.forward(h));
     h.dispose();
@@ -456,6 +458,7 @@ export class ConVit extends Module {
 
   /** Logits [B, numClasses] (pre-logits when numClasses is 0) for NHWC images [B, H, W, C]. */
   forward(x: tf.Tensor): tf.Tensor {
+    assertImageBatch(x, { name: `${this.name}.forward`, model: this });
     const f = this.forwardFeatures(x);
     const y = this.forwardHead(f);
     f.dispose();
@@ -464,6 +467,7 @@ export class ConVit extends Module {
 
   /** timm `forward_intermediates`: block outputs (class token split off) plus the final features. */
   forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): ForwardIntermediatesResult {
+    assertImageBatch(x, { name: `${this.name}.forwardIntermediates`, model: this });
     const depth = this._config.depth;
     const take = takeIndices(depth, opts.indices);
     const maxIndex = Math.max(...take);

@@ -34,6 +34,7 @@ import {
   type StateDictEntry,
   type WeightsSource,
 } from '@softbias/tensor-ops';
+import { assertImageBatch } from '@softbias/tensor-ops';
 import type { GrnStats } from '@softbias/grn';
 import {
   MacCounter,
@@ -455,6 +456,7 @@ export class Fcmae extends Module {
 
   /** The loss alone (what a training step differentiates): encoder → decoder → masked loss. */
   computeLoss(x: tf.Tensor, opts: FcmaeRunOptions = {}): tf.Scalar {
+    assertImageBatch(x, { name: 'Fcmae.computeLoss', model: this });
     const grid = this.gridOf(x);
     const m = opts.mask === undefined ? this.drawMask(x.shape[0]!, grid) : this.maskData(opts.mask, x.shape[0]!, grid[0] * grid[1]);
     return this.run(x, m, opts).loss;
@@ -462,6 +464,7 @@ export class Fcmae extends Module {
 
   /** Loss, prediction and mask (reference `FCMAE.forward`). Tensors the caller owns. */
   forward(x: tf.Tensor, opts: FcmaeRunOptions = {}): FcmaeOutput {
+    assertImageBatch(x, { name: 'Fcmae.forward', model: this });
     const grid = this.gridOf(x);
     const B = x.shape[0]!;
     const m = opts.mask === undefined ? this.drawMask(B, grid) : this.maskData(opts.mask, B, grid[0] * grid[1]);

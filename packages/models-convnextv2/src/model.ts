@@ -18,6 +18,7 @@ import {
   type StateDictEntry,
   type WeightsSource,
 } from '@softbias/tensor-ops';
+import { assertImageBatch } from '@softbias/tensor-ops';
 import { ConvNeXtV2Head, ConvNeXtV2Stage, ConvNeXtV2Stem } from './blocks.js';
 import {
   MODELS,
@@ -160,6 +161,7 @@ export class ConvNeXtV2 extends Module {
 
   /** Last stage output [B, H/32, W/32, dims[3]] (floored per stride-2 step). */
   forwardFeatures(x: tf.Tensor): tf.Tensor4D {
+    assertImageBatch(x, { name: 'ConvNeXtV2.forwardFeatures', model: this });
     return this.runStages(x, 3, () => false).out as tf.Tensor4D;
   }
 
@@ -170,6 +172,7 @@ export class ConvNeXtV2 extends Module {
 
   /** Logits [B, numClasses] (pre-logits when numClasses = 0). */
   forward(x: tf.Tensor): tf.Tensor2D {
+    assertImageBatch(x, { name: 'ConvNeXtV2.forward', model: this });
     const f = this.forwardFeatures(x);
     try {
       return this.forwardHead(f);
@@ -180,6 +183,7 @@ export class ConvNeXtV2 extends Module {
 
   /** Per-stage feature maps (NHWC) and, unless asked not to, the final features. */
   forwardIntermediates(x: tf.Tensor, opts: IntermediatesOptions = {}): IntermediatesResult {
+    assertImageBatch(x, { name: 'ConvNeXtV2.forwardIntermediates', model: this });
     const n = 4;
     const idx = opts.indices ?? n;
     const take =

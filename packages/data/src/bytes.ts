@@ -3,6 +3,8 @@
  * read with `node:fs` in Node and with `fetch` elsewhere (URLs).
  */
 
+import { fetchBytes } from '@softbias/tensor-ops';
+
 const isNodeRuntime =
   typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
 
@@ -78,8 +80,8 @@ export function inflateZlib(bytes: Uint8Array, what = 'data', opts: { maxOutputL
   return decompress(bytes, 'deflate', what, opts.maxOutputLength);
 }
 
-/** Read a byte source into memory. */
-export async function readSource(source: ByteSource): Promise<Uint8Array> {
+/** Read a byte source into memory (a URL through tensor-ops' fetchBytes: `signal`, `timeoutMs`). */
+export async function readSource(source: ByteSource, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
   const str = source instanceof URL ? source.href : String(source);
@@ -94,9 +96,8 @@ export async function readSource(source: ByteSource): Promise<Uint8Array> {
       throw new Error(`cannot read ${str}: ${(e as Error).message}`);
     }
   }
-  const res = await fetch(str);
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText} fetching ${str}`);
-  return new Uint8Array(await res.arrayBuffer());
+  // Timeout, signal and the content-length check; errors are FetchErrors naming the URL.
+  return fetchBytes(str, opts);
 }
 
 /** Node only: whether a path exists. Always false in a browser. */

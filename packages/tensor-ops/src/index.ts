@@ -29,6 +29,8 @@ export {
 export { type ParamLayout, toTorch, fromTorch, torchShape, tensorFromTorchData } from './layout.js';
 export { Rng } from './rng.js';
 export { crc32 } from './crc32.js';
+export { assertImageBatch, InputError, type AssertImageBatchOptions } from './input.js';
+export { fetchBytes, expectSafetensors, FetchError, type FetchBytesOptions, type FetchErrorKind, type ContentCheck } from './net.js';
 export { truncNormal, normal, uniform, zeros, ones, constant } from './init.js';
 export {
   parseSafetensors,
@@ -48,6 +50,7 @@ export {
   type WriteTensor,
   type SerializeOptions,
   type WeightsSource,
+  type ReadWeightsOptions,
 } from './safetensors.js';
 export {
   stateDictFromSafetensors,
@@ -57,7 +60,7 @@ export {
   tensorsToHost,
   type SaveOptions,
 } from './weights.js';
-export { Linear, linear, linearInit, type LinearOptions } from './layers/linear.js';
+export { Linear, linear, linearGelu, type LinearOptions } from './layers/linear.js';
 export { LayerNorm, layerNorm } from './layers/norm.js';
 export { gelu } from './layers/activation.js';
 export { Dropout, DropPath } from './layers/dropout.js';

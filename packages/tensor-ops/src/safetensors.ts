@@ -11,6 +11,8 @@
  * silently wrong tensor.
  */
 
+import { FetchError, fetchBytes } from './net.js';
+
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
 export const DTYPE_SIZES: Readonly<Record<SafetensorsDtype, number>> = {
@@ -442,16 +444,25 @@ export function serializeSafetensors(
 /** Where safetensors bytes come from: bytes, a Node file path, a `file:`/`http(s):` URL, or a `Response`. */
 export type WeightsSource = Uint8Array | ArrayBuffer | string | URL | Response | Blob;
 
+/** Options for reading weights from a URL (see fetchBytes): `signal` aborts, `timeoutMs` bounds a stall. */
+export interface ReadWeightsOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
 /** Read and parse safetensors from bytes, a path (Node) or a URL (fetch; file: URLs in Node). */
-export async function readSafetensors(source: WeightsSource): Promise<SafetensorsFile> {
-  return parseSafetensors(await readBytes(source));
+export async function readSafetensors(source: WeightsSource, opts: ReadWeightsOptions = {}): Promise<SafetensorsFile> {
+  return parseSafetensors(await readBytes(source, opts));
 }
 
 const isNodeRuntime =
   typeof process !== 'undefined' && typeof process.versions === 'object' && typeof process.versions.node === 'string';
 
-/** Resolve a weights source to bytes. */
-export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
+/**
+ * Resolve a weights source to bytes. URLs go through fetchBytes (timeout, `signal`, content-length and the
+ * first bytes checked: an HTML page is reported as such); its errors become SafetensorsErrors naming the URL.
+ */
+export async function readBytes(source: WeightsSource, opts: ReadWeightsOptions = {}): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
   if (typeof Blob !== 'undefined' && source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
@@ -472,9 +483,12 @@ export async function readBytes(source: WeightsSource): Promise<Uint8Array> {
       throw new SafetensorsError(`cannot read ${str}: ${(e as Error).message}`, { cause: e, ...(typeof code === 'string' ? { code } : {}) });
     }
   }
-  const res = await fetch(str);
-  if (!res.ok) throw new SafetensorsError(`HTTP ${res.status} ${res.statusText} fetching ${str}`);
-  return new Uint8Array(await res.arrayBuffer());
+  try {
+    return await fetchBytes(str, { ...opts, expect: 'safetensors' });
+  } catch (e) {
+    if (e instanceof FetchError) throw new SafetensorsError(e.message, { cause: e, code: e.kind });
+    throw e;
+  }
 }
 
 /**

@@ -9,7 +9,7 @@
  * of GPSA, and ConvNeXt V2 micro pre-trained with FCMAE vs trained from scratch.
  */
 import type { ConvitMixerSpec, ConvitOverrides } from '@softbias/models-convit';
-import { fashionMnistTrunk } from '@softbias/cli';
+import { fashionMnistTrunk } from '@softbias/experiments';
 
 export type RunKind = 'convit' | 'fcmae-pretrain' | 'convnext';
 

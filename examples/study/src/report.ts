@@ -1,5 +1,5 @@
 /** The study's outputs: a Markdown table file and one self-contained HTML page with inline SVG charts. */
-import { color, escapeHtml, htmlPage, lineChart, table } from '@softbias/cli';
+import { color, escapeHtml, htmlPage, lineChart, table } from '@softbias/experiments';
 import type { RunResult } from './runs.js';
 import type { StudyOptions, StudyRun } from './plan.js';
 

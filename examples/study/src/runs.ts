@@ -1,15 +1,14 @@
 /**
  * Executing one planned run, resumably: each run owns `<out>/runs/<id>/` (checkpoint, JSON-lines log, and
  * `result.json` once finished). A finished run is never repeated; an interrupted one resumes from its last
- * epoch checkpoint (fit's bit-exact resume for the classifiers, an epoch checkpoint for FCMAE).
+ * epoch checkpoint (fit's bit-exact resume, for the classifiers and for FCMAE pre-training through `fit({ loss })`).
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataLoader, subset, subsamplePerClass, type ImageDataset } from '@softbias/data';
-import { AdamW, clipGradNorm, cosineSchedule, fit, loadCheckpoint, saveCheckpoint } from '@softbias/train';
+import { fit } from '@softbias/train';
 import { createFcmae, createModel as createConvNeXt, loadModel as loadConvNeXt, type ConvNeXtV2 } from '@softbias/models-convnextv2';
-import { runExperiment, type EpochPoint } from '@softbias/cli';
+import { runExperiment, type EpochPoint } from '@softbias/experiments';
 import type { StudyRun } from './plan.js';
 
 export interface RunResult {
@@ -136,7 +135,10 @@ async function convitRun(run: StudyRun, ctx: RunContext, tick: () => void): Prom
   };
 }
 
-/** FCMAE pre-training on every training image (labels unused), checkpointed at each epoch. */
+/**
+ * FCMAE pre-training on every training image (labels unused) through `fit({ loss })`: the masked-patch loss,
+ * checkpointed at each epoch, resumed bit for bit, logged and aborted like the classifier runs.
+ */
 async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promise<RunResult> {
   const fcmae = createFcmae({
     imgSize: run.imgSize,
@@ -152,7 +154,6 @@ async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promi
     init: 'timm',
     seed: ctx.seed,
   });
-  const ckptPath = join(ctx.dir, 'checkpoint.safetensors');
   try {
     const loader = new DataLoader(ctx.train, {
       batchSize: ctx.batchSize,
@@ -163,40 +164,29 @@ async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promi
       dropLast: true, // FCMAE: every image of the epoch, shuffled; a remainder batch would only add noise
       augment: { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true },
     });
-    const opt = new AdamW(fcmae, { lr: ctx.lr, weightDecay: 0.05 });
-    const total = run.epochs * loader.batchesPerEpoch;
-    const schedule = cosineSchedule({ baseLr: ctx.lr, totalSteps: total, warmupSteps: run.warmupEpochs * loader.batchesPerEpoch, minLr: ctx.lr * 0.01 });
-    let step = 0;
-    let losses: number[] = [];
-    if (existsSync(ckptPath)) {
-      const meta = await loadCheckpoint(ckptPath, { model: fcmae, optimizer: opt });
-      step = meta.step;
-      loader.setState(meta.sampler as ReturnType<DataLoader['getState']>);
-      losses = ((meta.extra ?? {}) as { losses?: number[] }).losses ?? [];
-      ctx.log(`  ${run.id}: resumed at epoch ${losses.length}`);
-    }
-    const vars = opt.variables();
-    fcmae.train();
-    for (let epoch = losses.length; epoch < run.epochs; epoch++) {
-      let sum = 0;
-      let n = 0;
-      for await (const b of loader.batches()) {
-        if (ctx.signal?.aborted) throw new Error(`${run.id}: aborted (resumes from its last epoch checkpoint)`);
-        const { value, grads } = tf.variableGrads(() => fcmae.forward(b.x).loss as tf.Scalar, vars);
-        const clipped = clipGradNorm(opt.gradsByName(grads), 5);
-        opt.applyGradients(clipped.grads, schedule(step));
-        sum += (await value.data())[0]!;
-        n++;
-        step++;
-        tf.dispose([value, b.x, b.y, clipped.totalNorm, ...Object.values(grads), ...clipped.grads.values()]);
-      }
-      loader.nextEpoch();
-      losses.push(sum / Math.max(1, n));
-      await saveCheckpoint(ckptPath, { model: fcmae, optimizer: opt, step, sampler: loader.getState(), extra: { losses } });
-      tick();
-      ctx.log(`  ${run.id} epoch ${epoch + 1}/${run.epochs}: masked-patch loss ${losses.at(-1)!.toFixed(4)}`);
-    }
-    fcmae.eval();
+    const result = await fit({
+      model: fcmae,
+      data: loader,
+      epochs: run.epochs,
+      // The mean loss over the removed patches; masks come from the model's seeded generator (checkpointed).
+      loss: (_model, b) => fcmae.computeLoss(b.x),
+      optimizer: { lr: ctx.lr, weightDecay: 0.05 },
+      schedule: { warmupEpochs: run.warmupEpochs, minLr: ctx.lr * 0.01 },
+      clipGradNorm: 5,
+      seed: ctx.seed,
+      checkpoint: { path: join(ctx.dir, 'checkpoint.safetensors'), everyEpochs: 1 },
+      resume: true,
+      log: join(ctx.dir, 'log.jsonl'),
+      progress: ctx.progress,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      onEpochEnd: ({ epoch, record }) => {
+        tick();
+        ctx.log(`  ${run.id} epoch ${epoch + 1}/${run.epochs}: masked-patch loss ${record.trainLoss.toFixed(4)}`);
+      },
+    });
+    result.optimizer.dispose();
+    if (result.status === 'aborted') throw new Error(`${run.id}: aborted (its checkpoint is kept; run the study again to resume)`);
+    const losses = result.history.map((r) => r.trainLoss);
     const classifier = fcmae.encoderToClassifier(ctx.train.numClasses, { seed: ctx.seed, dropPathRate: 0.05 });
     try {
       await classifier.saveWeights(join(ctx.dir, 'encoder.safetensors'));
@@ -268,6 +258,7 @@ async function convnextRun(run: StudyRun, ctx: RunContext, tick: () => void): Pr
         if (record.eval) ctx.log(`  ${run.id} epoch ${epoch + 1}/${run.epochs}: loss ${record.trainLoss.toFixed(3)}, test top-1 ${(100 * record.eval.top1).toFixed(1)}%`);
       },
     });
+    result.optimizer.dispose();
     if (result.status === 'aborted') throw new Error(`${run.id}: aborted (its checkpoint is kept; run the study again to resume)`);
     for (const r of result.history) {
       history.push({ epoch: r.epoch + 1, trainLoss: r.trainLoss, top1: r.eval?.top1 ?? NaN, gates: [], nonlocality: [], seconds: NaN });

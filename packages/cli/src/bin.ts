@@ -24,7 +24,8 @@ commands
   inspect    --weights FILE | --model NAME [--set key=value]   parameters, MACs, gates, nonlocality
   bench      --model NAME [--set key=value] [--batch 1,8] [--runs N] [--threads T]
   pretrain   FCMAE masked pre-training of a ConvNeXt V2 encoder: [--data ...] [--epochs N] [--mask-ratio 0.6]
-             [--depths 2,2,6,2] [--dims 40,80,160,320] [--out DIR]
+             [--depths 2,2,6,2] [--dims 40,80,160,320] [--out DIR] [--resume [--allow-settings-change]]
+             (mask ratio in (0, 1); checkpoints every epoch, Ctrl-C saves and stops with exit 130)
   export     MODEL.safetensors MODEL.onnx [--opset 17] [--static-batch [--batch N]] [--img-size H,W]
              [--external-data | --single-file]   ONNX for onnxruntime / Triton (NHWC input, dynamic batch)
   list       registered model names
@@ -185,8 +186,8 @@ export async function main(argv: string[]): Promise<number> {
         log,
       );
       return 0;
-    case 'pretrain':
-      await pretrain(
+    case 'pretrain': {
+      const outcome = await pretrain(
         {
           data: values.data ?? 'fashion-mnist',
           ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
@@ -201,10 +202,13 @@ export async function main(argv: string[]): Promise<number> {
           out: values.out ?? 'out/pretrain',
           backend,
           progress,
+          resume: values.resume ?? false,
+          allowSettingsChange: values['allow-settings-change'] ?? false,
         },
         log,
       );
-      return 0;
+      return outcome.status === 'completed' ? 0 : outcome.signal === 'SIGTERM' ? 143 : 130;
+    }
     case 'list':
       for (const m of listAllModels()) console.log(`${m.family.padEnd(11)} ${m.name}`);
       return 0;

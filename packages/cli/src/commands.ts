@@ -17,6 +17,7 @@ import {
   type ImageDataset,
 } from '@softbias/data';
 import { fit, evaluate } from '@softbias/train';
+import type { TrainSettings } from '@softbias/experiments';
 import { ConfusionMatrix, convitMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
 import type { ConVit } from '@softbias/models-convit';
 import type { ConvNeXtV2 } from '@softbias/models-convnextv2';
@@ -86,17 +87,8 @@ function inputSize(family: Family, model: AnyModel, data: ImageDataset): [number
   return [Math.max(32, H), Math.max(32, W)];
 }
 
-export interface TrainArgs extends DataChoice {
-  model: string;
-  overrides: Record<string, unknown>;
-  fraction: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  warmupEpochs: number;
-  labelSmoothing: number;
-  seed: number;
+/** `softbias train`'s arguments: the train settings the experiment runner's specs share, plus where and how to run. */
+export interface TrainArgs extends TrainSettings, DataChoice {
   out: string;
   backend: BackendRequest;
   resume: boolean;

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDemo, DEMO_DEFAULTS } from './demo.js';
-import { lineChart, escapeHtml } from './report.js';
+import { lineChart, escapeHtml } from '@softbias/experiments';
 
 it('runs the demo and writes the report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'softbias-demo-'));

@@ -8,8 +8,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setupBackend, type BackendInfo, type BackendRequest } from '@softbias/tensor-ops';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, subset, type ImageDataset } from '@softbias/data';
-import { runExperiment, type ExperimentResult, type ExperimentSpec } from './experiment.js';
-import { color, htmlPage, lineChart, table, escapeHtml } from './report.js';
+import {
+  color,
+  escapeHtml,
+  fashionMnistTrunk as trunk,
+  htmlPage,
+  lineChart,
+  runExperiment,
+  table,
+  type ExperimentResult,
+  type ExperimentSpec,
+} from '@softbias/experiments';
 
 export interface DemoOptions {
   out: string;
@@ -46,26 +55,11 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
   progress: 'lines',
 };
 
-/**
- * The small ConViT trunk of the demo and the study on Fashion-MNIST: patch 4, one input channel, ten classes,
- * MLP ratio 2, stochastic depth 0.05; the caller picks the input side, width, depth and heads.
- */
-export function fashionMnistTrunk(o: { imgSize: number; embedDim: number; depth: number; numHeads: number }) {
-  return {
-    imgSize: o.imgSize,
-    patchSize: 4,
-    inChans: 1,
-    numClasses: 10,
-    embedDim: o.embedDim,
-    depth: o.depth,
-    numHeads: o.numHeads,
-    mlpRatio: 2,
-    dropPathRate: 0.05,
-  };
-}
+/** @deprecated Moved to `@softbias/experiments`: `import { fashionMnistTrunk } from '@softbias/experiments'`. */
+export const fashionMnistTrunk: typeof trunk = trunk;
 
 export function demoSpecs(o: Omit<DemoOptions, 'log'>): ExperimentSpec[] {
-  const overrides = fashionMnistTrunk({ imgSize: 28, embedDim: o.embedDim, depth: o.depth, numHeads: o.numHeads });
+  const overrides = trunk({ imgSize: 28, embedDim: o.embedDim, depth: o.depth, numHeads: o.numHeads });
   const common = {
     fraction: o.fraction,
     epochs: o.epochs,

@@ -1,0 +1,69 @@
+/**
+ * `runExperiment` on a toy ConViT: the per-epoch record has its definitions' ranges (gates in (0, 1) for GPSA
+ * layers only, nonlocality for every layer, top-1 in [0, 1]), and the run frees everything it created — the
+ * model, the probe batch, the optimizer — so the tensor count returns to where it was.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, it, expect } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Rng } from '@softbias/tensor-ops';
+import { ArrayDataset } from '@softbias/data';
+import { runExperiment, type ExperimentSpec } from '@softbias/experiments';
+
+function dataset(n: number, seed: number): ArrayDataset {
+  const rng = new Rng(seed);
+  const images = new Uint8Array(n * 64);
+  for (let i = 0; i < images.length; i++) images[i] = rng.int(256);
+  return new ArrayDataset({ images, labels: Array.from({ length: n }, (_, i) => i % 3), imageShape: [8, 8, 1] });
+}
+
+const spec: ExperimentSpec = {
+  label: 'toy',
+  model: 'convit_tiny',
+  overrides: { imgSize: 8, patchSize: 4, inChans: 1, numClasses: 3, embedDim: 8, depth: 2, numHeads: 2, localUpToLayer: 1, mlpRatio: 2 },
+  fraction: 1,
+  epochs: 2,
+  batchSize: 8,
+  lr: 1e-3,
+  weightDecay: 0.05,
+  warmupEpochs: 0,
+  labelSmoothing: 0.1,
+  seed: 0,
+  mean: [0.5],
+  std: [0.5],
+};
+
+describe('runExperiment', () => {
+  it('records accuracy, gates and nonlocality per epoch, and frees its model, probe and optimizer', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softbias-experiment-'));
+    const before = tf.memory().numTensors;
+    const r = await runExperiment(spec, {
+      train: dataset(24, 1),
+      test: dataset(12, 2),
+      probeSize: 4,
+      progress: 'none',
+      log: join(dir, 'log.jsonl'),
+    });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.status).toBe('completed');
+    expect(r.trainSamples).toBe(24);
+    expect(r.history.map((h) => h.epoch)).toEqual([0, 1, 2]);
+    for (const h of r.history.slice(1)) {
+      expect(h.top1).toBeGreaterThanOrEqual(0);
+      expect(h.top1).toBeLessThanOrEqual(1);
+      expect(h.gates).toHaveLength(2);
+      expect(h.gates[0]).toBeGreaterThan(0);
+      expect(h.gates[0]).toBeLessThan(1);
+      expect(h.gates[1]).toBeNull(); // layer 1 is plain self-attention
+      expect(h.nonlocality.every((v) => v !== null && v >= 0)).toBe(true);
+    }
+    const steps = readFileSync(join(dir, 'log.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { type: string })
+      .filter((x) => x.type === 'step');
+    expect(steps).toHaveLength(6);
+  });
+});

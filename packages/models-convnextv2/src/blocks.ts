@@ -17,6 +17,7 @@ import {
   truncNormal,
   zeros,
 } from '@softbias/tensor-ops';
+import { ClassifierHead } from '@softbias/tensor-ops/models';
 import { Grn } from '@softbias/grn';
 
 const INIT_STD = 0.02;
@@ -166,12 +167,12 @@ export class ConvNeXtV2Stage extends Module {
 }
 
 /**
- * Head: global average pool over H, W → `norm` (LayerNorm) → `fc` (Linear; absent when numClasses = 0).
- * `fc` can be replaced by `reset`.
+ * Head: global average pool over H, W → `norm` (LayerNorm) → `fc` (timm's `NormMlpClassifierHead`; `fc` is
+ * the shared `ClassifierHead`: linear, or the identity when numClasses = 0). `reset` swaps `fc` in place.
  */
 export class ConvNeXtV2Head extends Module {
   readonly norm: LayerNorm;
-  private _fc: Linear | null = null;
+  private _fc: ClassifierHead;
   constructor(
     readonly dim: number,
     numClasses: number,
@@ -180,32 +181,26 @@ export class ConvNeXtV2Head extends Module {
   ) {
     super();
     this.norm = this.registerModule('norm', new LayerNorm(dim, 1e-6));
-    this.reset(numClasses, rng, headInitScale);
+    this._fc = this.registerModule('fc', ConvNeXtV2Head.classifier(dim, numClasses, rng, headInitScale));
   }
 
-  get fc(): Linear | null {
-    return this._fc;
+  private static classifier(dim: number, numClasses: number, rng: Rng, headInitScale: number): ClassifierHead {
+    if (!Number.isInteger(numClasses) || numClasses < 0) throw new Error(`numClasses must be an integer ≥ 0, got ${numClasses}`);
+    return new ClassifierHead(dim, numClasses, { rng, init: { kind: 'trunc_normal', std: INIT_STD }, scale: headInitScale });
+  }
+
+  /** The linear classifier, or null when there is none (numClasses = 0). */
+  get fc(): ClassifierHead | null {
+    return this._fc.isIdentity ? null : this._fc;
   }
 
   get numClasses(): number {
-    return this._fc?.outFeatures ?? 0;
+    return this._fc.numClasses;
   }
 
   /** Replace the classifier by a fresh one with `numClasses` outputs (0 = none), timm init × scale. */
   reset(numClasses: number, rng: Rng = new Rng(0), headInitScale = 1): void {
-    if (!Number.isInteger(numClasses) || numClasses < 0) throw new Error(`numClasses must be an integer ≥ 0, got ${numClasses}`);
-    this._fc?.dispose();
-    this._fc = null;
-    if (numClasses === 0) return;
-    const fc = new Linear(this.dim, numClasses, { rng, init: { kind: 'trunc_normal', std: INIT_STD } });
-    if (headInitScale !== 1) {
-      tf.tidy(() => {
-        fc.weight.assign(tf.mul(fc.weight.value, headInitScale));
-        if (fc.bias) fc.bias.assign(tf.mul(fc.bias.value, headInitScale));
-      });
-    }
-    fc.train(this.training);
-    this._fc = fc;
+    this._fc = this.replaceModule('fc', ConvNeXtV2Head.classifier(this.dim, numClasses, rng, headInitScale));
   }
 
   /** Pooled, normalised features [B, C] (`preLogits`) or logits [B, numClasses]. */
@@ -215,28 +210,7 @@ export class ConvNeXtV2Head extends Module {
     }
     return tf.tidy(() => {
       const pre = this.norm.forward(tf.mean(x, [1, 2]));
-      return opts.preLogits || !this._fc ? pre : this._fc.forward(pre);
+      return opts.preLogits ? pre : this._fc.forward(pre);
     });
-  }
-
-  // The classifier is a replaceable child: list it with the registered ones.
-  override children(): [string, Module][] {
-    const c = super.children();
-    return this._fc ? [...c, ['fc', this._fc]] : c;
-  }
-  override namedModules(prefix = ''): [string, Module][] {
-    const out = super.namedModules(prefix);
-    if (this._fc) out.push(...this._fc.namedModules(prefix ? `${prefix}.fc` : 'fc'));
-    return out;
-  }
-  override namedParameters(prefix = ''): [string, Parameter][] {
-    const out = super.namedParameters(prefix);
-    if (this._fc) out.push(...this._fc.namedParameters(prefix ? `${prefix}.fc` : 'fc'));
-    return out;
-  }
-  override dispose(): void {
-    this._fc?.dispose();
-    this._fc = null;
-    super.dispose();
   }
 }

@@ -2,6 +2,12 @@
  * ConvNeXt V2 architectures (the official family), their pretrained-weights configs, and parameter counts
  * computed from the shapes alone.
  */
+import {
+  IMAGENET_DEFAULT_MEAN,
+  IMAGENET_DEFAULT_STD,
+  imagenetConfig,
+  type PretrainedConfig as SharedPretrainedConfig,
+} from '@softbias/tensor-ops/models';
 
 /** Architecture of a ConvNeXt V2 classifier. */
 export interface ConvNeXtV2Config {
@@ -26,7 +32,11 @@ export interface ConvNeXtV2Config {
   convMlp: boolean;
 }
 
-/** What the published weights for an architecture expect (timm's pretrained config). */
+/**
+ * What the published weights for an architecture expect, in this package's first form (`inputSize` [H, W]).
+ * @deprecated Use `ModelEntry.pretrainedConfig` / `ConvNeXtV2.pretrainedConfig`, the shared
+ * `PretrainedConfig` of `@softbias/tensor-ops/models` (`inputSize` [C, H, W], as timm).
+ */
 export interface PretrainedConfig {
   /** Training resolution [H, W]. */
   inputSize: [number, number];
@@ -52,11 +62,35 @@ export interface ModelEntry {
   convMlp: boolean;
   /** Parameter count the ConvNeXt V2 paper lists (Table 9 / Fig. 1), in millions. */
   paperParamsM: number;
+  /** timm's pretrained config of the reference weights (the shared type of every family). */
+  pretrainedConfig: SharedPretrainedConfig;
+  /** @deprecated The same in the first form ([H, W] sizes): use `pretrainedConfig`. */
   pretrained: PretrainedConfig;
 }
 
-export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
+/** @deprecated Use `IMAGENET_DEFAULT_MEAN` from `@softbias/tensor-ops/models`. */
+export const IMAGENET_MEAN: [number, number, number] = [...IMAGENET_DEFAULT_MEAN];
+/** @deprecated Use `IMAGENET_DEFAULT_STD` from `@softbias/tensor-ops/models`. */
+export const IMAGENET_STD: [number, number, number] = [...IMAGENET_DEFAULT_STD];
+
+/** The shared pretrained config of a registered size (timm `convnextv2_<size>.fcmae_ft_in1k`). */
+function sharedPretrained(size: string): SharedPretrainedConfig {
+  return imagenetConfig({
+    inputSize: [3, 224, 224],
+    testInputSize: [3, 288, 288],
+    cropPct: 0.875,
+    testCropPct: 0.95,
+    weights: `timm/convnextv2_${size}.fcmae_ft_in1k`,
+    license: 'CC-BY-NC-4.0',
+    firstConv: 'stem.0',
+    classifier: 'head.fc',
+  });
+}
+
+/** The pretrained config of a custom architecture: ImageNet normalisation at 224 px, no reference weights. */
+export function customPretrainedConfig(numClasses: number, inChans = 3): SharedPretrainedConfig {
+  return imagenetConfig({ inputSize: [inChans, 224, 224], numClasses, firstConv: 'stem.0', classifier: 'head.fc' });
+}
 
 function pretrained(): PretrainedConfig {
   return {
@@ -80,7 +114,7 @@ function entry(
   convMlp: boolean,
   paperParamsM: number,
 ): ModelEntry {
-  return { name: `convnextv2_${size}`, depths, dims, convMlp, paperParamsM, pretrained: pretrained() };
+  return { name: `convnextv2_${size}`, depths, dims, convMlp, paperParamsM, pretrainedConfig: sharedPretrained(size), pretrained: pretrained() };
 }
 
 /** The registry, smallest first. */

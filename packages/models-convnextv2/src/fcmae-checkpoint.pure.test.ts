@@ -117,7 +117,8 @@ describe('FCMAE checkpoints', () => {
     m.loadStateDict(fx.weights);
     const bytes = await m.saveWeights();
     const file = parseSafetensors(bytes);
-    expect(JSON.parse(file.metadata['config']!)).toMatchObject({ architecture: 'fcmae', imgSize: [128, 128], dims: [8, 16, 32, 64], decoderEmbedDim: 32 });
+    expect(file.metadata).toMatchObject({ format: 'pt', arch: 'fcmae', family: 'fcmae' });
+    expect(JSON.parse(file.metadata['config']!)).toMatchObject({ imgSize: [128, 128], dims: [8, 16, 32, 64], decoderEmbedDim: 32 });
     const back = await loadFcmae(bytes);
     await expectWeightsEqual(back);
     m.dispose();

@@ -1,14 +1,17 @@
 export {
   ConvNeXtV2,
   createModel,
-  loadModel,
   MIN_INPUT_SIZE,
+  FAMILY,
   type CreateModelOptions,
   type LoadWeightsOptions,
   type LoadWeightsResult,
   type IntermediatesOptions,
   type IntermediatesResult,
 } from './model.js';
+export { loadModel, configFromWeights, type LoadModelOptions } from './load.js';
+export { convnextv2Family, fcmaeFamily, CONVNEXTV2_ENTRIES } from './registry.js';
+export { ConvNeXtV2Trunk, type TrunkOptions } from './trunk.js';
 export {
   listModels,
   getModelEntry,
@@ -16,6 +19,7 @@ export {
   countParameters,
   parameterShapes,
   MODELS,
+  customPretrainedConfig,
   IMAGENET_MEAN,
   IMAGENET_STD,
   type ConvNeXtV2Config,
@@ -41,6 +45,8 @@ export {
   createFcmae,
   loadFcmae,
   resolveFcmaeConfig,
+  fcmaeParameterShapes,
+  FCMAE_FAMILY,
   type FcmaeConfig,
   type CreateFcmaeOptions,
   type FcmaeInit,
@@ -48,5 +54,8 @@ export {
   type FcmaeRunOptions,
   type FcmaeOutput,
   type FcmaeLoadResult,
-} from './fcmae.js';
-export { detectFcmaeKeyNaming, officialToTimmFcmaeKey, toTimmFcmaeStateDict, type FcmaeKeyNaming } from './fcmae-checkpoint.js';
+  detectFcmaeKeyNaming,
+  officialToTimmFcmaeKey,
+  toTimmFcmaeStateDict,
+  type FcmaeKeyNaming,
+} from './fcmae/index.js';

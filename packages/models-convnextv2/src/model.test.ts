@@ -93,9 +93,12 @@ describeBackend('convnextv2 model', () => {
     expect(b.intermediates.map((t) => t.shape[3])).toEqual([64, 128]);
     const c = m.forwardIntermediates(x, { indices: [0], stopEarly: true });
     expect(c.intermediates.length).toBe(1);
-    expect(c.features).toBeNull();
+    // timm: stopEarly still returns the truncated trunk's output (here stage 0's; norm_pre is the identity).
+    expect(c.features).not.toBeNull();
+    expect(c.features).not.toBe(c.intermediates[0]);
+    await expectClose(c.features!, await c.intermediates[0]!.data(), 0, 'convnextv2/stop-early-features');
     await expectClose(c.intermediates[0]!, f.get('stage0_out_nhwc').data, f.atol('stage0_out_nhwc'), 'convnextv2_micro/stage0_out_nhwc-stop-early');
-    tf.dispose([x, feats, ...a.intermediates, a.features!, ...b.intermediates, b.features!, ...c.intermediates]);
+    tf.dispose([x, feats, ...a.intermediates, a.features!, ...b.intermediates, b.features!, ...c.intermediates, c.features!]);
     m.dispose();
   });
 

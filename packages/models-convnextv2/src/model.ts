@@ -1,49 +1,55 @@
 /**
- * The ConvNeXt V2 classifier (timm module tree and names), its constructors and weight I/O.
+ * The ConvNeXt V2 classifier (timm module tree and names), its constructors and weight I/O. Implements the
+ * shared `VisionModel` contract of `@softbias/tensor-ops/models`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
-  Module,
-  ModuleList,
   Rng,
   StateDictError,
-  readSafetensors,
-  stateDictFromSafetensors,
-  saveSafetensorsBytes,
-  writeFileAtomic,
+  assertImageBatch,
   type LoadStateDictOptions,
   type LoadStateDictResult,
-  type SafetensorsFile,
   type StateDict,
-  type StateDictEntry,
-  type WeightsSource,
 } from '@softbias/tensor-ops';
-import { assertImageBatch } from '@softbias/tensor-ops';
-import { ConvNeXtV2Head, ConvNeXtV2Stage, ConvNeXtV2Stem } from './blocks.js';
+import {
+  type ForwardIntermediatesOptions,
+  type ForwardIntermediatesResult,
+  type LoadWeightsOptions as ContractLoadWeightsOptions,
+  type PretrainedConfig,
+  type VisionModel,
+  type WeightsInput,
+  featureTakeIndices,
+  readWeights,
+  writeWeights,
+} from '@softbias/tensor-ops/models';
+import { ConvNeXtV2Head } from './blocks.js';
 import {
   MODELS,
+  customPretrainedConfig,
   parameterShapes,
   resolveConfig,
   type ConvNeXtV2Config,
   type ConvNeXtV2Overrides,
-  type PretrainedConfig,
+  type PretrainedConfig as LegacyPretrainedConfig,
 } from './config.js';
-import { inferConfig, toTimmStateDict, type KeyNaming } from './checkpoint.js';
+import { toTimmStateDict, type KeyNaming } from './checkpoint.js';
 import { preprocess, type ImageInput, type PreprocessOptions } from './preprocess.js';
+import { ConvNeXtV2Trunk } from './trunk.js';
 
 /** Smallest input side: the total stride is 32 (4 · 2 · 2 · 2) and every stage needs at least one row. */
 export const MIN_INPUT_SIZE = 32;
+
+/** The family name in the model registry and in weights files. */
+export const FAMILY = 'convnextv2';
 
 export interface CreateModelOptions extends ConvNeXtV2Overrides {
   /** Seed of the initialisation (and drop-path) random numbers. Default 0. */
   seed?: number;
 }
 
-export interface LoadWeightsOptions {
+export interface LoadWeightsOptions extends ContractLoadWeightsOptions {
   /** Leave the classifier (`head.fc.*`) as it is: for fine-tuning with another number of classes. */
   skipHead?: boolean;
-  /** Throw on missing or unexpected keys (default true). Mis-shaped keys always throw. */
-  strict?: boolean;
 }
 
 export interface LoadWeightsResult extends LoadStateDictResult {
@@ -51,40 +57,19 @@ export interface LoadWeightsResult extends LoadStateDictResult {
   naming: KeyNaming;
 }
 
-export interface IntermediatesOptions {
+export interface IntermediatesOptions extends ForwardIntermediatesOptions {
   /** Stage indices (negative counts from the end), or n = the last n stages. Default: all four. */
   indices?: number | readonly number[];
-  /** Stop after the last requested stage (no `features`). */
-  stopEarly?: boolean;
-  /** Return only the intermediates. */
-  intermediatesOnly?: boolean;
 }
 
-export interface IntermediatesResult {
+export interface IntermediatesResult extends ForwardIntermediatesResult {
   /** Requested stage outputs, NHWC, in stage order. */
   intermediates: tf.Tensor4D[];
-  /** Output of the last stage (what `forwardFeatures` returns), unless stopped early / intermediates only. */
+  /**
+   * Output of the last stage run (what `forwardFeatures` returns; with `stopEarly`, the truncated trunk's),
+   * null only with `intermediatesOnly`.
+   */
   features: tf.Tensor4D | null;
-}
-
-type WeightsInput = WeightsSource | SafetensorsFile | StateDict;
-
-function isStateDict(s: unknown): s is StateDict {
-  if (s instanceof Map) return true;
-  if (typeof s !== 'object' || s === null || s instanceof Uint8Array || s instanceof ArrayBuffer || s instanceof URL) return false;
-  if (typeof (s as SafetensorsFile).getFloat32 === 'function') return false;
-  if (typeof Response !== 'undefined' && s instanceof Response) return false;
-  if (typeof Blob !== 'undefined' && s instanceof Blob) return false;
-  return true;
-}
-
-async function readStateDict(source: WeightsInput): Promise<{ sd: Map<string, StateDictEntry>; file: SafetensorsFile | null }> {
-  if (isStateDict(source)) return { sd: source instanceof Map ? source : new Map(Object.entries(source)), file: null };
-  const file =
-    typeof (source as SafetensorsFile).getFloat32 === 'function'
-      ? (source as SafetensorsFile)
-      : await readSafetensors(source as WeightsSource);
-  return { sd: stateDictFromSafetensors(file), file };
 }
 
 /**
@@ -92,37 +77,27 @@ async function readStateDict(source: WeightsInput): Promise<{ sd: Map<string, St
  * Channels-last throughout: inputs [B, H, W, C] float32 with H, W ≥ 32, any size (odd sizes floor at each
  * stride-2 step, as PyTorch does).
  */
-export class ConvNeXtV2 extends Module {
+export class ConvNeXtV2 extends ConvNeXtV2Trunk implements VisionModel<ConvNeXtV2Config> {
   readonly config: ConvNeXtV2Config;
-  readonly pretrained: PretrainedConfig | null;
-  readonly stem: ConvNeXtV2Stem;
-  readonly stages: ModuleList<ConvNeXtV2Stage>;
+  /** @deprecated The pretrained config in its first form ([H, W] sizes), null for custom models: use `pretrainedConfig`. */
+  readonly pretrained: LegacyPretrainedConfig | null;
   readonly head: ConvNeXtV2Head;
-  private readonly rng: Rng;
+  private readonly _pretrainedConfig: PretrainedConfig | null;
 
   constructor(config: ConvNeXtV2Config, opts: { seed?: number } = {}) {
-    super();
-    this.config = { ...config, depths: [...config.depths], dims: [...config.dims] };
-    this.pretrained = MODELS.find((m) => m.name === config.name)?.pretrained ?? null;
-    this.rng = new Rng(opts.seed ?? 0);
     const { depths, dims } = config;
-    this.stem = this.registerModule('stem', new ConvNeXtV2Stem(config.inChans, dims[0], this.rng));
-    const total = depths.reduce((a, b) => a + b, 0);
-    const rates = Array.from({ length: total }, (_, i) => (total > 1 ? (config.dropPathRate * i) / (total - 1) : 0));
-    const stages: ConvNeXtV2Stage[] = [];
-    let k = 0;
-    for (let i = 0; i < 4; i++) {
-      stages.push(
-        new ConvNeXtV2Stage(i === 0 ? dims[0] : dims[i - 1]!, dims[i]!, depths[i]!, {
-          downsample: i > 0,
-          dropPathRates: rates.slice(k, k + depths[i]!),
-          rng: this.rng,
-        }),
-      );
-      k += depths[i]!;
-    }
-    this.stages = this.registerModule('stages', new ModuleList(stages));
+    super(config.inChans, depths, dims, { rng: new Rng(opts.seed ?? 0), dropPathRate: config.dropPathRate });
+    this.config = { ...config, depths: [...config.depths], dims: [...config.dims] };
+    const entry = MODELS.find((m) => m.name === config.name);
+    this.pretrained = entry?.pretrained ?? null;
+    this._pretrainedConfig = entry?.pretrainedConfig ?? null;
     this.head = this.registerModule('head', new ConvNeXtV2Head(dims[3], config.numClasses, this.rng, config.headInitScale));
+  }
+
+  /** Input size, crop and normalisation (the registered size's, or ImageNet's at 224 px), with this model's classes. */
+  get pretrainedConfig(): PretrainedConfig {
+    const base = this._pretrainedConfig ?? customPretrainedConfig(this.config.numClasses, this.config.inChans);
+    return { ...base, numClasses: this.config.numClasses };
   }
 
   get numClasses(): number {
@@ -143,26 +118,21 @@ export class ConvNeXtV2 extends Module {
     }
   }
 
-  /** Runs the stem and stages 0…last; stage outputs for which `keep(i)` is true are kept and returned. */
-  private runStages(x: tf.Tensor, last: number, keep: (i: number) => boolean): { out: tf.Tensor; kept: tf.Tensor[] } {
+  /** The stage loop on a checked, float32 input. */
+  private run(x: tf.Tensor, last: number, keep: (i: number) => boolean): { out: tf.Tensor; kept: tf.Tensor[] } {
     this.checkInput(x);
     const xin = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
-    let y = this.stem.forward(xin);
-    if (xin !== x) xin.dispose();
-    const kept: tf.Tensor[] = [];
-    for (let i = 0; i <= last; i++) {
-      const next = this.stages.at(i).forward(y);
-      if (!kept.includes(y)) y.dispose();
-      y = next;
-      if (keep(i)) kept.push(y);
+    try {
+      return this.runStages(xin, last, keep);
+    } finally {
+      if (xin !== x) xin.dispose();
     }
-    return { out: y, kept };
   }
 
   /** Last stage output [B, H/32, W/32, dims[3]] (floored per stride-2 step). */
   forwardFeatures(x: tf.Tensor): tf.Tensor4D {
     assertImageBatch(x, { name: 'ConvNeXtV2.forwardFeatures', model: this });
-    return this.runStages(x, 3, () => false).out as tf.Tensor4D;
+    return this.run(x, 3, () => false).out as tf.Tensor4D;
   }
 
   /** Pooled → `head.norm` → `head.fc`; with `preLogits` the normalised pooled features [B, dims[3]]. */
@@ -181,23 +151,19 @@ export class ConvNeXtV2 extends Module {
     }
   }
 
-  /** Per-stage feature maps (NHWC) and, unless asked not to, the final features. */
+  /**
+   * timm's `forward_intermediates`: per-stage feature maps (NHWC, stage order) and the final features.
+   * `stopEarly` runs the stages up to the last requested one, and `features` is then that stage's output
+   * (timm's semantics; ConvNeXt's `norm_pre` is the identity, so `norm` changes nothing).
+   */
   forwardIntermediates(x: tf.Tensor, opts: IntermediatesOptions = {}): IntermediatesResult {
     assertImageBatch(x, { name: 'ConvNeXtV2.forwardIntermediates', model: this });
-    const n = 4;
-    const idx = opts.indices ?? n;
-    const take =
-      typeof idx === 'number'
-        ? Array.from({ length: idx }, (_, i) => n - idx + i)
-        : idx.map((i) => (i < 0 ? n + i : i));
-    if ((typeof idx === 'number' && (idx < 1 || idx > n || !Number.isInteger(idx))) || take.some((i) => !(i >= 0 && i < n))) {
-      throw new Error(`forwardIntermediates: indices must be stage numbers in [-4, 3] or a count 1…4, got ${JSON.stringify(idx)}`);
-    }
+    const { indices: take, maxIndex } = featureTakeIndices(4, opts.indices);
     const wanted = new Set(take);
-    const last = opts.stopEarly || opts.intermediatesOnly ? Math.max(...take) : n - 1;
-    const { out, kept } = this.runStages(x, last, (i) => wanted.has(i));
+    const last = opts.stopEarly || opts.intermediatesOnly ? maxIndex : 3;
+    const { out, kept } = this.run(x, last, (i) => wanted.has(i));
     let features: tf.Tensor4D | null = out as tf.Tensor4D;
-    if (opts.intermediatesOnly || opts.stopEarly) {
+    if (opts.intermediatesOnly) {
       if (!kept.includes(out)) out.dispose();
       features = null;
     } else if (kept.includes(out)) {
@@ -212,7 +178,11 @@ export class ConvNeXtV2 extends Module {
     this.config.numClasses = numClasses;
   }
 
-  /** Preprocess images for this model (its pretrained config's size, crop and normalisation). */
+  /**
+   * Preprocess images for this model (its pretrained config's size, crop and normalisation; timm's eval
+   * transform). Pixel values 0–255 here, float32 included.
+   * @deprecated Use `preprocess(image, model)` from `@softbias/tensor-ops/models` (float32 pixels 0–1).
+   */
   preprocess(image: ImageInput, opts: PreprocessOptions = {}): tf.Tensor4D {
     return preprocess(image, opts, this.pretrained ?? undefined);
   }
@@ -265,22 +235,26 @@ export class ConvNeXtV2 extends Module {
   }
 
   /**
-   * Load weights from safetensors (bytes, a Node path, a URL, a `Response`/`Blob`, a parsed file) or a state
-   * dict. Strict by default; `skipHead` leaves `head.fc.*` untouched (and ignores it in the checkpoint).
+   * Load weights from safetensors (bytes, a Node path, a URL, a `Response`/`Blob`, a parsed file, a
+   * `WeightsFile`) or a state dict. Strict by default; `skipHead` leaves `head.fc.*` untouched (and ignores it
+   * in the checkpoint). Integer tensors and NaN / ±Inf are refused unless `allowIntegerCast` / `allowNonFinite`.
    */
   async loadWeights(source: WeightsInput, opts: LoadWeightsOptions = {}): Promise<LoadWeightsResult> {
-    const { sd } = await readStateDict(source);
-    return this.loadStateDict(sd, { strict: opts.strict ?? true, skip: opts.skipHead ? ['head.fc.'] : [] });
+    const w = await readWeights(source);
+    const sd = w.stateDict(opts);
+    return this.loadStateDict(sd, {
+      strict: opts.strict ?? true,
+      skip: opts.skipHead ? ['head.fc.'] : [],
+      allowNonFinite: opts.allowNonFinite ?? false,
+    });
   }
 
   /**
-   * The weights as safetensors bytes with timm names and shapes (timm loads them strictly), the config in
-   * `__metadata__.config`. With a Node path, also written there (atomically).
+   * The weights as safetensors bytes with timm names and shapes (timm loads them strictly) and the shared
+   * metadata rule (`arch`, `family: 'convnextv2'`, `config`). With a Node path, also written there (atomically).
    */
   async saveWeights(path?: string): Promise<Uint8Array> {
-    const bytes = await saveSafetensorsBytes(this, { config: { architecture: 'convnextv2', ...this.config } });
-    if (path !== undefined) await writeFileAtomic(path, bytes);
-    return bytes;
+    return writeWeights(this, { arch: this.config.name, family: FAMILY, config: this.config, ...(path !== undefined ? { path } : {}) });
   }
 }
 
@@ -289,35 +263,3 @@ export function createModel(name: string, overrides: CreateModelOptions = {}): C
   const { seed, ...arch } = overrides;
   return new ConvNeXtV2(resolveConfig(name, arch), { seed: seed ?? 0 });
 }
-
-/**
- * Rebuild a model from a checkpoint and load it strictly: the architecture comes from the file's
- * `__metadata__.config` (written by `saveWeights`), or else is read off the tensor shapes (any timm or
- * official ConvNeXt V2 checkpoint).
- */
-export async function loadModel(source: WeightsInput, opts: { seed?: number } = {}): Promise<ConvNeXtV2> {
-  const { sd, file } = await readStateDict(source);
-  let cfg: ConvNeXtV2Config;
-  const meta = file?.metadata['config'];
-  if (meta) {
-    const c = JSON.parse(meta) as Partial<ConvNeXtV2Config> & { architecture?: string };
-    if (c.architecture !== undefined && c.architecture !== 'convnextv2') {
-      throw new Error(`loadModel: this file holds a '${c.architecture}' model, not ConvNeXt V2`);
-    }
-    const name = c.name && MODELS.some((m) => m.name === c.name) ? c.name : 'convnextv2_custom';
-    cfg = resolveConfig(name, c);
-  } else {
-    const norm = toTimmStateDict(sd, new Map());
-    const inferred = inferConfig(norm.sd);
-    cfg = resolveConfig(inferred.name, inferred);
-  }
-  const model = new ConvNeXtV2(cfg, opts);
-  try {
-    model.loadStateDict(sd);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
-}
-

@@ -47,7 +47,8 @@ describeBackend('convnextv2 registry: build, forward, backward, save → load', 
 
       const bytes = await model.saveWeights();
       const file = parseSafetensors(bytes);
-      expect(JSON.parse(file.metadata['config']!)).toMatchObject({ architecture: 'convnextv2', name: m.name, numClasses: 7 });
+      expect(file.metadata).toMatchObject({ format: 'pt', arch: m.name, family: 'convnextv2' });
+      expect(JSON.parse(file.metadata['config']!)).toMatchObject({ name: m.name, numClasses: 7 });
       expect(file.info('stages.0.blocks.0.mlp.fc1.weight').shape.length).toBe(m.convMlp ? 4 : 2);
       const loaded = await loadModel(bytes);
       expect(loaded.config).toEqual(model.config);

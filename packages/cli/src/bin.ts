@@ -1,220 +1,201 @@
 #!/usr/bin/env node
 /** `softbias <command>`: demo | train | eval | inspect | bench | pretrain | export | list. */
-import { parseArgs } from 'node:util';
 import type { BackendRequest } from '@softbias/tensor-ops';
 import { DEMO_DEFAULTS, runDemo } from './demo.js';
 import { bench, evalCmd, inspect, train } from './commands.js';
 import { pretrain } from './pretrain.js';
 import { EXPORT_USAGE, exportCmd, parseExportArgs } from './export.js';
 import { listAllModels } from './models.js';
+import {
+  BACKENDS,
+  COMMANDS,
+  DEMO_DATA,
+  PROGRESS,
+  TRAIN_DATA,
+  UsageError,
+  choiceOption,
+  commandHelp,
+  intListOption,
+  intOption,
+  numberOption,
+  overridesOption,
+  parseCommand,
+} from './options.js';
+import { checkOutDir, checkOutFile, checkWeightsFile } from './paths.js';
 
 const USAGE = `softbias <command> [options]
 
 commands
-  demo       ConViT vs its DeiT twin on the bundled Fashion-MNIST subset; prints both accuracies and writes
-             an HTML report (accuracy, gates and nonlocality per epoch).
-             --epochs N (${DEMO_DEFAULTS.epochs})  --out DIR (${DEMO_DEFAULTS.out})  --fraction F (${DEMO_DEFAULTS.fraction})
-             --data embedded|auto|full (${DEMO_DEFAULTS.data})  --data-dir DIR  --width ${DEMO_DEFAULTS.embedDim}  --depth ${DEMO_DEFAULTS.depth}
-             --heads ${DEMO_DEFAULTS.numHeads}  --gpsa-layers ${DEMO_DEFAULTS.localUpToLayer}  --batch-size ${DEMO_DEFAULTS.batchSize}  --seed 0
-  train      --model NAME [--set key=value ...] [--data fashion-mnist|fashion-mnist-embedded|fashion-mnist-full|cifar10|folder]
-             [--data-dir DIR] [--fraction F] [--epochs N] [--batch-size B] [--lr LR] [--weight-decay WD]
-             [--out DIR] [--resume [--allow-settings-change]]   (checkpoints every epoch; Ctrl-C saves and stops,
-             exit 130; --resume continues, refusing settings other than the checkpoint's unless allowed)
-  eval       --weights FILE [--data ...] [--data-dir DIR]      top-1/top-5 and the confusion matrix
-  inspect    --weights FILE | --model NAME [--set key=value]   parameters, MACs, gates, nonlocality
-  bench      --model NAME [--set key=value] [--batch 1,8] [--runs N] [--threads T]
-  pretrain   FCMAE masked pre-training of a ConvNeXt V2 encoder: [--data ...] [--epochs N] [--mask-ratio 0.6]
-             [--depths 2,2,6,2] [--dims 40,80,160,320] [--out DIR] [--resume [--allow-settings-change]]
-             (mask ratio in (0, 1); checkpoints every epoch, Ctrl-C saves and stops with exit 130)
-  export     MODEL.safetensors MODEL.onnx [--opset 17] [--static-batch [--batch N]] [--img-size H,W]
-             [--external-data | --single-file]   ONNX for onnxruntime / Triton (NHWC input, dynamic batch)
-  list       registered model names
+${Object.entries(COMMANDS)
+  .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
+  .join('\n')}
+  export     ONNX for onnxruntime / Triton: softbias export MODEL.safetensors MODEL.onnx [options]
 
-common: --backend auto|cpu|wasm|webgpu|tensorflow (auto), --progress bar|lines|none`;
+softbias <command> --help lists a command's options (softbias help <command> too).
+common: --backend ${BACKENDS.join('|')} (auto); demo, train, pretrain: --progress ${PROGRESS.join('|')}`;
 
-function parseValue(v: string): unknown {
-  if (v === 'true' || v === 'false') return v === 'true';
-  if (v !== '' && !Number.isNaN(Number(v))) return Number(v);
-  if (v.startsWith('[') || v.startsWith('{')) return JSON.parse(v);
-  if (v.includes(',') && v.split(',').every((x) => !Number.isNaN(Number(x)))) return v.split(',').map(Number);
-  return v;
+function helpFor(command: string): string | undefined {
+  if (command === 'export') return EXPORT_USAGE;
+  return COMMANDS[command] ? commandHelp(command) : undefined;
 }
 
-function overridesFrom(sets: string[] | undefined): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  for (const s of sets ?? []) {
-    const i = s.indexOf('=');
-    if (i <= 0) throw new Error(`--set expects key=value, got '${s}'`);
-    o[s.slice(0, i)] = parseValue(s.slice(i + 1));
-  }
-  return o;
-}
-
-function num(v: string | undefined, fallback: number, name: string): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new Error(`--${name} expects a number, got '${v}'`);
-  return n;
-}
-
+/** Run the command line; returns the exit code (0 ok, 1 failed, 2 usage error, 130/143 interrupted). */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    if (topic !== undefined) {
+      const h = helpFor(topic);
+      if (!h) throw new UsageError(`unknown command '${topic}' (${[...Object.keys(COMMANDS), 'export'].join(', ')})`);
+      console.log(h);
+      return 0;
+    }
     console.log(USAGE);
     return command ? 0 : 1;
   }
-  if (command === 'export') {
-    if (rest.includes('--help') || rest.includes('-h')) {
-      console.log(EXPORT_USAGE);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    const h = helpFor(command);
+    if (h) {
+      console.log(h);
       return 0;
     }
-    await exportCmd(parseExportArgs(rest), (s) => console.log(s));
+  }
+  if (command === 'export') {
+    let a: ReturnType<typeof parseExportArgs>;
+    try {
+      a = parseExportArgs(rest);
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message} (softbias export --help)`);
+    }
+    checkWeightsFile(a.weights, 'MODEL.safetensors', 'export');
+    checkOutFile(a.out, 'MODEL.onnx');
+    await exportCmd(a, (s) => console.log(s));
     return 0;
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      backend: { type: 'string' },
-      progress: { type: 'string' },
-      epochs: { type: 'string' },
-      out: { type: 'string' },
-      fraction: { type: 'string' },
-      data: { type: 'string' },
-      'data-dir': { type: 'string' },
-      width: { type: 'string' },
-      depth: { type: 'string' },
-      heads: { type: 'string' },
-      'gpsa-layers': { type: 'string' },
-      'batch-size': { type: 'string' },
-      seed: { type: 'string' },
-      model: { type: 'string' },
-      set: { type: 'string', multiple: true },
-      lr: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      resume: { type: 'boolean' },
-      'allow-settings-change': { type: 'boolean' },
-      weights: { type: 'string' },
-      batch: { type: 'string' },
-      runs: { type: 'string' },
-      threads: { type: 'string' },
-      'mask-ratio': { type: 'string' },
-      depths: { type: 'string' },
-      dims: { type: 'string' },
-    },
-    strict: true,
-  });
-  const backend = (values.backend ?? 'auto') as BackendRequest;
-  const progress = (values.progress ?? (process.stdout.isTTY ? 'bar' : 'lines')) as 'bar' | 'lines' | 'none';
+  if (!COMMANDS[command]) {
+    throw new UsageError(`unknown command '${command}' (${[...Object.keys(COMMANDS), 'export'].join(', ')}; softbias --help)`);
+  }
+  const values = parseCommand(command, rest) as Record<string, string | undefined> & { set?: string[]; resume?: boolean; 'allow-settings-change'?: boolean };
+  const backend = choiceOption(values.backend, 'backend', 'auto', BACKENDS) as BackendRequest;
+  const progress = choiceOption(values.progress, 'progress', process.stdout.isTTY ? 'bar' : 'lines', PROGRESS);
+  const dataDir = values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {};
+  const fraction = (fallback: number) => numberOption(values.fraction, 'fraction', fallback, { min: 0, minOpen: true, max: 1 });
+  const seed = intOption(values.seed, 'seed', 0, 0);
   const log = (s: string) => console.log(s);
+  if (values['allow-settings-change'] && !values.resume) throw new UsageError('--allow-settings-change goes with --resume');
   switch (command) {
     case 'demo': {
-      const data = (values.data ?? DEMO_DEFAULTS.data) as 'embedded' | 'auto' | 'full';
-      await runDemo({
+      const depth = intOption(values.depth, 'depth', DEMO_DEFAULTS.depth, 1);
+      const opts = {
         ...DEMO_DEFAULTS,
         backend,
-        progress: values.progress ? progress : 'none',
-        epochs: num(values.epochs, DEMO_DEFAULTS.epochs, 'epochs'),
-        out: values.out ?? DEMO_DEFAULTS.out,
-        fraction: num(values.fraction, DEMO_DEFAULTS.fraction, 'fraction'),
-        data,
-        ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
-        embedDim: num(values.width, DEMO_DEFAULTS.embedDim, 'width'),
-        depth: num(values.depth, DEMO_DEFAULTS.depth, 'depth'),
-        numHeads: num(values.heads, DEMO_DEFAULTS.numHeads, 'heads'),
-        localUpToLayer: num(values['gpsa-layers'], DEMO_DEFAULTS.localUpToLayer, 'gpsa-layers'),
-        batchSize: num(values['batch-size'], DEMO_DEFAULTS.batchSize, 'batch-size'),
-        seed: num(values.seed, DEMO_DEFAULTS.seed, 'seed'),
+        progress: values.progress ? progress : ('none' as const),
+        epochs: intOption(values.epochs, 'epochs', DEMO_DEFAULTS.epochs, 1),
+        fraction: fraction(DEMO_DEFAULTS.fraction),
+        data: choiceOption(values.data, 'data', DEMO_DEFAULTS.data, DEMO_DATA),
+        ...dataDir,
+        embedDim: intOption(values.width, 'width', DEMO_DEFAULTS.embedDim, 1),
+        depth,
+        numHeads: intOption(values.heads, 'heads', DEMO_DEFAULTS.numHeads, 1),
+        localUpToLayer: intOption(values['gpsa-layers'], 'gpsa-layers', DEMO_DEFAULTS.localUpToLayer, 0, depth),
+        batchSize: intOption(values['batch-size'], 'batch-size', DEMO_DEFAULTS.batchSize, 1),
+        seed: intOption(values.seed, 'seed', DEMO_DEFAULTS.seed, 0),
         log,
-      });
+      };
+      if (opts.embedDim % opts.numHeads !== 0) throw new UsageError(`--heads ${opts.numHeads} must divide --width ${opts.embedDim}`);
+      await runDemo({ ...opts, out: checkOutDir(values.out ?? DEMO_DEFAULTS.out) });
       return 0;
     }
     case 'train': {
-      if (!values.model) throw new Error('train needs --model NAME (softbias list)');
-      const outcome = await train(
-        {
-          model: values.model,
-          overrides: overridesFrom(values.set),
-          data: values.data ?? 'fashion-mnist',
-          ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
-          fraction: num(values.fraction, 1, 'fraction'),
-          epochs: num(values.epochs, 10, 'epochs'),
-          batchSize: num(values['batch-size'], 64, 'batch-size'),
-          lr: num(values.lr, 1e-3, 'lr'),
-          weightDecay: num(values['weight-decay'], 0.05, 'weight-decay'),
-          warmupEpochs: 1,
-          labelSmoothing: 0.1,
-          seed: num(values.seed, 0, 'seed'),
-          out: values.out ?? 'out/train',
-          backend,
-          resume: values.resume ?? false,
-          allowSettingsChange: values['allow-settings-change'] ?? false,
-          progress,
-        },
-        log,
-      );
+      if (!values.model) throw new UsageError('train needs --model NAME (softbias list)');
+      const args = {
+        model: values.model,
+        overrides: overridesOption(values.set),
+        data: choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA),
+        ...dataDir,
+        fraction: fraction(1),
+        epochs: intOption(values.epochs, 'epochs', 10, 1),
+        batchSize: intOption(values['batch-size'], 'batch-size', 64, 1),
+        lr: numberOption(values.lr, 'lr', 1e-3, { min: 0, minOpen: true }),
+        weightDecay: numberOption(values['weight-decay'], 'weight-decay', 0.05, { min: 0 }),
+        warmupEpochs: 1,
+        labelSmoothing: 0.1,
+        seed,
+        backend,
+        resume: values.resume ?? false,
+        allowSettingsChange: values['allow-settings-change'] ?? false,
+        progress,
+      };
+      const outcome = await train({ ...args, out: checkOutDir(values.out ?? 'out/train') }, log);
       // An interrupted run is not a success: 128 + the signal's number, as a shell reports it.
       return outcome.status === 'completed' ? 0 : outcome.signal === 'SIGTERM' ? 143 : 130;
     }
-    case 'eval':
-      if (!values.weights) throw new Error('eval needs --weights FILE');
-      await evalCmd({ weights: values.weights, data: values.data ?? 'fashion-mnist', ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}), backend }, log);
+    case 'eval': {
+      if (!values.weights) throw new UsageError('eval needs --weights FILE');
+      const data = choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA);
+      checkWeightsFile(values.weights, '--weights', 'eval');
+      await evalCmd({ weights: values.weights, data, ...dataDir, backend }, log);
       return 0;
-    case 'inspect':
+    }
+    case 'inspect': {
+      if (values.weights && values.model) throw new UsageError('inspect takes --weights FILE or --model NAME, not both');
+      if (!values.weights && !values.model) throw new UsageError('inspect needs --weights FILE or --model NAME');
+      if (values.weights && values.set) throw new UsageError('--set applies to --model; a weights file carries its own config');
+      const data = choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA);
+      if (values.weights) checkWeightsFile(values.weights, '--weights', 'inspect');
       await inspect(
         {
           ...(values.weights ? { weights: values.weights } : {}),
           ...(values.model ? { model: values.model } : {}),
-          overrides: overridesFrom(values.set),
-          data: values.data ?? 'fashion-mnist',
-          ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
+          overrides: overridesOption(values.set),
+          data,
+          ...dataDir,
           backend,
         },
         log,
       );
       return 0;
-    case 'bench':
-      if (!values.model) throw new Error('bench needs --model NAME (softbias list)');
+    }
+    case 'bench': {
+      if (!values.model) throw new UsageError('bench needs --model NAME (softbias list)');
       await bench(
         {
           model: values.model,
-          overrides: overridesFrom(values.set),
-          batch: (values.batch ?? '1,8').split(',').map(Number),
-          runs: num(values.runs, 5, 'runs'),
+          overrides: overridesOption(values.set),
+          batch: intListOption(values.batch, 'batch', [1, 8], 1),
+          runs: intOption(values.runs, 'runs', 5, 1),
           backend,
-          threads: num(values.threads, 1, 'threads'),
+          threads: intOption(values.threads, 'threads', 1, 1),
         },
         log,
       );
       return 0;
+    }
     case 'pretrain': {
-      const outcome = await pretrain(
-        {
-          data: values.data ?? 'fashion-mnist',
-          ...(values['data-dir'] ? { dataDir: values['data-dir'] } : {}),
-          epochs: num(values.epochs, 5, 'epochs'),
-          maskRatio: num(values['mask-ratio'], 0.6, 'mask-ratio'),
-          depths: (values.depths ?? '2,2,6,2').split(',').map(Number),
-          dims: (values.dims ?? '40,80,160,320').split(',').map(Number),
-          batchSize: num(values['batch-size'], 64, 'batch-size'),
-          lr: num(values.lr, 1.5e-3, 'lr'),
-          seed: num(values.seed, 0, 'seed'),
-          fraction: num(values.fraction, 1, 'fraction'),
-          out: values.out ?? 'out/pretrain',
-          backend,
-          progress,
-          resume: values.resume ?? false,
-          allowSettingsChange: values['allow-settings-change'] ?? false,
-        },
-        log,
-      );
+      const args = {
+        data: choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA),
+        ...dataDir,
+        epochs: intOption(values.epochs, 'epochs', 5, 1),
+        maskRatio: numberOption(values['mask-ratio'], 'mask-ratio', 0.6, { min: 0, minOpen: true, max: 1, maxOpen: true }),
+        depths: intListOption(values.depths, 'depths', [2, 2, 6, 2], 1, 4),
+        dims: intListOption(values.dims, 'dims', [40, 80, 160, 320], 1, 4),
+        batchSize: intOption(values['batch-size'], 'batch-size', 64, 1),
+        lr: numberOption(values.lr, 'lr', 1.5e-3, { min: 0, minOpen: true }),
+        seed,
+        fraction: fraction(1),
+        backend,
+        progress,
+        resume: values.resume ?? false,
+        allowSettingsChange: values['allow-settings-change'] ?? false,
+      };
+      const outcome = await pretrain({ ...args, out: checkOutDir(values.out ?? 'out/pretrain') }, log);
       return outcome.status === 'completed' ? 0 : outcome.signal === 'SIGTERM' ? 143 : 130;
     }
     case 'list':
       for (const m of listAllModels()) console.log(`${m.family.padEnd(11)} ${m.name}`);
       return 0;
     default:
-      console.error(`unknown command '${command}'\n\n${USAGE}`);
-      return 1;
+      throw new UsageError(`unknown command '${command}'`);
   }
 }
 
@@ -224,6 +205,11 @@ if (isMain || invokedAsBin) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: Error) => {
+      if (e instanceof UsageError) {
+        const cmd = process.argv[2];
+        console.error(`softbias: ${e.message}${cmd && helpFor(cmd) && !/--help\)$/.test(e.message) ? `\n(softbias ${cmd} --help lists its options)` : ''}`);
+        process.exit(e.exitCode);
+      }
       console.error(`softbias: ${e.message}`);
       process.exit(1);
     },

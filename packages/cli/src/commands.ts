@@ -11,7 +11,7 @@ import {
   CIFAR10_STD,
   loadCifar10,
   loadFashionMnist,
-  loadImageFolder,
+  loadImageFolderSplits,
   subset,
   subsamplePerClass,
   type ImageDataset,
@@ -22,6 +22,7 @@ import { ConfusionMatrix, convitMacs, convnextv2Macs, measureThroughput, countPa
 import type { ConVit } from '@softbias/models-convit';
 import type { ConvNeXtV2 } from '@softbias/models-convnextv2';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
+import { checkTrainingMemory, convitPatchSize, explainOutOfMemory } from './memory.js';
 
 export interface DataChoice {
   data: string;
@@ -59,9 +60,11 @@ export async function loadData(c: DataChoice): Promise<LoadedData> {
   }
   if (kind === 'folder') {
     if (!c.dataDir) throw new Error('--data folder needs --data-dir with train/<class>/*.png and test/<class>/*.png');
+    // One class list for both splits (train's): a class missing from test/ keeps every label in place.
+    const { train, test } = await loadImageFolderSplits(c.dataDir, { splits: ['train', 'test'] });
     return {
-      train: await loadImageFolder(join(c.dataDir, 'train')),
-      test: await loadImageFolder(join(c.dataDir, 'test')),
+      train: train!,
+      test: test!,
       mean: [0.5],
       std: [0.5],
     };
@@ -73,7 +76,7 @@ export async function loadData(c: DataChoice): Promise<LoadedData> {
 export function fitOverrides(family: Family, data: ImageDataset, given: Record<string, unknown>): Record<string, unknown> {
   const [H, W, C] = data.imageShape;
   const o: Record<string, unknown> = { inChans: C, numClasses: data.numClasses };
-  if (family === 'convit') Object.assign(o, { imgSize: [H, W], patchSize: H % 4 === 0 && W % 4 === 0 ? 4 : 1 });
+  if (family === 'convit') Object.assign(o, { imgSize: [H, W], patchSize: convitPatchSize(H, W) });
   return { ...o, ...given };
 }
 
@@ -115,6 +118,7 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
   const family = familyOf(a.model);
   const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
   const trainSet = subset(data.train, picked);
+  checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend());
   const model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
   const size = inputSize(family, model, data.train);
   log(`model: ${a.model} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);
@@ -166,6 +170,8 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
     log(`${result.status}: ${result.epochs} epochs, step ${result.step}` + (last?.eval ? `, test top-1 ${(100 * last.eval.top1).toFixed(2)}%` : ''));
     log(`weights: ${join(out, 'model.safetensors')} (rebuild with loadModel or softbias eval --weights)`);
     return { status: result.status, step: result.step };
+  } catch (e) {
+    throw explainOutOfMemory(e, a.batchSize);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

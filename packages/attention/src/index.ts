@@ -5,6 +5,7 @@ export {
   type MixerInput,
   type MixerGeometry,
   type MixerMacs,
+  type MixerMacsOptions,
   type MixerAttentionMaps,
 } from './mixer.js';
 export { Mhsa, type MhsaOptions } from './mhsa.js';

@@ -27,8 +27,17 @@ export type MixerGeometry = Pick<MixerInput, 'grid' | 'numPrefixTokens'>;
  */
 export interface MixerMacs {
   name: string;
-  op: 'linear' | 'attention' | 'depthwise';
+  op: 'linear' | 'attention' | 'depthwise' | 'conv2d';
   macs: number;
+}
+
+/** Options of {@link TokenMixer.macs}. */
+export interface MixerMacsOptions {
+  /**
+   * Count work that eval mode computes once and caches (GPSA's positional projection). Default: as the next
+   * forward pass runs (counted unless the cache already holds it).
+   */
+  countCached?: boolean;
 }
 
 /** Attention maps of one mixer for a batch (new tensors the caller disposes). */
@@ -56,8 +65,9 @@ export abstract class TokenMixer extends Module {
    * executed matmul and convolution kernels counts). Every mixer of @softbias/attention and @softbias/gpsa
    * implements it; the base throws naming the mixer.
    */
-  macs(geometry: MixerGeometry): MixerMacs[] {
+  macs(geometry: MixerGeometry, opts?: MixerMacsOptions): MixerMacs[] {
     void geometry;
+    void opts;
     throw new Error(`${this.kind}: this mixer does not count its multiply-accumulates (implement macs(geometry))`);
   }
 

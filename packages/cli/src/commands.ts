@@ -18,7 +18,7 @@ import {
 } from '@softbias/data';
 import { fit, evaluate } from '@softbias/train';
 import type { TrainSettings } from '@softbias/experiments';
-import { ConfusionMatrix, convitMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
+import { ConfusionMatrix, countMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
 import type { ConVit } from '@softbias/models-convit';
 import type { ConvNeXtV2 } from '@softbias/models-convnextv2';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
@@ -228,7 +228,8 @@ export async function inspect(a: InspectArgs, log: (s: string) => void): Promise
       const m = model as unknown as ConVit;
       const c = m.config;
       log(`config: ${JSON.stringify({ ...c, mixers: undefined })}`);
-      const macs = convitMacs({ ...c, imgSize: c.imgSize });
+      // Each block's mixer counts its own MACs (GPSA, MHSA, window, dwconv, ff-patches).
+      const macs = countMacs(m.macs({ countCached: true }));
       log(`MACs per image: ${(macs.total / 1e9).toFixed(3)} G`);
       const gates = await m.gates();
       gates.forEach((g, l) => {

@@ -20,7 +20,7 @@ describeBackend('GPSA MACs and parameter shapes (counted by hand)', () => {
     const x = tf.zeros([1, 25, 8]);
     tf.dispose(m.forward({ tokens: x, ...g }));
     expect(m.macs(g).map((e) => e.name)).toEqual(['qk', 'v', 'matmuls', 'proj']);
-    expect(m.macs(g, { countPositional: true }).length).toBe(5);
+    expect(m.macs(g, { countCached: true }).length).toBe(5);
     // gating 2, qk 16·8 + 16, v 8·8 + 8, proj 64 + 8, pos_proj 2·3 + 2.
     const n = m.parameterShapes().reduce((s, [, sh]) => s + sh.reduce((a, b) => a * b, 1), 0);
     expect(n).toBe(2 + 144 + 72 + 72 + 8);

@@ -23,6 +23,7 @@ import {
   type MixerGeometry,
   type MixerInput,
   type MixerMacs,
+  type MixerMacsOptions,
   TokenMixer,
   attentionFromQkv,
   checkGeometry,
@@ -226,15 +227,15 @@ export class Gpsa extends TokenMixer {
 
   /**
    * Per image over the P = rows·cols patch tokens (prefix tokens are not mixed): qk P·C·2C, v P·C²,
-   * q·kᵀ and a·v 2·P²·C, proj P·C², and the positional projection P²·3·heads — counted only when
-   * `countPositional` (default: unless eval mode already holds this grid's positional attention in its cache,
-   * as a profiler of the forward pass sees).
+   * q·kᵀ and a·v 2·P²·C, proj P·C², and the positional projection P²·3·heads — counted with `countCached`
+   * (default: unless eval mode already holds this grid's positional attention in its cache, as a profiler of
+   * the next forward pass sees).
    */
-  override macs(g: MixerGeometry, opts: { countPositional?: boolean } = {}): MixerMacs[] {
+  override macs(g: MixerGeometry, opts: MixerMacsOptions = {}): MixerMacs[] {
     checkGeometry('gpsa', g);
     const P = g.grid[0] * g.grid[1];
     const C = this.dim;
-    const positional = opts.countPositional ?? !(!this.training && this.cache.has(`${g.grid[0]}x${g.grid[1]}`));
+    const positional = opts.countCached ?? !(!this.training && this.cache.has(`${g.grid[0]}x${g.grid[1]}`));
     return [
       { name: 'qk', op: 'linear', macs: P * C * 2 * C },
       { name: 'v', op: 'linear', macs: P * C * C },

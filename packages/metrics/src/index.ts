@@ -3,6 +3,7 @@ export { type ParameterCount, countParameters, formatCount } from './params.js';
 export {
   type MacOp,
   type MacReport,
+  type CountedMacs,
   type ConvitMacConfig,
   type ConvnextV2MacConfig,
   type ProfiledMacs,

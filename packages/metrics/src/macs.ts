@@ -7,10 +7,13 @@
  * matmuls Q·Kᵀ and A·V.
  *
  * Two ways to count:
- * - analytically, from a description of the layers (`countMacs`, with `convitMacOps` / `convnextv2MacOps`
- *   building the descriptions for the two model families);
+ * - analytically: `countMacs` sums op descriptions or counts already made — a ConViT model's own
+ *   `macs()`, where each block's token mixer counts itself (GPSA, MHSA, window, dwconv, ff-patches), or
+ *   `convitMacOps` / `convnextv2MacOps` built from a config (`convitMacOps` covers the default GPSA / MHSA
+ *   layout only and refuses other mixers);
  * - by running a function once under `tf.profile` and counting the matmul and convolution kernels it actually
- *   executed (`profileMacs`), which sees what a model really computes (cached positional attention, for one).
+ *   executed (`profileMacs`), which sees what a model really computes (cached positional attention, for one);
+ *   softbias' fused wasm kernels (`SoftbiasLinear`, `SoftbiasAttention`) are counted like the products they fuse.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -35,10 +38,20 @@ export type MacOp =
   /** A plain matmul [m, k] × [k, n], `batch` times. */
   | { op: 'matmul'; name: string; m: number; k: number; n: number; batch?: number };
 
+/**
+ * A product already counted by its owner (a token mixer's or a model's `macs()`): `{ name, op, macs }`,
+ * summed as is.
+ */
+export interface CountedMacs {
+  name: string;
+  op: string;
+  macs: number;
+}
+
 export interface MacReport {
   total: number;
   /** Per op, in order. */
-  entries: { name: string; op: MacOp['op']; macs: number }[];
+  entries: { name: string; op: string; macs: number }[];
   /** Totals per op kind. */
   byOp: Record<string, number>;
 }
@@ -77,9 +90,9 @@ export function opMacs(o: MacOp): number {
   }
 }
 
-/** Sum a model description (per image). */
-export function countMacs(ops: readonly MacOp[]): MacReport {
-  const entries = ops.map((o) => ({ name: o.name, op: o.op, macs: opMacs(o) }));
+/** Sum a model description (per image): op descriptions, or counts already made (e.g. `model.macs()`). */
+export function countMacs(ops: readonly (MacOp | CountedMacs)[]): MacReport {
+  const entries = ops.map((o) => ({ name: o.name, op: o.op, macs: 'macs' in o ? o.macs : opMacs(o) }));
   const byOp: Record<string, number> = {};
   for (const e of entries) byOp[e.op] = (byOp[e.op] ?? 0) + e.macs;
   return { total: entries.reduce((s, e) => s + e.macs, 0), entries, byOp };
@@ -112,6 +125,11 @@ export interface ConvitMacConfig {
    * profiler of the reference counts it; pass false for a model that caches it in eval mode.
    */
   countPositional?: boolean;
+  /**
+   * The block mixers (a resolved ConViT config's `mixers`). This table describes GPSA and MHSA only; another
+   * kind throws, pointing to the model's own count (`countMacs(model.macs())`).
+   */
+  mixers?: readonly { kind: string }[];
 }
 
 /**
@@ -126,6 +144,15 @@ export function convitMacOps(cfg: ConvitMacConfig): MacOp[] {
   const inC = cfg.inChans ?? 3;
   const hidden = Math.floor(C * (cfg.mlpRatio ?? 4));
   const N = Math.floor(H / p) * Math.floor(W / p);
+  cfg.mixers?.forEach((m, i) => {
+    const want = i < cfg.localUpToLayer ? 'gpsa' : 'mhsa';
+    if (m.kind !== want) {
+      throw new Error(
+        `convitMacOps: block ${i} is '${m.kind}', not the default '${want}' this table describes; ` +
+          'count the built model instead: countMacs(model.macs()) (each mixer counts its own MACs)',
+      );
+    }
+  });
   const ops: MacOp[] = [
     { op: 'conv2d', name: 'patch_embed.proj', outH: Math.floor(H / p), outW: Math.floor(W / p), inChannels: inC, outChannels: C, kernel: p },
   ];
@@ -223,6 +250,11 @@ export function kernelMacs(name: string, inputShapes: (readonly number[] | null)
       const m = out[out.length - 2]!;
       const batchA = prod(a.slice(0, -2));
       return outSize * (prod(a) / (batchA * m));
+    }
+    case 'SoftbiasLinear': {
+      // softbias' fused linear (wasm): x [M, K], weight [K, N], bias [N] → y [M, N]: |y|·K multiply-adds.
+      const w = inputShapes[1];
+      return w && w.length === 2 ? outSize * w[0]! : 0;
     }
     case 'SoftbiasAttention': {
       // softbias' fused attention (wasm): q [..., M, D], k [..., N, D], v [..., N, E] → o [..., M, E] (first

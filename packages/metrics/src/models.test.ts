@@ -6,7 +6,7 @@ import { it, expect } from 'vitest';
 import { describeBackend } from '@softbias/test-utils';
 import { createModel as createConvit } from '@softbias/models-convit';
 import { createModel as createConvnext } from '@softbias/models-convnextv2';
-import { profileMacs, convitMacs, convnextv2Macs, summarizeOverDataset, summarizeLayers } from '@softbias/metrics';
+import { profileMacs, convitMacs, convnextv2Macs, countMacs, summarizeOverDataset, summarizeLayers } from '@softbias/metrics';
 
 describeBackend('MACs of the real models', () => {
   it('ConViT: profiled = analytic (eval: positional attention computed once, then cached)', async () => {
@@ -20,6 +20,31 @@ describeBackend('MACs of the real models', () => {
     x.dispose();
     m.dispose();
   });
+
+  // Each mixer counts its own MACs (model.macs()): what the kernels the model runs do, for every mixer kind.
+  const mixers = [
+    { kind: 'window', size: 2 },
+    { kind: 'dwconv', kernelSize: 3 },
+    { kind: 'dwconv', kernelSize: 3, dynamic: true },
+    { kind: 'ff-patches' },
+  ] as const;
+  for (const spec of mixers) {
+    it(`ConViT with a ${JSON.stringify(spec)} block: profiled = the model's own count (eval, then cached)`, async () => {
+      const cfg = { imgSize: 32, patchSize: 8, embedDim: 48, depth: 3, numHeads: 4, localUpToLayer: 1, numClasses: 10 };
+      const m = createConvit('convit_tiny', { ...cfg, mixers: [{ kind: 'gpsa' }, spec, { kind: 'mhsa' }] });
+      m.eval();
+      const x = tf.zeros([1, 32, 32, 3]);
+      const want = countMacs(m.macs()).total;
+      const first = await profileMacs(() => m.forward(x));
+      expect(first.total).toBe(want);
+      const cached = countMacs(m.macs()).total; // GPSA's positional projection is cached now
+      expect(cached).toBe(want - 16 * 16 * 3 * 4);
+      expect((await profileMacs(() => m.forward(x))).total).toBe(cached);
+      expect(() => convitMacs({ ...cfg, mixers: m.config.mixers })).toThrow(/block 1 is '(window|dwconv|ff-patches)'.*countMacs\(model\.macs\(\)\)/);
+      x.dispose();
+      m.dispose();
+    });
+  }
 
   it('ConvNeXt V2: profiled = analytic, odd sizes floored', async () => {
     const cfg = { depths: [1, 1, 2, 1], dims: [8, 16, 24, 32], numClasses: 5 };

@@ -1,12 +1,14 @@
 /**
- * Checkpoint handling for ConViT: refusing timm's VisionTransformer/DeiT state dicts, resampling `pos_embed`
- * to another patch grid, and reading the architecture back from a file.
+ * ConViT's checkpoint filter (timm's `checkpoint_filter_fn`): refusing timm's VisionTransformer/DeiT state
+ * dicts, resampling `pos_embed` to another patch grid, and reading the architecture back from a file.
  */
-import type { SafetensorsFile } from '@softbias/tensor-ops';
+import * as tf from '@tensorflow/tfjs-core';
+import type { StateDictEntry } from '@softbias/tensor-ops';
+import { type WeightsFile, resampleBicubic } from '@softbias/tensor-ops/models';
 import { type ConvitConfig, type ConvitOverrides, resolveConfig } from './config.js';
-import { resampleBicubic } from './resample.js';
 
-export type RawStateDict = Map<string, { data: Float32Array; shape: number[] }>;
+/** Tensor names and (PyTorch) shapes, all the refusal and the architecture inference read. */
+export type RawStateDict = ReadonlyMap<string, { readonly shape: readonly number[] }>;
 
 function isSquare(n: number): boolean {
   const r = Math.round(Math.sqrt(n));
@@ -52,7 +54,7 @@ export function refuseTimmDeit(sd: RawStateDict, modelPatches?: number, fromSoft
 }
 
 /** The patch grid a checkpoint's `pos_embed` was trained on. */
-export function checkpointGrid(file: SafetensorsFile | null, rows: number): [number, number] {
+export function checkpointGrid(file: WeightsFile | null, rows: number): [number, number] {
   const cfg = file ? safeConfig(file) : undefined;
   if (cfg && Array.isArray(cfg.imgSize) && typeof cfg.patchSize === 'number') {
     const g: [number, number] = [cfg.imgSize[0] / cfg.patchSize, cfg.imgSize[1] / cfg.patchSize];
@@ -78,23 +80,18 @@ export function resamplePosEmbed(
   return resampleBicubic(data, [from[0], from[1], channels], to);
 }
 
-function safeConfig(file: SafetensorsFile): (Partial<ConvitConfig> & Record<string, unknown>) | undefined {
-  try {
-    const c = file.config<Partial<ConvitConfig> & Record<string, unknown>>();
-    return c && typeof c === 'object' ? c : undefined;
-  } catch {
-    return undefined;
-  }
+function safeConfig(file: WeightsFile): (Partial<ConvitConfig> & Record<string, unknown>) | undefined {
+  return file.config as (Partial<ConvitConfig> & Record<string, unknown>) | undefined;
 }
 
 /** True when the file was written by `saveWeights` (it stores a ConViT config). */
-export function hasSoftbiasConfig(file: SafetensorsFile): boolean {
+export function hasSoftbiasConfig(file: WeightsFile): boolean {
   const c = safeConfig(file);
   return !!c && typeof c.embedDim === 'number' && typeof c.depth === 'number' && Array.isArray(c.mixers);
 }
 
 /** The architecture of a file: its stored config, else what timm key names and shapes imply. */
-export function configFromCheckpoint(file: SafetensorsFile, sd: RawStateDict, overrides: ConvitOverrides = {}): ConvitConfig {
+export function configFromCheckpoint(file: WeightsFile, sd: RawStateDict, overrides: ConvitOverrides = {}): ConvitConfig {
   if (hasSoftbiasConfig(file)) {
     const stored = safeConfig(file)!;
     const known: Record<string, unknown> = {};
@@ -133,4 +130,44 @@ export function configFromCheckpoint(file: SafetensorsFile, sd: RawStateDict, ov
   const head = sd.get('head.weight');
   inferred.numClasses = head ? head.shape[0]! : 0;
   return resolveConfig(inferred, overrides);
+}
+
+/** Name → shape of a weights file's tensors (no data decoded). */
+export function shapesOf(w: WeightsFile): RawStateDict {
+  return new Map([...w.shapes()].map(([k, shape]) => [k, { shape }]));
+}
+
+/** The model a checkpoint is filtered for. */
+export interface CheckpointTarget {
+  readonly numPatches: number;
+  readonly gridSize: readonly [number, number];
+  readonly embedDim: number;
+  readonly pos_embed: unknown;
+}
+
+/**
+ * timm's `checkpoint_filter_fn` for ConViT: the file's tensors ready for `loadStateDict` — timm deit_*
+ * checkpoints refused, a `pos_embed` for another patch grid resampled (antialiased bicubic, as timm) with a
+ * notice saying so.
+ */
+export async function filterCheckpoint(
+  w: WeightsFile,
+  model: CheckpointTarget,
+): Promise<{ sd: Map<string, StateDictEntry>; notices: string[] }> {
+  refuseTimmDeit(shapesOf(w), model.numPatches, hasSoftbiasConfig(w));
+  const sd = w.stateDict();
+  const notices: string[] = [];
+  const pe = sd.get('pos_embed');
+  const C = model.embedDim;
+  if (pe && model.pos_embed && pe.shape.length === 3 && pe.shape[2] === C && pe.shape[1] !== model.numPatches) {
+    const from = checkpointGrid(w, pe.shape[1]!);
+    const src = pe instanceof tf.Tensor ? ((await pe.data()) as Float32Array) : pe.data;
+    const data = resamplePosEmbed(src, from, model.gridSize, C);
+    sd.set('pos_embed', { data, shape: [1, model.numPatches, C] });
+    notices.push(
+      `pos_embed resampled (bicubic, antialiased) from the checkpoint's ${from[0]}×${from[1]} patch grid to ` +
+        `this model's ${model.gridSize[0]}×${model.gridSize[1]}`,
+    );
+  }
+  return { sd, notices };
 }

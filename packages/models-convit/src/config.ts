@@ -2,8 +2,8 @@
  * ConViT architecture config: timm's `ConVit` constructor arguments in camelCase, except `embedDim`, which is
  * the TOTAL width (timm multiplies its `embed_dim` argument by `num_heads`).
  */
-import type { GateMode } from '@softbias/gpsa';
-import { type AttentionMixerSpec, MIXER_KINDS as ATTENTION_MIXER_KINDS } from '@softbias/attention';
+import { type GateMode, Gpsa } from '@softbias/gpsa';
+import { type AttentionMixerSpec, MIXER_KINDS as ATTENTION_MIXER_KINDS, mixerParameterShapes } from '@softbias/attention';
 
 /** Block i's mixer is GPSA, with the paper's ablation switches. */
 export interface GpsaMixerSpec {
@@ -229,15 +229,16 @@ export function dropPathRates(rate: number, depth: number): number[] {
 }
 
 /**
- * Every parameter's PyTorch name and shape for a config with the default GPSA/MHSA mixers, computed without
- * building the model (what timm's `state_dict()` holds). Blocks with other mixers are not described here.
+ * Every parameter's PyTorch name and shape for a config, computed without building the model (what timm's
+ * `state_dict()` holds). Each block's mixer is described by its own class (`Gpsa.parameterShapes`,
+ * @softbias/attention's `mixerParameterShapes`), so every mixer kind is covered.
  */
 export function parameterShapes(config: ConvitConfig): Map<string, number[]> {
   const C = config.embedDim;
-  const H = config.numHeads;
   const [ih, iw] = config.imgSize;
   const p = config.patchSize;
-  const N = (ih / p) * (iw / p);
+  const grid: [number, number] = [ih / p, iw / p];
+  const N = grid[0] * grid[1];
   const hidden = Math.floor(C * config.mlpRatio);
   const m = new Map<string, number[]>();
   m.set('cls_token', [1, 1, C]);
@@ -246,27 +247,14 @@ export function parameterShapes(config: ConvitConfig): Map<string, number[]> {
   m.set('patch_embed.proj.bias', [C]);
   for (let i = 0; i < config.depth; i++) {
     const b = `blocks.${i}`;
-    const kind = config.mixers[i]!.kind;
+    const spec = config.mixers[i]!;
     m.set(`${b}.norm1.weight`, [C]);
     m.set(`${b}.norm1.bias`, [C]);
-    if (kind === 'gpsa') {
-      m.set(`${b}.attn.gating_param`, [H]);
-      m.set(`${b}.attn.qk.weight`, [2 * C, C]);
-      if (config.qkvBias) m.set(`${b}.attn.qk.bias`, [2 * C]);
-      m.set(`${b}.attn.v.weight`, [C, C]);
-      if (config.qkvBias) m.set(`${b}.attn.v.bias`, [C]);
-      m.set(`${b}.attn.proj.weight`, [C, C]);
-      m.set(`${b}.attn.proj.bias`, [C]);
-      m.set(`${b}.attn.pos_proj.weight`, [H, 3]);
-      m.set(`${b}.attn.pos_proj.bias`, [H]);
-    } else if (kind === 'mhsa') {
-      m.set(`${b}.attn.qkv.weight`, [3 * C, C]);
-      if (config.qkvBias) m.set(`${b}.attn.qkv.bias`, [3 * C]);
-      m.set(`${b}.attn.proj.weight`, [C, C]);
-      m.set(`${b}.attn.proj.bias`, [C]);
-    } else {
-      throw new Error(`parameterShapes: block ${i} uses the '${kind}' mixer, whose parameters are not tabulated here`);
-    }
+    const mixer =
+      spec.kind === 'gpsa'
+        ? Gpsa.parameterShapes({ dim: C, numHeads: config.numHeads, qkvBias: config.qkvBias })
+        : mixerParameterShapes(spec, { dim: C, grid, qkvBias: config.qkvBias, mlpRatio: config.mlpRatio });
+    for (const [name, shape] of mixer) m.set(`${b}.attn.${name}`, shape);
     m.set(`${b}.norm2.weight`, [C]);
     m.set(`${b}.norm2.bias`, [C]);
     m.set(`${b}.mlp.fc1.weight`, [hidden, C]);

@@ -1,19 +1,22 @@
+import './factory.js'; // registers the ConViT family and names into @softbias/tensor-ops/models' `models`
 export {
+  ConViT,
   ConVit,
-  Block,
-  createModel,
-  loadModel,
-  preprocess,
+  type BlockHooks,
   type LoadWeightsOptions,
   type LoadWeightsResult,
   type ForwardHeadOptions,
   type ForwardIntermediatesOptions,
   type ForwardIntermediatesResult,
+} from './model.js';
+export { Block, type BlockContext } from './blocks.js';
+export {
   type IntrospectionInput,
   type IntrospectionOptions,
   type LayerAttention,
   type AttentionMapOptions,
-} from './convit.js';
+} from './introspection.js';
+export { createModel, loadModel, preprocess, convitFamily } from './factory.js';
 export {
   type ConvitConfig,
   type ConvitOverrides,
@@ -27,10 +30,18 @@ export {
 export {
   listModels,
   getModelInfo,
+  convitModelInfo,
   MODEL_REGISTRY,
-  IMAGENET_DEFAULT_MEAN,
-  IMAGENET_DEFAULT_STD,
+  CONVIT_MODELS,
+  CONVIT_FAMILY,
   type ModelEntry,
-  type PretrainedConfig,
 } from './registry.js';
-export { type ImageInput, type PreprocessConfig } from './preprocess.js';
+export {
+  /** @deprecated Import from `@softbias/tensor-ops/models` (one home for every family). */
+  IMAGENET_DEFAULT_MEAN,
+  /** @deprecated Import from `@softbias/tensor-ops/models` (one home for every family). */
+  IMAGENET_DEFAULT_STD,
+  type PretrainedConfig,
+  type ImageInput,
+  type PreprocessConfig,
+} from '@softbias/tensor-ops/models';

@@ -4,7 +4,7 @@ import { it, expect, vi } from 'vitest';
 import { describeBackend, loadFixture, expectClose, expectNoLeak, fixtureTensor, defaultAtol, excludedHere } from '@softbias/test-utils';
 import { Rng } from '@softbias/tensor-ops';
 import { Gpsa } from '@softbias/gpsa';
-import { createModel, loadModel, preprocess, type ConVit } from '@softbias/models-convit';
+import { createModel, loadModel, preprocess, type ConViT } from '@softbias/models-convit';
 import { overridesFor, writeFixtureWeights } from '../test/helpers.js';
 
 // WebGPU runs on SwiftShader (a CPU) here: generous per-test limits.
@@ -13,7 +13,7 @@ vi.setConfig({ testTimeout: 900_000 });
 const f = loadFixture('convit_micro');
 const micro = overridesFor(f);
 
-async function microModel(): Promise<ConVit> {
+async function microModel(): Promise<ConViT> {
   const m = createModel('convit_tiny', micro);
   await m.loadWeights(writeFixtureWeights(f));
   return m;
@@ -37,15 +37,24 @@ describeBackend('models-convit: timm-style surface', () => {
     await expectClose(last2.intermediates[1]!, patches3, f.atol('block3_out'), 'convit_micro/block3_out patches (NHWC)');
     await expectClose(last2.features!, f.get('features').data, f.atol('features'), 'convit_micro/features (forwardIntermediates)');
     const picked = m.forwardIntermediates(x, { indices: [0, -1], outputFmt: 'NCHW', stopEarly: true });
-    expect(picked.features).toBeNull();
+    // stopEarly (timm): features is the normed output of the trunk truncated after the last requested block,
+    // here block 3 = the whole trunk.
+    await expectClose(picked.features!, f.get('features').data, f.atol('features'), 'convit_micro/features (stopEarly at the last block)');
+    // Truncated after block 1 (before the class token joins): features = norm(block 1 output), the normed NLC intermediate.
+    const early = m.forwardIntermediates(x, { indices: [1], stopEarly: true, norm: true, outputFmt: 'NLC' });
+    expect(early.features!.shape).toEqual([2, 64, 48]);
+    await expectClose(early.features!, await early.intermediates[0]!.data(), 0, 'stopEarly features = norm(block 1 output)');
+    const only = m.forwardIntermediates(x, { indices: [1], intermediatesOnly: true });
+    expect(only.features).toBeNull();
+    tf.dispose(only.intermediates);
     expect(picked.intermediates.map((t) => t.shape)).toEqual([[2, 48, 8, 8], [2, 48, 8, 8]]);
     const nchw0 = tf.transpose(tf.reshape(fixtureTensor(f.get('block0_out')), [2, 8, 8, 48]), [0, 3, 1, 2]);
     await expectClose(picked.intermediates[0]!, await nchw0.data(), f.atol('block0_out'), 'convit_micro/block0_out (NCHW)');
     const normed = m.forwardIntermediates(x, { indices: [3], norm: true, outputFmt: 'NLC', intermediatesOnly: true, returnPrefixTokens: true });
     const feats = f.get('features').data;
     await expectClose(normed.prefixTokens![0]!, [0, 1].flatMap((b) => Array.from(feats.subarray(b * 65 * 48, b * 65 * 48 + 48))), f.atol('features'), 'normed prefix token = features[:, 0]');
-    expect(() => m.forwardIntermediates(x, { indices: [4] })).toThrow(/block index 4 is out of range for depth 4/);
-    tf.dispose([x, nchw0, ...last2.intermediates, last2.features!, ...picked.intermediates, ...normed.intermediates, normed.prefixTokens![0]!]);
+    expect(() => m.forwardIntermediates(x, { indices: [4] })).toThrow(/index 4 is out of range \(0 to 3/);
+    tf.dispose([x, nchw0, ...last2.intermediates, last2.features!, picked.features!, early.features!, ...early.intermediates, ...picked.intermediates, ...normed.intermediates, normed.prefixTokens![0]!]);
     m.dispose();
   });
 

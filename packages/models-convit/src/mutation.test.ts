@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend, excludedHere, loadFixture, FixtureComparison } from '@softbias/test-utils';
 import { LayerNorm, Mlp } from '@softbias/tensor-ops';
-import type { ConVit } from '@softbias/models-convit';
+import type { ConViT } from '@softbias/models-convit';
 import { fixtureModel, checkAll, checkForward, checkGradients } from '../test/fixture-checks.js';
 
 /** 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): the approximation PyTorch offers as GELU(approximate='tanh'). */
@@ -24,7 +24,7 @@ function tanhGelu(x: tf.Tensor): tf.Tensor {
 const ID = 'convit/mutation';
 const f = loadFixture('convit_micro');
 
-async function failuresOf(model: ConVit, which: 'all' | 'forward+grad' = 'all') {
+async function failuresOf(model: ConViT, which: 'all' | 'forward+grad' = 'all') {
   const cmp = new FixtureComparison(f, 'collect');
   if (which === 'all') await checkAll(model, cmp);
   else {

@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeBackend, currentBackend, excludedHere, reducedHere, loadFixture, expectClose, fixtureTensor, repoRoot, FixtureComparison, type Fixture } from '@softbias/test-utils';
 import { Gpsa } from '@softbias/gpsa';
-import { createModel, loadModel, type ConVit } from '@softbias/models-convit';
+import { createModel, loadModel, type ConViT } from '@softbias/models-convit';
 import { overridesFor, writeFixtureWeights } from '../test/helpers.js';
 import { fixtureModel, checkForward, checkIntrospection, checkNonlocality, checkGradients } from '../test/fixture-checks.js';
 
@@ -110,7 +110,7 @@ describeBackend('models-convit: convit_micro parity (timm fixtures)', () => {
 
 describeBackend('models-convit: convit_tiny parity at 224 px (timm fixture)', () => {
   const f = loadFixture('convit_tiny');
-  let model: ConVit | undefined;
+  let model: ConViT | undefined;
   let x: tf.Tensor | undefined;
   const ready = async () => {
     if (!model) {

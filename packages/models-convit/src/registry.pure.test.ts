@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   listModels,
-  getModelInfo,
+  convitModelInfo,
   resolveConfig,
   parameterShapes,
   dropPathRates,
@@ -43,7 +43,7 @@ describe('models-convit registry', () => {
   for (const name of Object.keys(EXPECTED)) {
     it(`${name}: architecture, data config and parameter count from shapes`, () => {
       const e = EXPECTED[name]!;
-      const info = getModelInfo(name);
+      const info = convitModelInfo(name);
       const cfg = resolveConfig(info.args);
       expect([cfg.embedDim, cfg.numHeads, cfg.localUpToLayer, cfg.depth, cfg.patchSize]).toEqual([e.width, e.heads, e.lu, 12, 16]);
       expect(cfg.imgSize).toEqual([224, 224]);
@@ -66,14 +66,14 @@ describe('models-convit registry', () => {
 
   it('parameter counts agree with timm and the fixture (5,710,512 for convit_tiny)', () => {
     const count = (n: string) =>
-      [...parameterShapes(resolveConfig(getModelInfo(n).args)).values()].reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
+      [...parameterShapes(resolveConfig(convitModelInfo(n).args)).values()].reduce((s, sh) => s + sh.reduce((a, b) => a * b, 1), 0);
     expect(count('convit_tiny')).toBe(5_710_512);
     expect((count('convit_small') / 1e6).toFixed(2)).toBe('27.78');
     expect((count('convit_base') / 1e6).toFixed(2)).toBe('86.54');
   });
 
   it('config validation names the problem', () => {
-    const base = getModelInfo('convit_tiny').args;
+    const base = convitModelInfo('convit_tiny').args;
     expect(() => resolveConfig(base, { embed_dim: 48 } as never)).toThrow(/unknown option 'embed_dim' \(did you mean 'embedDim'\?\)/);
     expect(() => resolveConfig(base, { embedDim: 190 })).toThrow(/embedDim 190 \(the TOTAL width\) must be a multiple of numHeads 4/);
     expect(() => resolveConfig(base, { imgSize: [224, 200] })).toThrow(/multiple of patchSize 16/);
@@ -81,12 +81,12 @@ describe('models-convit registry', () => {
     expect(() => resolveConfig(base, { dropPathRate: 1 })).toThrow(/dropPathRate must be in \[0, 1\)/);
     expect(() => resolveConfig(base, { mixers: () => ({ kind: 'conv' }) as never })).toThrow(/unknown kind 'conv'/);
     expect(() => resolveConfig(base, { mixers: [{ kind: 'mhsa' }] })).toThrow(/mixers has 1 entries but depth is 12/);
-    expect(() => getModelInfo('deit_tiny_patch16_224')).toThrow(/timm VisionTransformer \(DeiT\).*convit_tiny_deit/);
-    expect(() => getModelInfo('convit_huge')).toThrow(/unknown ConViT model 'convit_huge'; registered: convit_tiny/);
+    expect(() => convitModelInfo('deit_tiny_patch16_224')).toThrow(/timm VisionTransformer \(DeiT\).*convit_tiny_deit/);
+    expect(() => convitModelInfo('convit_huge')).toThrow(/unknown ConViT model 'convit_huge'; registered: convit_tiny/);
   });
 
   it('embedDim is the total width; non-square imgSize; mixers by function with defaults', () => {
-    const cfg = resolveConfig(getModelInfo('convit_tiny').args, {
+    const cfg = resolveConfig(convitModelInfo('convit_tiny').args, {
       imgSize: [32, 48],
       patchSize: 8,
       mixers: (i) => (i === 1 ? { kind: 'gpsa', gate: 'frozen' } : i === 11 ? { kind: 'window', size: 2 } : undefined),

@@ -9,12 +9,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend, excludedHere, expectClose } from '@softbias/test-utils';
 import { Rng } from '@softbias/tensor-ops';
-import { createModel, getModelInfo, listModels, loadModel, parameterShapes } from '@softbias/models-convit';
+import { createModel, convitModelInfo, listModels, loadModel, parameterShapes } from '@softbias/models-convit';
 
 describeBackend('models-convit: every registered model (reduced size)', () => {
   for (const name of listModels()) {
     it.skipIf(excludedHere(`convit/registry/${name}`))(`${name}: shapes, forward, backward, save → load`, async () => {
-      const { localUpToLayer: lu = 0, numHeads = 1 } = getModelInfo(name).args;
+      const { localUpToLayer: lu = 0, numHeads = 1 } = convitModelInfo(name).args;
       const embedDim = numHeads * (name.endsWith('_plus') ? 16 : 12);
       const overrides = { imgSize: 32, patchSize: 16, embedDim, depth: 2, localUpToLayer: lu > 0 ? 1 : 0, numClasses: 7, seed: 1 };
       const model = createModel(name, overrides);

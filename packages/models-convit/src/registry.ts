@@ -2,29 +2,13 @@
  * The registered ConViT models: the paper's ConViT-Ti/S/B (timm `convit_*`), the "+" models with 64 dims per
  * head, and the DeiT twin of each base model (the same trunk with every block MHSA: `localUpToLayer: 0`).
  */
-import type { ConvitOverrides } from './config.js';
+import { type PretrainedConfig, imagenetConfig } from '@softbias/tensor-ops/models';
+import type { ConvitConfig, ConvitOverrides } from './config.js';
 
-export const IMAGENET_DEFAULT_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
-export const IMAGENET_DEFAULT_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
+/** The family name ConViT models register under in `@softbias/tensor-ops/models`' `models` registry. */
+export const CONVIT_FAMILY = 'convit';
 
-/** Data config of a model, as timm's pretrained cfg. */
-export interface PretrainedConfig {
-  /** [C, H, W] of the reference weights. */
-  inputSize: readonly [number, number, number];
-  mean: readonly [number, number, number];
-  std: readonly [number, number, number];
-  /** Eval crop fraction: resize the short side to size / cropPct, then center-crop `size`. */
-  cropPct: number;
-  interpolation: 'bicubic';
-  numClasses: number;
-  /** Where timm's reference weights live (Hugging Face hub id), or null when none were released. */
-  weights: string | null;
-  /** Licence of those weights, or null when there are none. */
-  license: string | null;
-  firstConv: 'patch_embed.proj';
-  classifier: 'head';
-}
-
+/** ConViT's registered names: their architecture arguments and pretrained config. */
 export interface ModelEntry {
   name: string;
   description: string;
@@ -34,19 +18,18 @@ export interface ModelEntry {
 }
 
 function data(weights: string | null): PretrainedConfig {
-  return {
-    inputSize: [3, 224, 224],
-    mean: IMAGENET_DEFAULT_MEAN,
-    std: IMAGENET_DEFAULT_STD,
-    cropPct: 0.875,
-    interpolation: 'bicubic',
-    numClasses: 1000,
+  return imagenetConfig({
     weights,
     // timm's convit cfgs: the facebookresearch/convit weights are released under Apache-2.0.
     license: weights ? 'apache-2.0' : null,
     firstConv: 'patch_embed.proj',
     classifier: 'head',
-  };
+  });
+}
+
+/** The pretrained config of a model built from a bare config (no registered name): ImageNet's, at its size. */
+export function defaultPretrainedConfig(config: Pick<ConvitConfig, 'inChans' | 'imgSize' | 'numClasses'>): PretrainedConfig {
+  return { ...data(null), inputSize: [config.inChans, config.imgSize[0], config.imgSize[1]], numClasses: config.numClasses };
 }
 
 const trunk = { imgSize: 224, patchSize: 16, depth: 12, mlpRatio: 4, localityStrength: 1 } as const;
@@ -108,20 +91,30 @@ const ENTRIES: ModelEntry[] = [
   },
 ];
 
-export const MODEL_REGISTRY: ReadonlyMap<string, ModelEntry> = new Map(ENTRIES.map((e) => [e.name, e]));
+/** The registered ConViT models by name (in registration order). */
+export const CONVIT_MODELS: ReadonlyMap<string, ModelEntry> = new Map(ENTRIES.map((e) => [e.name, e]));
 
-/** Registered model names (optionally filtered by a substring or a `*` wildcard pattern). */
-export function listModels(filter?: string): string[] {
-  const names = [...MODEL_REGISTRY.keys()];
-  if (!filter) return names;
-  if (!filter.includes('*')) return names.filter((n) => n.includes(filter));
+/**
+ * @deprecated Use `models.get(name)` / `models.list({ family: 'convit' })` from `@softbias/tensor-ops/models`
+ * (the one registry of every family); this alias goes in the next minor release.
+ */
+export const MODEL_REGISTRY: ReadonlyMap<string, ModelEntry> = CONVIT_MODELS;
+
+function matches(filter: string): (n: string) => boolean {
+  if (!filter.includes('*')) return (n) => n.includes(filter);
   const re = new RegExp(`^${filter.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return names.filter((n) => re.test(n));
+  return (n) => re.test(n);
 }
 
-/** The registry entry of a model name; throws listing the registered names. */
-export function getModelInfo(name: string): ModelEntry {
-  const e = MODEL_REGISTRY.get(name);
+/** Registered ConViT names (optionally filtered by a substring or a `*` wildcard pattern). */
+export function listModels(filter?: string): string[] {
+  const names = [...CONVIT_MODELS.keys()];
+  return filter ? names.filter(matches(filter)) : names;
+}
+
+/** The entry of a ConViT model name; throws listing the registered names (and pointing deit_* elsewhere). */
+export function convitModelInfo(name: string): ModelEntry {
+  const e = CONVIT_MODELS.get(name);
   if (!e) {
     if (/^deit/.test(name)) {
       throw new Error(
@@ -133,3 +126,6 @@ export function getModelInfo(name: string): ModelEntry {
   }
   return e;
 }
+
+/** @deprecated Use `models.get(name)` from `@softbias/tensor-ops/models` (or `convitModelInfo` for the architecture arguments). */
+export const getModelInfo: (name: string) => ModelEntry = convitModelInfo;

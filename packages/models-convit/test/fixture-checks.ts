@@ -6,11 +6,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { fixtureTensor, type Fixture, type FixtureComparison } from '@softbias/test-utils';
 import { toTorch } from '@softbias/tensor-ops';
-import { createModel, type ConVit, type ConvitOverrides } from '@softbias/models-convit';
+import { createModel, type ConViT, type ConvitOverrides } from '@softbias/models-convit';
 import { overridesFor, writeFixtureWeights } from './helpers.js';
 
 /** A model built from the fixture's config (plus `extra` overrides) with the fixture's weights loaded. */
-export async function fixtureModel(f: Fixture, extra: ConvitOverrides = {}): Promise<ConVit> {
+export async function fixtureModel(f: Fixture, extra: ConvitOverrides = {}): Promise<ConViT> {
   const model = createModel('convit_tiny', { ...overridesFor(f), ...extra });
   const r = await model.loadWeights(writeFixtureWeights(f));
   expect(r.notices).toEqual([]);
@@ -23,7 +23,7 @@ function img0(t: tf.Tensor): tf.Tensor {
 }
 
 /** patch_embed_out, pos_embed_out, block{i}_out, features, pre_logits, logits. */
-export async function checkForward(model: ConVit, cmp: FixtureComparison): Promise<void> {
+export async function checkForward(model: ConViT, cmp: FixtureComparison): Promise<void> {
   const f = cmp.fixture;
   const x = fixtureTensor(f.get('input_nhwc'));
   const pe = model.patch_embed.forward(x);
@@ -46,7 +46,7 @@ export async function checkForward(model: ConVit, cmp: FixtureComparison): Promi
 }
 
 /** gating_layer{i}, the GPSA content / positional / mixed maps of image 0, the MHSA map with the class token. */
-export async function checkIntrospection(model: ConVit, cmp: FixtureComparison): Promise<void> {
+export async function checkIntrospection(model: ConViT, cmp: FixtureComparison): Promise<void> {
   const f = cmp.fixture;
   const L = f.config.local_up_to_layer as number;
   const x = fixtureTensor(f.get('input_nhwc'));
@@ -71,7 +71,7 @@ export async function checkIntrospection(model: ConVit, cmp: FixtureComparison):
 }
 
 /** nonlocality_ctx_layer{i} (GPSA layers, in context) and nonlocality_layer{i} (every layer, on the patch embeddings). */
-export async function checkNonlocality(model: ConVit, cmp: FixtureComparison): Promise<void> {
+export async function checkNonlocality(model: ConViT, cmp: FixtureComparison): Promise<void> {
   const f = cmp.fixture;
   const x = fixtureTensor(f.get('input_nhwc'));
   const ctx = await model.nonlocality(x);
@@ -82,7 +82,7 @@ export async function checkNonlocality(model: ConVit, cmp: FixtureComparison): P
 }
 
 /** loss = Σ logits ⊙ R, its gradient for the input and for the fixture's gradient parameters. Returns the grads. */
-export async function checkGradients(model: ConVit, cmp: FixtureComparison): Promise<{ grads: tf.NamedTensorMap; dispose: () => void }> {
+export async function checkGradients(model: ConViT, cmp: FixtureComparison): Promise<{ grads: tf.NamedTensorMap; dispose: () => void }> {
   const f = cmp.fixture;
   model.train();
   const x = tf.variable(fixtureTensor(f.get('input_nhwc')), true);
@@ -106,7 +106,7 @@ export async function checkGradients(model: ConVit, cmp: FixtureComparison): Pro
 }
 
 /** Every convit_micro comparison: forward, introspection, nonlocality, gradients. */
-export async function checkAll(model: ConVit, cmp: FixtureComparison): Promise<void> {
+export async function checkAll(model: ConViT, cmp: FixtureComparison): Promise<void> {
   await checkForward(model, cmp);
   await checkIntrospection(model, cmp);
   await checkNonlocality(model, cmp);

@@ -118,7 +118,8 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
   const family = familyOf(a.model);
   const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
   const trainSet = subset(data.train, picked);
-  checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend());
+  const [imgH, imgW] = data.train.imageShape; // ConvNeXt V2 trains on max(32, H) × max(32, W) (inputSize)
+  checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend(), [Math.max(32, imgH), Math.max(32, imgW)]);
   const model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
   const size = inputSize(family, model, data.train);
   log(`model: ${a.model} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);

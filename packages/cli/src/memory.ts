@@ -5,8 +5,8 @@
  *
  * The estimate is deliberately simple (float32 parameters × 5: weights, gradients, two AdamW moments, EMA; and
  * the activations a training step keeps for its backward pass, per block), calibrated on a measured peak:
- * convit_tiny at 224×224, batch 8, peaks at 1.27 GiB of tensors with the lean backward pass; the formula gives
- * 1.25 GiB there.
+ * convit_tiny at 224×224, batch 8, peaks at 1.27 GiB of tensors with the lean backward pass (the formula gives
+ * 1.25 GiB); convnextv2_atto at 64×64, batch 2, peaks at 0.059 GiB (tf.profile on cpu; the formula gives 0.055).
  */
 import { totalmem } from 'node:os';
 import * as convit from '@softbias/models-convit';
@@ -45,8 +45,11 @@ export interface MemoryEstimate {
 const GiB = 1024 ** 3;
 const gib = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
 
-/** Estimate a training step's memory for a registered model with these overrides (no model is built). */
-export function estimateTraining(name: string, family: Family, overrides: Record<string, unknown>): MemoryEstimate {
+/**
+ * Estimate a training step's memory for a registered model with these overrides (no model is built).
+ * `inputSize`: the images the model is trained on (ConvNeXt V2 takes any size; ConViT's is its imgSize).
+ */
+export function estimateTraining(name: string, family: Family, overrides: Record<string, unknown>, inputSize?: readonly [number, number]): MemoryEstimate {
   if (family === 'convit') {
     const c = convit.resolveConfig(convit.getModelInfo(name).args, overrides as convit.ConvitOverrides);
     const [H, W] = c.imgSize;
@@ -63,8 +66,7 @@ export function estimateTraining(name: string, family: Family, overrides: Record
     };
   }
   const c = convnext.resolveConfig(name, overrides as convnext.ConvNeXtV2Overrides);
-  const size = overrides['imgSize'];
-  const [H, W] = Array.isArray(size) ? [Number(size[0]), Number(size[1])] : typeof size === 'number' ? [size, size] : [224, 224];
+  const [H, W] = inputSize ?? [224, 224];
   let P = 16 * c.inChans * c.dims[0] + c.dims[3] * (c.numClasses + 2);
   let perImage = 0;
   for (let s = 0; s < 4; s++) {
@@ -72,7 +74,7 @@ export function estimateTraining(name: string, family: Family, overrides: Record
     const positions = Math.floor(H / (4 * 2 ** s)) * Math.floor(W / (4 * 2 ** s));
     P += c.depths[s]! * (49 * d + 8 * d * d + 12 * d);
     if (s > 0) P += 4 * c.dims[s - 1]! * d;
-    perImage += 4 * c.depths[s]! * 40 * positions * d;
+    perImage += 4 * c.depths[s]! * 80 * positions * d;
   }
   return {
     fixedBytes: 4 * 5 * P,
@@ -93,8 +95,15 @@ export function memoryBudget(backend: string): { bytes: number; what: string } {
  * Throws when a training step of this configuration needs more than the backend can hold, naming the settings
  * to change (the largest batch size that fits, when one does).
  */
-export function checkTrainingMemory(name: string, family: Family, overrides: Record<string, unknown>, batchSize: number, backend: string): void {
-  const e = estimateTraining(name, family, overrides);
+export function checkTrainingMemory(
+  name: string,
+  family: Family,
+  overrides: Record<string, unknown>,
+  batchSize: number,
+  backend: string,
+  inputSize?: readonly [number, number],
+): void {
+  const e = estimateTraining(name, family, overrides, inputSize);
   const need = e.fixedBytes + batchSize * e.perImageBytes;
   const budget = memoryBudget(backend);
   if (need <= budget.bytes) return;

@@ -7,11 +7,11 @@
  */
 import { describe, it, expect, beforeAll, vi } from 'vitest';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { bundleCli } from '../test/bundle-cli.js';
 import { serializeSafetensors } from '@softbias/tensor-ops';
 import { main } from './bin.js';
 import { COMMANDS, UsageError } from './options.js';
@@ -24,40 +24,7 @@ let script = '';
 beforeAll(async () => {
   mkdirSync(join(root, '.tmp'), { recursive: true });
   script = join(root, '.tmp', `cli-options-${process.pid}.mjs`);
-  // @softbias/x and its subpath exports (package.json "./sub" → src/sub…) resolve to the sources, as in vitest.config.ts.
-  const sources = new Map<string, string>();
-  for (const d of readdirSync(join(root, 'packages'))) {
-    const src = join(root, 'packages', d, 'src/index.ts');
-    if (existsSync(src)) sources.set(`@softbias/${d}`, src);
-    const pkgPath = join(root, 'packages', d, 'package.json');
-    const exportsMap = existsSync(pkgPath) ? ((JSON.parse(readFileSync(pkgPath, 'utf8')) as { exports?: Record<string, unknown> }).exports ?? {}) : {};
-    for (const [sub, target] of Object.entries(exportsMap)) {
-      const file = typeof target === 'object' && target ? (target as { default?: string }).default : undefined;
-      if (sub === '.' || !file?.startsWith('./dist/') || !file.endsWith('.js')) continue;
-      sources.set(`@softbias/${d}/${sub.slice(2)}`, join(root, 'packages', d, 'src', file.slice('./dist/'.length).replace(/\.js$/, '.ts')));
-    }
-  }
-  await build({
-    entryPoints: [join(root, 'packages/cli/src/bin.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    plugins: [
-      {
-        name: 'softbias-sources',
-        setup(b) {
-          b.onResolve({ filter: /^@softbias\// }, (args) => {
-            const path = sources.get(args.path);
-            return path ? { path } : undefined;
-          });
-        },
-      },
-    ],
-    external: ['@tensorflow/*', 'webgpu', 'onnxruntime-*'],
-    logLevel: 'error',
-  });
+  await bundleCli(root, script);
   return () => rmSync(script, { force: true });
 });
 

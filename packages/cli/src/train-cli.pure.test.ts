@@ -9,8 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readdirSync } from 'node:fs';
-import { build } from 'esbuild';
+import { bundleCli } from '../test/bundle-cli.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const assets = join(root, 'packages/data/assets/fashion-mnist');
@@ -19,21 +18,7 @@ let script = '';
 beforeAll(async () => {
   mkdirSync(join(root, '.tmp'), { recursive: true });
   script = join(root, '.tmp', `train-cli-${process.pid}.mjs`);
-  const alias: Record<string, string> = {};
-  for (const d of readdirSync(join(root, 'packages'))) {
-    if (existsSync(join(root, 'packages', d, 'src/index.ts'))) alias[`@softbias/${d}`] = join(root, 'packages', d, 'src/index.ts');
-  }
-  await build({
-    entryPoints: [join(root, 'packages/cli/src/bin.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    alias,
-    external: ['@tensorflow/*', 'webgpu'],
-    logLevel: 'error',
-  });
+  await bundleCli(root, script);
   return () => rmSync(script, { force: true });
 });
 

@@ -5,7 +5,7 @@
  * at construction. Prefix tokens pass through unchanged.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Mlp, Rng, gelu } from '@softbias/tensor-ops';
+import { Mlp, Rng } from '@softbias/tensor-ops';
 import { TokenMixer, checkGeometry, checkMixerInput, type MixerGeometry, type MixerInput, type MixerMacs } from './mixer.js';
 import { checkPositiveInt, joinPrefix, splitPrefix } from './core.js';
 
@@ -85,7 +85,7 @@ export class FeedForwardPatchesMixer extends TokenMixer {
       // [B, P, C] → [B, C, P] → [B·C, P]: the MLP mixes each channel's P patch values.
       const t = tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * C, P]);
       // mlp.forward's computation (fc1 → GELU → drop → fc2 → drop) with wasm-friendly matmul gradients.
-      const h = this.mlp.drop.forward(gelu(this.mlp.fc1.forward(t)));
+      const h = this.mlp.drop.forward(this.mlp.fc1.forwardGelu(t));
       const m = this.mlp.drop.forward(this.mlp.fc2.forward(h));
       const y = tf.transpose(tf.reshape(m, [B, C, P]), [0, 2, 1]);
       return tf.reshape(joinPrefix(prefix, y), [B, N, C]) as tf.Tensor3D;

@@ -13,7 +13,6 @@ import {
   Linear,
   DropPath,
   PatchProj,
-  gelu,
   truncNormal,
   zeros,
 } from '@softbias/tensor-ops';
@@ -65,7 +64,7 @@ export class ConvNeXtV2Mlp extends Module {
   }
   /** `x` [B, H, W, C] → [B, H, W, C]. */
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.fc2.forward(this.grn.forward(gelu(this.fc1.forward(x)))));
+    return tf.tidy(() => this.fc2.forward(this.grn.forward(this.fc1.forwardGelu(x))));
   }
 }
 

@@ -98,7 +98,12 @@ function build(family) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const sha = createHash('sha256').update(readFileSync(src)).update(readFileSync(join(srcDir, 'kernel.h'))).digest('hex');
+  // The source, kernel.h, then any other header of this folder it includes (e.g. gelu.h), in include order.
+  const hash = createHash('sha256').update(readFileSync(src)).update(readFileSync(join(srcDir, 'kernel.h')));
+  for (const m of readFileSync(src, 'utf8').matchAll(/^#include "([^"]+\.h)"/gm)) {
+    if (m[1] !== 'kernel.h') hash.update(readFileSync(join(srcDir, m[1])));
+  }
+  const sha = hash.digest('hex');
   const exportsList = WebAssembly.Module.exports(new WebAssembly.Module(out.plain))
     .filter((e) => e.kind === 'function')
     .map((e) => e.name)

@@ -60,7 +60,7 @@ export {
   tensorsToHost,
   type SaveOptions,
 } from './weights.js';
-export { Linear, linear, linearInit, type LinearOptions } from './layers/linear.js';
+export { Linear, linear, linearGelu, linearInit, type LinearOptions } from './layers/linear.js';
 export { LayerNorm, layerNorm } from './layers/norm.js';
 export { gelu } from './layers/activation.js';
 export { Dropout, DropPath } from './layers/dropout.js';

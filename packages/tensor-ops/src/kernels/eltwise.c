@@ -1,14 +1,14 @@
 // Element-wise family: exact GELU (forward and gradient) and LayerNorm over the last axis (forward and gradient).
 //
-// GELU(x) = x·Φ(x), Φ the standard normal CDF, in float32 (no float64, no tables). Two regions, both evaluated for
-// every lane and selected per lane:
+// GELU (gelu.h, shared with the GEMM's fused epilogue): the forward is PyTorch's float32 formula (x/2)·(1 + erf(x/√2))
+// with erf a (5, 5) rational in x² (see gelu4). The gradient GELU'(x) = Φ(x) + x·φ(x) evaluates Φ in two regions,
+// both for every lane, selected per lane:
 //   |x| < 1:  Φ(x) = 1/2 + x·S(x²), S a degree-5 minimax polynomial (relative error 7e-10 in float64).
 //   |x| ≥ 1:  Φ(−a) = e^{−a²/2}·g(a) (a = |x|), g(a) = erfcx(a/√2)/2 a (3,4) rational minimax in a on [1, 14.5]
-//             (relative error 3.4e-8 in float64); Φ(x) = 1 − Φ(−x) for x > 0, GELU computed as x − x·Φ(−x).
+//             (relative error 3.4e-8 in float64).
 // e^{−a²/2} is exp(−(h²/2 + l)) with h = a rounded to 12 bits (h²/2 exact) and l = (a−h)(a+h)/2, the split fed to
-// a Cody–Waite range reduction, so the tail Φ(−a) keeps its relative accuracy down to the smallest floats (no
-// cancellation 1 + erf). Above |x| = 14.5 GELU is x (x > 0) or −0 (x·Φ(x) underflows). NaN propagates.
-// The polynomial coefficients were fitted in float64 (scipy's erfcx as the reference) and rounded to float32.
+// a Cody–Waite range reduction, so φ and the tail Φ(−a) keep their relative accuracy down to the smallest floats.
+// The coefficients were fitted in float64 (scipy's erf / erfcx as the reference) and rounded to float32.
 // Measured error (eltwise.test.ts, every 7th float32 in [−16, 16] and all of [0.9, 1.1]): see the test.
 //
 // LayerNorm: per row, mean and biased variance by two passes in float32 (sums in a fixed order: 4 vector
@@ -34,104 +34,8 @@ INLINE void store_partial(float *p, v128_t v, int n) {
 // GELU
 // ---------------------------------------------------------------------------------------------------------
 
-#define GELU_AMAX 14.5f
+#include "gelu.h"
 
-/** The pieces of GELU and its gradient for one vector (see the top of this file). */
-typedef struct {
-  v128_t ac;    // min(|x|, 14.5)
-  v128_t small; // |x| < 1
-  v128_t s;     // S(x²): Φ(x) = 1/2 + x·S(x²) for |x| < 1
-  v128_t u;     // x²
-  v128_t e1;    // e^{−ac²/2} = e1·s2 (two factors: the product may be subnormal)
-  v128_t s2;
-  v128_t g;     // P(ac)/Q(ac): Φ(−ac) = e^{−ac²/2}·g for |x| ≥ 1
-} gelu_parts;
-
-INLINE gelu_parts gelu_eval(v128_t x) {
-  gelu_parts r;
-  v128_t a = wasm_v128_and(x, wasm_i32x4_splat(0x7fffffff));
-  r.ac = wasm_f32x4_pmin(a, F4(GELU_AMAX)); // AMAX < a ? AMAX : a (a when NaN)
-  r.small = wasm_f32x4_lt(a, F4(1.0f));
-
-  // Region 1: S(u), u = x², degree 5 (7e-10 relative in float64).
-  v128_t u = wasm_f32x4_mul(x, x);
-  v128_t s = F4(-7.654205546714365e-06f);
-  s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.00011348635598551482f));
-  s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(-0.001186329871416092f));
-  s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.009973322972655296f));
-  s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(-0.06649035960435867f));
-  s = wasm_f32x4_add(wasm_f32x4_mul(s, u), F4(0.3989422917366028f));
-  r.s = s;
-  r.u = u;
-
-  // e^{−ac²/2} = e^{−w}, w = hh + lo: h = ac with 12 significant bits, hh = (h/2)·h exact, lo = ((ac−h)/2)·(ac+h).
-  v128_t ac = r.ac;
-  v128_t h = wasm_v128_and(ac, wasm_i32x4_splat((int32_t)0xfffff000));
-  v128_t hh = wasm_f32x4_mul(wasm_f32x4_mul(h, F4(0.5f)), h);
-  v128_t lo = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_sub(ac, h), F4(0.5f)), wasm_f32x4_add(ac, h));
-  // n = round(−w·log2 e) by the 1.5·2²³ trick (the add rounds to an integer); its integer from the bits.
-  const v128_t magic = F4(12582912.0f);
-  v128_t t = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_add(hh, lo), F4(-1.44269504088896341f)), magic);
-  v128_t n = wasm_f32x4_sub(t, magic);
-  v128_t ni = wasm_i32x4_sub(t, magic);
-  // v = w + n·ln2 (ln2 = C1 + C2, C1 = 355/512: n·C1 exact, hh + n·C1 exact by Sterbenz); e^{−w} = 2ⁿ·e^{−v}.
-  v128_t v = wasm_f32x4_add(hh, wasm_f32x4_mul(n, F4(0.693359375f)));
-  v = wasm_f32x4_add(v, wasm_f32x4_mul(n, F4(-2.12194440e-4f)));
-  v = wasm_f32x4_add(v, lo);
-  // e^{−v}, |v| ≤ ln2/2: Cephes expf, 1 + r + r²·P(r) at r = −v (odd coefficients negated).
-  v128_t p = F4(-1.9875691500e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(1.3981999507e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(-8.3334519073e-3f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(4.1665795894e-2f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(-1.6666665459e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_mul(p, v), F4(5.0000001201e-1f));
-  p = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_mul(p, v), v), v), F4(1.0f));
-  // 2ⁿ as two normal factors (n ≥ −152): 2^(n>>1) · 2^(n − (n>>1)).
-  v128_t n1 = wasm_i32x4_shr(ni, 1);
-  v128_t n2 = wasm_i32x4_sub(ni, n1);
-  v128_t s1 = wasm_i32x4_shl(wasm_i32x4_add(n1, wasm_i32x4_splat(127)), 23);
-  r.s2 = wasm_i32x4_shl(wasm_i32x4_add(n2, wasm_i32x4_splat(127)), 23);
-  r.e1 = wasm_f32x4_mul(p, s1);
-
-  // Region 2: g = P(ac)/Q(ac), a (3,4) rational (3.4e-8 relative in float64 on [1, 14.5]).
-  v128_t pn = F4(0.02450544200837612f);
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.14384932816028595f));
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.4002052843570709f));
-  pn = wasm_f32x4_add(wasm_f32x4_mul(pn, ac), F4(0.4997887909412384f));
-  v128_t qd = F4(0.06142759323120117f);
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(0.36050158739089966f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.0661152601242065f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.5961970090866089f));
-  qd = wasm_f32x4_add(wasm_f32x4_mul(qd, ac), F4(1.0f));
-  r.g = wasm_f32x4_div(pn, qd);
-  return r;
-}
-
-/**
- * GELU(x): |x| < 1: x/2 + x²·S(x²); |x| ≥ 1: max(x, 0) − ac·Φ(−ac) (= x·Φ(−|x|) for x < 0, x − x·Φ(−x) for
- * x > 0; with ac the clamped |x|, ±inf give +inf and 0, and Φ(−ac) underflows to 0 above 14.5). NaN propagates.
- */
-INLINE v128_t gelu4(v128_t x) {
-  gelu_parts r = gelu_eval(x);
-  v128_t q = wasm_f32x4_mul(wasm_f32x4_mul(r.e1, r.g), r.s2); // Φ(−ac)
-  v128_t big = wasm_f32x4_sub(wasm_f32x4_pmax(x, F4(0.0f)), wasm_f32x4_mul(r.ac, q));
-  v128_t small = wasm_f32x4_add(wasm_f32x4_mul(x, F4(0.5f)), wasm_f32x4_mul(r.u, r.s));
-  return wasm_v128_bitselect(small, big, r.small);
-}
-
-/**
- * GELU'(x) = Φ(x) + x·φ(x): |x| < 1: 1/2 + x·S + x·φ(x); |x| ≥ 1, with D = e^{−ac²/2}·(g − ac/√(2π)):
- * D for x < 0, 1 − D for x > 0 (so ±inf give 0 and 1).
- */
-INLINE v128_t gelu_grad4(v128_t x) {
-  gelu_parts r = gelu_eval(x);
-  v128_t e = wasm_f32x4_mul(r.e1, r.s2);
-  v128_t pdf = wasm_f32x4_mul(e, F4(0.3989422804014327f));
-  v128_t small = wasm_f32x4_add(wasm_f32x4_add(F4(0.5f), wasm_f32x4_mul(x, r.s)), wasm_f32x4_mul(x, pdf));
-  v128_t d = wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_sub(r.g, wasm_f32x4_mul(r.ac, F4(0.3989422804014327f))), r.e1), r.s2);
-  v128_t big = wasm_v128_bitselect(d, wasm_f32x4_sub(F4(1.0f), d), wasm_f32x4_lt(x, F4(0.0f)));
-  return wasm_v128_bitselect(small, big, r.small);
-}
 
 /** Elements [lo, hi) of n for this task, in whole vectors of 4 (the last task takes the tail). */
 INLINE void split4(int n, int task, int ntasks, int *lo, int *hi) {

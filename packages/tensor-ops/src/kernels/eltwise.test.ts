@@ -168,7 +168,7 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
     tf.dispose([x, xi]);
   });
 
-  it.runIf(currentBackend === 'wasm')('wasm GELU: dense float32 grid vs float64 (≤ 1e-7·max(1,|x|); ulp bounds per region)', () => {
+  it.runIf(currentBackend === 'wasm')('wasm GELU: dense float32 grid vs float64 (≤ 2.5e-7·max(1,|x|); ulp bounds for x > −1)', () => {
     // Every 997th float32 in [−16, 16], every 3rd in ±[0.9, 1.1] (the region boundary), and special values.
     const bits: number[] = [];
     const u32 = new Uint32Array(1);
@@ -209,17 +209,18 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
         ulpMax[k] = Math.max(ulpMax[k], eu);
       }
     }
-    // Measured while writing (every 5th–7th float32 of each region): |err|/max(1,|x|) 8.0e-8 (0 ≤ x < 1), 8.4e-8
-    // (x ≥ 1), 5.1e-8 (−1 < x < 0), 5.6e-8 (x ≤ −1); ulps 1.34 (0 ≤ x < 1), 1.38 (x ≥ 1), 3.42 (−1 < x < 0), 6.6
-    // (x ≤ −1, where Φ(x) carries ~4e-7 relative error from the float32 rational and exp; 11 near the subnormal
-    // range); gradient 1.6e-7·max(1,|x|).
-    expect(absN, 'GELU |err|/max(1,|x|)').toBeLessThanOrEqual(1e-7);
-    expect(ulpMax.pos, 'GELU ulps, x ≥ 0').toBeLessThanOrEqual(2);
-    expect(ulpMax.negSmall, 'GELU ulps, −1 < x < 0').toBeLessThanOrEqual(4);
-    expect(ulpMax.negTail, 'GELU ulps, x ≤ −1 (normal results)').toBeLessThanOrEqual(10);
+    // The forward is PyTorch's float32 formula (x/2)·(1 + erf(x/√2)) with a rational erf (gelu.h): a few ulps of x
+    // in absolute terms, traded for speed (a third of the operations of a relatively accurate Φ). Measured while
+    // writing (this grid): |err|/max(1,|x|) 1.84e-7 (tfjs' op graph, Abramowitz–Stegun erf: 9.8e-8; the tanh
+    // approximation: ~2e-4); ulps 2.5 (x ≥ 0), 5.3 (−1 < x < 0). For x ≤ −1, 1 + erf cancels (as in PyTorch's float32
+    // GELU): no ulp bound there, only the absolute one. The gradient keeps the two-region Φ with relative accuracy
+    // in the tail: 1.6e-7·max(1,|x|).
+    expect(absN, 'GELU |err|/max(1,|x|)').toBeLessThanOrEqual(2.5e-7);
+    expect(ulpMax.pos, 'GELU ulps, x ≥ 0').toBeLessThanOrEqual(4);
+    expect(ulpMax.negSmall, 'GELU ulps, −1 < x < 0').toBeLessThanOrEqual(6);
     expect(gradN, "GELU' |err|/max(1,|x|)").toBeLessThanOrEqual(2e-7);
-    // At least as accurate as tfjs' op graph (Abramowitz–Stegun 7.1.26 Erf).
-    expect(absN).toBeLessThanOrEqual(opsAbsN);
+    // Within 2.5× of tfjs' op graph, and three orders of magnitude below the tanh approximation's error.
+    expect(absN).toBeLessThanOrEqual(2.5 * opsAbsN);
 
     const special = Array.from(
       new Float32Array([0, -0, Infinity, -Infinity, NaN, 1e-30, -1e-30, 1e-45, -1e-45, 14.5, -14.5, 14.6, -14.6, 20, -20, 3e38, -3e38])
@@ -266,8 +267,8 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
               const yRef = Array.from(xs, geluRef);
               const gRef = Array.from(xs, (v, i) => rs[i]! * geluGradRef(v));
               const label = `[${rows}, ${c}]`;
-              expect(maxErr(y, yRef), `${label} y vs float64`).toBeLessThanOrEqual(1e-7 * Math.max(1, maxAbs(xs)));
-              expect(maxErr(y, yo), `${label} y vs op graph`).toBeLessThanOrEqual(4e-7 * Math.max(1, maxAbs(xs)));
+              expect(maxErr(y, yRef), `${label} y vs float64`).toBeLessThanOrEqual(2.5e-7 * Math.max(1, maxAbs(xs)));
+              expect(maxErr(y, yo), `${label} y vs op graph`).toBeLessThanOrEqual(5e-7 * Math.max(1, maxAbs(xs)));
               expect(maxErr(g, gRef), `${label} dx vs float64`).toBeLessThanOrEqual(2e-7 * Math.max(1, maxAbs(xs)) * maxAbs(rs));
               expect(maxErr(g, go), `${label} dx vs op graph`).toBeLessThanOrEqual(1e-6 * Math.max(1, maxAbs(xs)) * maxAbs(rs));
             });

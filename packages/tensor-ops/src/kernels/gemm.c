@@ -22,6 +22,7 @@
 // K is cut into S chunks fixed by the caller from the shape alone (each task then reads only its chunk of A and B); chunk s of every product goes to its own scratch slice, then gemm_reduce
 // sums the slices in order s = 0..S−1. The order differs from the unsplit one but not with the thread count.
 #include "kernel.h"
+#include "gelu.h"
 
 #ifndef GEMM_MR
 #define GEMM_MR 4
@@ -184,16 +185,52 @@ static void pack_a(const float *a, float *ap, int mr, int kc, int sai, int sak) 
 }
 
 /**
+ * The epilogue on a finished tile (rows r < mr of 8 floats, ldc apart; the first nr columns valid): + bias[0..nr)
+ * when bias is set, then GELU when act = 1. The same float32 operations as the separate Add and SoftbiasGelu
+ * kernels, so a fused linear is bit-identical to the unfused one. Columns past nr get bias 0 (they are discarded).
+ * Not inlined: it keeps block()'s loop (and V8's registers there) as it is without an epilogue.
+ */
+static __attribute__((noinline)) void epilogue(float *cp, int ldc, int mr, const float *bias, int nr, int act) {
+  v128_t b0 = wasm_f32x4_splat(0.0f), b1 = b0;
+  if (bias) {
+    if (nr == NR) {
+      b0 = wasm_v128_load(bias);
+      b1 = wasm_v128_load(bias + 4);
+    } else {
+      float t[NR] __attribute__((aligned(16)));
+      for (int j = 0; j < NR; j++) t[j] = j < nr ? bias[j] : 0.0f;
+      b0 = wasm_v128_load(t);
+      b1 = wasm_v128_load(t + 4);
+    }
+  }
+  for (int r = 0; r < mr; r++) {
+    float *p = cp + r * ldc;
+    v128_t v0 = wasm_v128_load(p), v1 = wasm_v128_load(p + 4);
+    if (bias) {
+      v0 = wasm_f32x4_add(v0, b0);
+      v1 = wasm_f32x4_add(v1, b1);
+    }
+    if (act == 1) {
+      v0 = gelu4(v0);
+      v1 = gelu4(v1);
+    }
+    wasm_v128_store(p, v0);
+    wasm_v128_store(p + 4, v1);
+  }
+}
+
+/**
  * C block rows [i0, i1) × panels [p0, p1) of one product, over k in [k0, k1): accumulating into C when k0 > 0 or
  * `accumulate`. `a` points at A[0, 0] of this product, `bp` at its packed panel 0, `c` at C[0, 0] (row stride ldc).
  */
 static void block(const float *a, const float *bp, float *c, int ldc, int n, int i0, int i1, int p0, int p1, int k0,
-                  int k1, int sai, int sak, int bstep, int pstep) {
+                  int k1, int sai, int sak, int bstep, int pstep, const float *bias, int act) {
   float apack[MR * KC] __attribute__((aligned(16)));
   float edge[MR * NR] __attribute__((aligned(16)));
   for (int kb = k0; kb < k1; kb += KC) {
     int kc = imin(KC, k1 - kb);
     int acc = kb > k0;
+    int last = kb + kc >= k1 && (bias || act);
     for (int i = i0; i < i1; i += MR) {
       int mr = imin(MR, i1 - i);
       pack_a(a + i * sai + kb * sak, apack, mr, kc, sai, sak);
@@ -201,14 +238,17 @@ static void block(const float *a, const float *bp, float *c, int ldc, int n, int
         int nr = imin(NR, n - p * NR);
         const float *bq = bp + p * pstep + kb * bstep;
         float *cq = c + i * ldc + p * NR;
+        const float *bj = bias ? bias + p * NR : 0;
         if (mr == MR && nr == NR) {
           tile(apack, bq, kc, cq, ldc, acc, bstep);
+          if (last) epilogue(cq, ldc, MR, bj, NR, act);
         } else {
           if (acc) {
             for (int r = 0; r < MR; r++)
               for (int j = 0; j < NR; j++) edge[r * NR + j] = r < mr && j < nr ? cq[r * ldc + j] : 0.0f;
           }
           tile(apack, bq, kc, edge, NR, acc, bstep);
+          if (last) epilogue(edge, NR, mr, bj, nr, act);
           for (int r = 0; r < mr; r++)
             for (int j = 0; j < nr; j++) cq[r * ldc + j] = edge[r * NR + j];
         }
@@ -223,11 +263,12 @@ static void block(const float *a, const float *bp, float *c, int ldc, int n, int
  * broadcast), writes C at c + o·M·N. B's panel p, row k is at p·pstep + k·bstep: packed (pstep = K·8, bstep = 8)
  * or, for a row-major B with N a multiple of 8, read in place (pstep = 8, bstep = N: no packing pass, for long K
  * with few rows, where packing would cost as much as the product). Units: batch × ⌈M/mb⌉ row blocks × ⌈np/pb⌉
- * panel blocks (mb a multiple of MR), split over the tasks.
+ * panel blocks (mb a multiple of MR), split over the tasks. Epilogue (a fused linear): bias (N floats, or 0) is added
+ * to every row and act = 1 applies GELU, per tile as its last k block is stored (while it is in L1).
  */
 KERNEL void gemm_f32(int task, int ntasks, const float *a, const float *bp, float *c, const int *amap, const int *bmap,
                      int batch, int m, int n, int k, int sai, int sak, int sab, int sbp, int mb, int pb, int bstep,
-                     int pstep) {
+                     int pstep, const float *bias, int act) {
   int np = (n + NR - 1) / NR;
   int nmb = (m + mb - 1) / mb, npb = (np + pb - 1) / pb;
   int per = nmb * npb;
@@ -239,7 +280,7 @@ KERNEL void gemm_f32(int task, int ntasks, const float *a, const float *bp, floa
     const float *ao = a + (amap ? amap[o] : o) * sab;
     const float *bo = bp + (bmap ? bmap[o] : o) * sbp;
     block(ao, bo, c + o * m * n, n, n, ib * mb, imin(m, ib * mb + mb), jb * pb, imin(np, jb * pb + pb), 0, k, sai,
-          sak, bstep, pstep);
+          sak, bstep, pstep, bias, act);
   }
 }
 
@@ -263,7 +304,7 @@ KERNEL void gemm_f32_ksplit(int task, int ntasks, const float *a, const float *b
     const float *ao = a + (amap ? amap[o] : o) * sab;
     const float *bo = bp + (bmap ? bmap[o] : o) * sbp;
     block(ao, bo, part + (s * batch + o) * m * n, n, n, ib * mb, imin(m, ib * mb + mb), jb * pb,
-          imin(np, jb * pb + pb), s * kcs, imin(k, s * kcs + kcs), sai, sak, bstep, pstep);
+          imin(np, jb * pb + pb), s * kcs, imin(k, s * kcs + kcs), sai, sak, bstep, pstep, 0, 0);
   }
 }
 

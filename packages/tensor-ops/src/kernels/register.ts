@@ -5,15 +5,16 @@
  */
 import { registerWasmKernels } from './wasm-conv-backprop.js';
 import { registerWasmDepthwiseConv2d } from './depthwise.js';
-import { registerWasmBatchMatMul } from './wasm-batch-matmul.js';
+import { registerWasmBatchMatMul, registerWasmLinear } from './wasm-batch-matmul.js';
 import { registerWasmEltwiseKernels } from './eltwise.js';
 import { registerWasmAttention } from './attention.js';
 import { registerWasmBroadcastKernels } from './broadcast.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; attention: boolean; broadcast: string[] } {
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; attention: boolean; broadcast: string[]; linear: boolean } {
   return {
     backprop: registerWasmKernels(),
     batchMatMul: registerWasmBatchMatMul(),
+    linear: registerWasmLinear(),
     depthwise: registerWasmDepthwiseConv2d(),
     eltwise: registerWasmEltwiseKernels(),
     attention: registerWasmAttention(),

@@ -342,3 +342,60 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     tf.dispose([a, b]);
   });
 });
+
+describeBackend('linear / linearGelu (SoftbiasLinear on wasm: bias and GELU in the GEMM epilogue)', () => {
+  // (rows, in, out): a full-tile case, edge rows, edge columns (N < 8, N % 8 ≠ 0), ConvNeXt's K = 40 and ConViT's 192.
+  const shapes: [number, number, number][] = [
+    [1, 3, 1],
+    [5, 7, 13],
+    [8, 16, 8],
+    [197, 192, 768],
+    [49, 40, 160],
+    [33, 65, 7],
+  ];
+  const run = (fn: () => tf.Tensor) => tf.tidy(() => fn().dataSync() as Float32Array);
+  it('equals matMul + add (+ gelu) bit for bit, forward and gradients, leaving no tensors', async () => {
+    const { gelu } = await import('../layers/activation.js');
+    const { linear, linearGelu } = await import('../layers/linear.js');
+    const rng = new Rng(5);
+    for (const [m, k, n] of shapes) {
+      const x = tf.tensor(Float32Array.from(randn(rng, m * k)), [m, k]);
+      const w = tf.tensor(Float32Array.from(randn(rng, k * n)), [k, n]);
+      const b = tf.tensor(Float32Array.from(randn(rng, n)), [n]);
+      const x3 = tf.reshape(x, [1, m, k]);
+      const sep = run(() => tf.add(tf.matMul(x, w), b));
+      const sepG = run(() => gelu(tf.add(tf.matMul(x, w), b)));
+      await expectNoLeak(() => {
+        expect(run(() => linear(x, w, b)), `linear [${m},${k}]x[${k},${n}]`).toEqual(sep);
+        expect(run(() => linear(x3, w, b)), `linear rank 3`).toEqual(sep);
+        expect(run(() => linearGelu(x, w, b)), `linearGelu [${m},${k}]x[${k},${n}]`).toEqual(sepG);
+        expect(run(() => linearGelu(x, w, null)), 'linearGelu without bias').toEqual(run(() => gelu(tf.matMul(x, w))));
+      });
+      // Gradients: linearGelu records the GELU as its own kernel; both equal the separate ops' gradients.
+      const loss = (f: (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.Tensor) => (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a, c, d), f(a, c, d)));
+      const gFused = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x, w, b]).map((t) => t.dataSync() as Float32Array));
+      const gSep = tf.tidy(() => tf.grads(loss((a, c, d) => gelu(tf.add(tf.matMul(a, c), d))))([x, w, b]).map((t) => t.dataSync() as Float32Array));
+      for (let i = 0; i < 3; i++) expect(gFused[i], `gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
+      tf.dispose([x, w, b, x3]);
+    }
+  });
+  it.runIf(currentBackend === 'wasm')('wasm: one SoftbiasLinear call at inference; under a gradient the GELU stays its own kernel', async () => {
+    const { linear, linearGelu } = await import('../layers/linear.js');
+    const { setFusedLinear } = await import('./wasm-batch-matmul.js');
+    const x = tf.randomNormal([10, 24]);
+    const w = tf.randomNormal([24, 16]);
+    const b = tf.randomNormal([16]);
+    const names = async (f: () => tf.Tensor) => (await tf.profile(() => tf.tidy(f))).kernelNames;
+    expect(await names(() => linearGelu(x, w, b))).toEqual(['SoftbiasLinear']);
+    expect(await names(() => linear(x, w, b))).toEqual(['SoftbiasLinear']);
+    const underGrad = await tf.profile(() => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.sum(linearGelu(a, w, b)))(x)));
+    expect(underGrad.kernelNames).toContain('SoftbiasGelu');
+    setFusedLinear(false);
+    try {
+      expect(await names(() => linearGelu(x, w, b))).toEqual(['BatchMatMul', 'Add', 'SoftbiasGelu']);
+    } finally {
+      setFusedLinear(true);
+    }
+    tf.dispose([x, w, b]);
+  });
+});

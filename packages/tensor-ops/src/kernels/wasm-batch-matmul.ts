@@ -121,6 +121,18 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
   const threads = kernelThreads(backend);
   if (wasmBatchMatMulRoute(a.shape, b.shape, transposeA, transposeB, threads) === 'original') return delegate();
   if (!kernel(backend, 'gemm.gemm_f32')) return delegate();
+  return gemm(backend, a, b, transposeA, transposeB, null);
+}
+
+/** The fused epilogue of a product: a bias row added to C (heap address), then GELU when `act` is 1. */
+interface Epilogue {
+  bias: number;
+  act: 0 | 1;
+}
+
+/** C = op(A)·op(B) (+ epilogue) on softbias' GEMM; the caller checked dtypes, ranks and that the GEMM is bound. */
+function gemm(backend: WasmHeapBackend, a: tf.TensorInfo, b: tf.TensorInfo, transposeA: boolean, transposeB: boolean, epi: Epilogue | null): tf.TensorInfo {
+  const threads = kernelThreads(backend);
   const ra = a.shape.length;
   const rb = b.shape.length;
   const M = transposeA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
@@ -187,8 +199,11 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
     const { mb, pb, units: blocks } = gemmBlocking(units, M, N, threads);
     const ntasks = Math.min(blocks, 4095);
     if (chunks === 1) {
-      parallelFor(backend, 'gemm.gemm_f32', ntasks, [aAddr, bp, cAddr, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, bstep, pstep]);
+      parallelFor(backend, 'gemm.gemm_f32', ntasks, [
+        aAddr, bp, cAddr, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, bstep, pstep, epi?.bias ?? 0, epi?.act ?? 0,
+      ]);
     } else {
+      if (epi) throw new Error('softbias GEMM: a fused epilogue needs an unsplit K (the caller checks gemmKSplit)');
       parallelFor(backend, 'gemm.gemm_f32_ksplit', ntasks, [
         aAddr, bp, part, mapAAddr, mapBAddr, batch, M, N, K, sai, sak, sab, sbp, mb, pb, bstep, pstep, chunk,
       ]);
@@ -202,6 +217,91 @@ function batchMatMul(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; at
   } finally {
     freeScratch(backend, scratch);
   }
+}
+
+export const LINEAR_KERNEL = 'SoftbiasLinear';
+
+/**
+ * `SoftbiasLinear`: y = x·w + bias, then GELU when `activation` is 'gelu', for x [M, K], w [K, N], bias [N] (all
+ * float32) in one GEMM call: the bias and GELU are applied per register tile as it is stored (gemm.c's epilogue),
+ * the same float32 operations as BatchMatMul + Add (+ SoftbiasGelu), so the result is bit-identical to the
+ * unfused ops. Only for an unsplit K (`fusedLinearApplies`).
+ */
+function linearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };
+  const { activation = 'none' } = (args.attrs ?? {}) as unknown as { activation?: 'none' | 'gelu' };
+  const backend = args.backend as WasmHeapBackend;
+  for (const t of [x, weight, bias]) {
+    if (t.dtype !== 'float32') throw new Error(`${LINEAR_KERNEL}: expected float32 inputs, got ${t.dtype}`);
+  }
+  if (x.shape.length !== 2 || weight.shape.length !== 2 || bias.shape.length !== 1 || x.shape[1] !== weight.shape[0] || bias.shape[0] !== weight.shape[1]) {
+    throw new Error(`${LINEAR_KERNEL}: expected x [M, K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias.shape}]`);
+  }
+  if (!kernel(backend, 'gemm.gemm_f32')) throw new Error(`${LINEAR_KERNEL}: softbias' GEMM is not bound to this backend`);
+  const [M, K] = x.shape as [number, number];
+  const N = weight.shape[1]!;
+  if (gemmKSplit(1, M, N, K).chunks > 1) throw new Error(`${LINEAR_KERNEL}: K = ${K} is split for [${M}, ${N}]; use matMul + add`);
+  return gemm(backend, x, weight, false, false, { bias: heapAddress(backend, bias), act: activation === 'gelu' ? 1 : 0 });
+}
+
+let fusedLinearEnabled = true;
+
+/** Use `SoftbiasLinear` on wasm (default true); false keeps matMul + add (+ gelu) as separate kernels everywhere. */
+export function setFusedLinear(on: boolean): void {
+  fusedLinearEnabled = on;
+}
+
+/**
+ * Whether a float32 [M, K]·[K, N] + bias linear runs as one `SoftbiasLinear` call now: wasm with softbias' GEMM
+ * bound, the fusion enabled, and an unsplit K (shape only).
+ */
+export function fusedLinearApplies(M: number, K: number, N: number): boolean {
+  return (
+    fusedLinearEnabled &&
+    tf.getBackend() === 'wasm' &&
+    tf.getKernel(LINEAR_KERNEL, 'wasm') !== undefined &&
+    kernel(tf.backend(), 'gemm.gemm_f32') !== null &&
+    gemmKSplit(1, M, N, K).chunks === 1
+  );
+}
+
+/** Whether tfjs records a gradient tape right now (inside tf.grad / variableGrads): no inference-only fusions then. */
+export function recordingGradients(): boolean {
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
+  return state.gradientDepth > 0;
+}
+
+let linearGradientRegistered = false;
+
+/**
+ * Register `SoftbiasLinear` for the `wasm` backend and its gradient (idempotent; after `registerWasmBatchMatMul`).
+ * The gradient is the one of matMul + add (transpose flags, the bias gradient a sum over rows); a GELU epilogue is
+ * for inference only: `linear` never runs it while a gradient is being recorded.
+ */
+export function registerWasmLinear(): boolean {
+  if (!tf.getKernel('BatchMatMul', 'wasm') || !hasSimdBatchMatMul()) return false;
+  if (!linearGradientRegistered && !tf.getGradient(LINEAR_KERNEL)) {
+    linearGradientRegistered = true;
+    tf.registerGradient({
+      kernelName: LINEAR_KERNEL,
+      inputsToSave: ['x', 'weight'],
+      gradFunc: (dy, saved, attrs) => {
+        if ((attrs as { activation?: string }).activation === 'gelu') {
+          throw new Error(`${LINEAR_KERNEL}: the GELU epilogue has no gradient (linear() uses it outside gradients only)`);
+        }
+        const [x, weight] = saved as tf.Tensor[];
+        const g = dy as tf.Tensor;
+        return {
+          x: () => tf.matMul(g, weight!, false, true),
+          weight: () => tf.matMul(x!, g, true, false),
+          bias: () => tf.sum(g, 0),
+        };
+      },
+    });
+  }
+  if (tf.getKernel(LINEAR_KERNEL, 'wasm')) return false;
+  tf.registerKernel({ kernelName: LINEAR_KERNEL, backendName: 'wasm', kernelFunc: linearKernel as unknown as tf.KernelFunc });
+  return true;
 }
 
 /** True when softbias' GEMM is bound to this (wasm) backend's memory, i.e. the kernel does not delegate. */

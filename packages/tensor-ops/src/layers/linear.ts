@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module, type Parameter } from '../module.js';
 import { Rng } from '../rng.js';
 import { truncNormal, uniform, zeros } from '../init.js';
+import { gelu } from './activation.js';
+import { fusedLinearApplies, LINEAR_KERNEL, recordingGradients } from '../kernels/wasm-batch-matmul.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -37,6 +39,11 @@ export class Linear extends Module {
   forward(x: tf.Tensor): tf.Tensor {
     return linear(x, this.weight.value, this.bias?.value ?? null);
   }
+
+  /** `gelu(this.forward(x))`, fused into the product on wasm at inference (`linearGelu`). */
+  forwardGelu(x: tf.Tensor): tf.Tensor {
+    return linearGelu(x, this.weight.value, this.bias?.value ?? null);
+  }
 }
 
 /**
@@ -58,19 +65,46 @@ export function linearInit(
 
 /** Functional linear: `x` [..., in], `w` [in, out] (tfjs layout), `b` [out] or null. */
 export function linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
+  checkLinear(x, w, b);
+  return linearWith(x, w, b, 'none');
+}
+
+/**
+ * `gelu(linear(x, w, b))`. On wasm, outside gradient recording, one `SoftbiasLinear` call with the bias and GELU in
+ * the GEMM's epilogue (bit-identical to the separate kernels); while a gradient is recorded (training) the GELU is
+ * its own kernel, which saves only its input for the backward pass.
+ */
+export function linearGelu(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
+  checkLinear(x, w, b);
+  if (b && !recordingGradients()) return linearWith(x, w, b, 'gelu');
+  return tf.tidy(() => gelu(linearWith(x, w, b, 'none')));
+}
+
+function checkLinear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): void {
   if (w.rank !== 2) throw new Error(`linear: expected a weight of shape [in, out], got [${w.shape}]`);
+  if (x.rank < 1 || x.shape[x.rank - 1] !== w.shape[0]) {
+    throw new Error(`Linear: expected an input of shape [..., ${w.shape[0]}], got [${x.shape}]`);
+  }
+  if (b && (b.rank !== 1 || b.shape[0] !== w.shape[1])) {
+    throw new Error(`linear: expected a bias of shape [${w.shape[1]}], got [${b.shape}]`);
+  }
+}
+
+/** The product on [rows, in], the bias (and GELU) fused on wasm when `fusedLinearApplies`, else separate ops. */
+function linearWith(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, activation: 'none' | 'gelu'): tf.Tensor {
   const inF = w.shape[0]!;
   const outF = w.shape[1]!;
-  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
-    throw new Error(`Linear: expected an input of shape [..., ${inF}], got [${x.shape}]`);
-  }
-  if (b && (b.rank !== 1 || b.shape[0] !== outF)) {
-    throw new Error(`linear: expected a bias of shape [${outF}], got [${b.shape}]`);
-  }
   return tf.tidy(() => {
-    const x2 = x.rank === 2 ? x : tf.reshape(x, [inF === 0 ? 0 : x.size / inF, inF]);
-    let y = tf.matMul(x2, w);
-    if (b) y = tf.add(y, b);
+    const rows = inF === 0 ? 0 : x.size / inF;
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [rows, inF]);
+    let y: tf.Tensor;
+    if (b && x.dtype === 'float32' && w.dtype === 'float32' && b.dtype === 'float32' && rows > 0 && fusedLinearApplies(rows, inF, outF)) {
+      y = tf.engine().runKernel(LINEAR_KERNEL, { x: x2, weight: w, bias: b }, { activation }) as tf.Tensor;
+    } else {
+      y = tf.matMul(x2, w);
+      if (b) y = tf.add(y, b);
+      if (activation === 'gelu') y = gelu(y);
+    }
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
   });
 }

@@ -2,7 +2,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Module } from '../module.js';
 import { Rng } from '../rng.js';
 import { Linear } from './linear.js';
-import { gelu } from './activation.js';
 import { Dropout } from './dropout.js';
 
 export interface MlpOptions {
@@ -32,7 +31,7 @@ export class Mlp extends Module {
   }
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const h = this.drop.forward(gelu(this.fc1.forward(x)));
+      const h = this.drop.forward(this.fc1.forwardGelu(x));
       return this.drop.forward(this.fc2.forward(h));
     });
   }

@@ -203,6 +203,8 @@ export function flopsOf(name: string, inputs: number[][], outputs: number[][]): 
     return m > 0 && batchA > 0 ? (2 * size(out) * size(a)) / (batchA * m) : undefined;
   }
   const w = inputs[1];
+  // softbias' fused linear (wasm): x [M, K], weight [K, N] (+ bias, GELU) → [M, N].
+  if (name === 'SoftbiasLinear') return w && w.length === 2 ? 2 * size(out) * w[0]! : undefined;
   if (!w || w.length !== 4) return undefined;
   if (name === 'DepthwiseConv2dNative' || name === 'FusedDepthwiseConv2D') return 2 * size(out) * w[0]! * w[1]!;
   if (name === 'Conv2D' || name === 'FusedConv2D') return 2 * size(out) * w[0]! * w[1]! * w[2]!;

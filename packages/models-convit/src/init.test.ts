@@ -1,13 +1,16 @@
-/** Model checks that do not depend on the backend (JS-side init, validation): run once, in the cpu project. */
+/**
+ * Seeded timm init, parameter count and input validation. They allocate tensors, so they run on every backend
+ * (a `*.pure.test.ts` touches no backend).
+ */
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, it, expect } from 'vitest';
-import { loadFixture } from '@softbias/test-utils';
+import { it, expect } from 'vitest';
+import { describeBackend, loadFixture } from '@softbias/test-utils';
 import { createModel } from '@softbias/models-convit';
 import { overridesFor } from '../test/helpers.js';
 
 const micro = overridesFor(loadFixture('convit_micro'));
 
-describe('models-convit: seeded timm init, parameter count, input validation', () => {
+describeBackend('models-convit: seeded timm init, parameter count, input validation', () => {
   it('a model built twice with the same seed is identical; another seed differs', async () => {
     const a = createModel('convit_tiny', { ...micro, seed: 42 });
     const b = createModel('convit_tiny', { ...micro, seed: 42 });

@@ -1,30 +1,21 @@
 /**
- * The models under test, through the packages' public API only (createModel / loadWeights / forward / train).
+ * The models under test, through the packages' public API only: the one model registry of
+ * `@softbias/tensor-ops/models` (create / loadWeights / forward / train), which the family packages register into.
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import type { Parameter } from '@softbias/tensor-ops';
-import { createModel as createConvit } from '@softbias/models-convit';
-import { createModel as createConvnext } from '@softbias/models-convnextv2';
+import '@softbias/models-convit'; // registers the ConViT family
+import '@softbias/models-convnextv2'; // registers the ConvNeXt V2 family
+import { models, type VisionModel } from '@softbias/tensor-ops/models';
 
-/** What the benchmark needs from a model (both families expose it). */
-export interface BenchModel {
-  forward(x: tf.Tensor): tf.Tensor;
-  train(mode?: boolean): unknown;
-  eval(): unknown;
-  trainableParameters(): [string, Parameter][];
-  numParameters(trainableOnly?: boolean): number;
-  loadWeights(source: Uint8Array, opts?: { skipHead?: boolean }): Promise<unknown>;
-  dispose(): void;
-}
+/** What the benchmark needs from a model: the shared model contract. */
+export type BenchModel = VisionModel;
 
 export const DEFAULT_MODELS = ['convit_tiny', 'convit_tiny_deit', 'convnextv2_atto'] as const;
 
-export function family(name: string): 'convit' | 'convnextv2' {
-  if (name.startsWith('convnextv2')) return 'convnextv2';
-  if (name.startsWith('convit')) return 'convit';
-  throw new Error(`benchmark: unknown model '${name}' (convit_* or convnextv2_*)`);
+/** The family of a registered model name ('convit', 'convnextv2', …); throws naming the registered ones. */
+export function family(name: string): string {
+  return models.get(name).family;
 }
 
 export function createBenchModel(name: string): BenchModel {
-  return (family(name) === 'convit' ? createConvit(name) : createConvnext(name)) as unknown as BenchModel;
+  return models.create(name);
 }

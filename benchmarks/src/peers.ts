@@ -153,7 +153,7 @@ export async function exportPeerFiles(onnxDir: string, models: string[]): Promis
   mkdirSync(onnxDir, { recursive: true });
   for (const m of models) {
     const base = join(onnxDir, ONNX_NAME[m]!);
-    const model = createBenchModel(m) as unknown as { saveWeights(path: string): Promise<Uint8Array>; dispose(): void };
+    const model = createBenchModel(m);
     try {
       await model.saveWeights(`${base}.safetensors`);
       const r = await writeOnnx(model, `${base}.onnx`, { opset: 17 });

@@ -107,7 +107,7 @@ export async function prepareAssets(opts: {
       if (name === fixtureName && fx.io.has('logits')) prepared.referenceLogits = Array.from(fx.io.getFloat32('logits').data);
     } else {
       if (tf.getBackend() !== 'cpu') await setupBackend('cpu');
-      const model = createBenchModel(name) as unknown as Module;
+      const model = createBenchModel(name);
       weights = await saveSafetensorsBytes(model);
       model.dispose();
       prepared.weightsFrom = 'createModel initialisation';

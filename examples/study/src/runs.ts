@@ -7,7 +7,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path';
 import { DataLoader, subset, subsamplePerClass, type ImageDataset } from '@softbias/data';
 import { fit } from '@softbias/train';
-import { createFcmae, createModel as createConvNeXt, loadModel as loadConvNeXt, type ConvNeXtV2 } from '@softbias/models-convnextv2';
+import '@softbias/models-convnextv2'; // registers ConvNeXt V2 into the one model registry
+import { createFcmae } from '@softbias/models-convnextv2/fcmae';
+import { models, type VisionModel } from '@softbias/tensor-ops/models';
 import { runExperiment, type EpochPoint } from '@softbias/experiments';
 import type { StudyRun } from './plan.js';
 
@@ -210,13 +212,13 @@ async function fcmaeRun(run: StudyRun, ctx: RunContext, tick: () => void): Promi
 async function convnextRun(run: StudyRun, ctx: RunContext, tick: () => void): Promise<RunResult> {
   const picked = subsamplePerClass(ctx.train.labels, { fraction: run.fraction, seed: ctx.seed, numClasses: ctx.train.numClasses });
   const train = subset(ctx.train, picked);
-  let model: ConvNeXtV2;
+  let model: VisionModel;
   if (run.initFrom) {
     const path = ctx.encoders?.[run.initFrom];
     if (!path || !existsSync(path)) throw new Error(`${run.id}: needs the encoder of run '${run.initFrom}', which has not finished`);
-    model = await loadConvNeXt(path, { seed: ctx.seed });
+    model = await models.fromFile(path, { seed: ctx.seed });
   } else {
-    model = createConvNeXt('convnextv2_atto', {
+    model = models.create('convnextv2_atto', {
       depths: run.depths!,
       dims: run.dims!,
       inChans: ctx.train.imageShape[2],

@@ -1,41 +1,19 @@
 /**
- * What the page does with a model, free of the DOM: load one from safetensors bytes (ConViT or ConvNeXt V2,
- * recognised from the file), classify a preprocessed image, and read its gates and attention maps.
+ * What the page does with a model, free of the DOM: load one from safetensors bytes (any registered family,
+ * through the one registry of `@softbias/tensor-ops/models`), classify a preprocessed image, and read a
+ * ConViT's gates and attention maps.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { parseSafetensors, type SafetensorsFile } from '@softbias/tensor-ops';
-import { ConVit, loadModel as loadConvit } from '@softbias/models-convit';
-import { ConvNeXtV2, loadModel as loadConvnext } from '@softbias/models-convnextv2';
+import { models, preprocess, readWeights, type VisionModel, type WeightsFile } from '@softbias/tensor-ops/models';
+import { ConViT } from '@softbias/models-convit'; // also registers the ConViT family
+import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2 (and FCMAE files)
 
 export type DemoModel =
-  | { kind: 'convit'; model: ConVit; labels: string[] | null; description: string }
-  | { kind: 'convnextv2'; model: ConvNeXtV2; labels: string[] | null; description: string };
-
-/** Which family a weights file holds: its saved config, else its timm / official key names. */
-export function familyOf(file: SafetensorsFile): 'convit' | 'convnextv2' {
-  const names = new Set(file.names());
-  const config = file.metadata['config'];
-  if (config) {
-    try {
-      const c = JSON.parse(config) as { architecture?: string };
-      if (c.architecture === 'convnextv2') return 'convnextv2';
-      if (c.architecture === 'fcmae') throw new Error('this file holds an FCMAE pre-training model: fine-tune it into a classifier first');
-    } catch (e) {
-      if (!(e instanceof SyntaxError)) throw e;
-    }
-  }
-  if (file.metadata['library'] === '@softbias/models-convit' || names.has('cls_token') || names.has('blocks.0.attn.proj.weight')) {
-    return 'convit';
-  }
-  if (names.has('stem.0.weight') || names.has('downsample_layers.0.0.weight')) return 'convnextv2';
-  throw new Error(
-    'not a ConViT or ConvNeXt V2 checkpoint: expected timm names such as cls_token / blocks.0.attn.* (ConViT) or ' +
-      'stem.0.weight / downsample_layers.0.0.weight (ConvNeXt V2)',
-  );
-}
+  | { kind: 'convit'; model: ConViT; labels: string[] | null; description: string }
+  | { kind: 'classifier'; family: string; model: VisionModel; labels: string[] | null; description: string };
 
 /** Class names stored in `__metadata__.labels` (a JSON array of strings), when they fit the classifier. */
-function labelsOf(file: SafetensorsFile, numClasses: number): string[] | null {
+function labelsOf(file: WeightsFile, numClasses: number): string[] | null {
   const raw = file.metadata['labels'];
   if (!raw) return null;
   try {
@@ -47,32 +25,35 @@ function labelsOf(file: SafetensorsFile, numClasses: number): string[] | null {
   return null;
 }
 
-export async function loadDemoModel(bytes: Uint8Array): Promise<DemoModel> {
-  const file = parseSafetensors(bytes);
-  if (familyOf(file) === 'convit') {
-    const model = await loadConvit(file);
+function describe(model: VisionModel, family: string): string {
+  const params = `${(model.numParameters() / 1e6).toFixed(2)} M parameters`;
+  if (model instanceof ConViT) {
     const c = model.config;
     const gpsa = model.blocks.items.filter((b) => b.attn.kind === 'gpsa').length;
-    return {
-      kind: 'convit',
-      model,
-      labels: labelsOf(file, model.numClasses),
-      description:
-        `${model.name}: ${c.imgSize[0]}×${c.imgSize[1]} input, ${model.gridSize[0]}×${model.gridSize[1]} patches of ${c.patchSize} px, ` +
-        `${c.embedDim} wide, ${c.numHeads} heads, ${c.depth} blocks (${gpsa} GPSA), ${model.numClasses} classes, ` +
-        `${(model.numParameters() / 1e6).toFixed(2)} M parameters`,
-    };
+    return (
+      `${model.name}: ${c.imgSize[0]}×${c.imgSize[1]} input, ${model.gridSize[0]}×${model.gridSize[1]} patches of ${c.patchSize} px, ` +
+      `${c.embedDim} wide, ${c.numHeads} heads, ${c.depth} blocks (${gpsa} GPSA), ${model.numClasses} classes, ${params}`
+    );
   }
-  const model = await loadConvnext(file);
-  const c = model.config;
-  return {
-    kind: 'convnextv2',
-    model,
-    labels: labelsOf(file, model.numClasses),
-    description:
+  if (model instanceof ConvNeXtV2) {
+    const c = model.config;
+    return (
       `ConvNeXt V2 (${c.name ?? 'custom'}): depths ${c.depths.join('-')}, dims ${c.dims.join('-')}, ${model.numClasses} classes, ` +
-      `${(model.numParameters() / 1e6).toFixed(2)} M parameters (no attention maps: a pure ConvNet)`,
-  };
+      `${params} (no attention maps: a pure ConvNet)`
+    );
+  }
+  return `${family}: ${model.numClasses} classes, ${params}`;
+}
+
+/** Rebuild the model a weights file holds (its family told by the registry), with its class names. */
+export async function loadDemoModel(bytes: Uint8Array): Promise<DemoModel> {
+  const file = await readWeights(bytes);
+  const family = models.familyOf(file).name;
+  const model = await models.fromFile(file);
+  const labels = labelsOf(file, model.numClasses);
+  const description = describe(model, family);
+  if (model instanceof ConViT) return { kind: 'convit', model, labels, description };
+  return { kind: 'classifier', family, model, labels, description };
 }
 
 /** An RGBA image as the browser decodes it. */
@@ -82,17 +63,15 @@ export interface Rgba {
   height: number;
 }
 
-/** The model's eval transform (resize, crop, normalise) → [1, H, W, 3]. */
+/** The model's eval transform (timm's: resize, crop, normalise; the same for every family) → [1, H, W, 3]. */
 export function preprocessFor(m: DemoModel, image: Rgba): tf.Tensor4D {
-  const input = { data: image.data, width: image.width, height: image.height, channels: 4 as const };
-  return m.kind === 'convit' ? m.model.preprocess(input) : m.model.preprocess(input);
+  const input = { data: image.data, width: image.width, height: image.height, channels: 4 };
+  return m.kind === 'convit' ? preprocess(input, m.model, { size: m.model.config.imgSize }) : preprocess(input, m.model);
 }
 
 /** The preprocessed input back in [0, 1] RGB (for display), [H, W, 3] row-major. */
 export async function displayPixels(m: DemoModel, x: tf.Tensor4D): Promise<{ rgb: Float32Array; height: number; width: number }> {
-  const p = m.kind === 'convit' ? m.model.pretrainedConfig : m.model.pretrained;
-  const mean = p?.mean ?? [0.485, 0.456, 0.406];
-  const std = p?.std ?? [0.229, 0.224, 0.225];
+  const { mean, std } = m.model.pretrainedConfig;
   const data = (await x.data()) as Float32Array;
   const [, height, width] = x.shape;
   const rgb = new Float32Array(height * width * 3);
@@ -138,7 +117,7 @@ export interface LayerMaps {
 }
 
 /** Every attention layer's maps for a single image x [1, H, W, 3]. */
-export async function attentionOf(model: ConVit, x: tf.Tensor4D): Promise<LayerMaps[]> {
+export async function attentionOf(model: ConViT, x: tf.Tensor4D): Promise<LayerMaps[]> {
   const maps = model.attentionMaps(x);
   const out: LayerMaps[] = [];
   try {

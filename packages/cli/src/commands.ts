@@ -19,8 +19,8 @@ import {
 import { fit, evaluate } from '@softbias/train';
 import type { TrainSettings } from '@softbias/experiments';
 import { ConfusionMatrix, countMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
-import type { ConVit } from '@softbias/models-convit';
-import type { ConvNeXtV2 } from '@softbias/models-convnextv2';
+import { ConViT } from '@softbias/models-convit';
+import { ConvNeXtV2 } from '@softbias/models-convnextv2';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
 import { checkTrainingMemory, convitPatchSize, explainOutOfMemory } from './memory.js';
 
@@ -81,9 +81,9 @@ export function fitOverrides(family: Family, data: ImageDataset, given: Record<s
 }
 
 /** Input size a model needs for a dataset (ConvNeXt V2 needs ≥ 32 pixels: smaller images are resized). */
-function inputSize(family: Family, model: AnyModel, data: ImageDataset): [number, number] {
-  if (family === 'convit') {
-    const s = (model as unknown as ConVit).config.imgSize;
+function inputSize(model: AnyModel, data: ImageDataset): [number, number] {
+  if (model instanceof ConViT) {
+    const s = model.config.imgSize;
     return [s[0], s[1]];
   }
   const [H, W] = data.imageShape;
@@ -121,7 +121,7 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
   const [imgH, imgW] = data.train.imageShape; // ConvNeXt V2 trains on max(32, H) × max(32, W) (inputSize)
   checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend(), [Math.max(32, imgH), Math.max(32, imgW)]);
   const model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
-  const size = inputSize(family, model, data.train);
+  const size = inputSize(model, data.train);
   log(`model: ${a.model} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);
   const out = resolve(a.out);
   mkdirSync(out, { recursive: true });
@@ -189,9 +189,9 @@ export async function evalCmd(a: EvalArgs, log: (s: string) => void): Promise<vo
   const info = await setupBackend(a.backend);
   log(`backend: ${info.backend} (${info.reason})`);
   const data = await loadData(a);
-  const { family, model } = await loadAnyModel(a.weights);
+  const { model } = await loadAnyModel(a.weights);
   try {
-    const size = inputSize(family, model, data.test);
+    const size = inputSize(model, data.test);
     const r = await evaluate(model, new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches());
     log(`${a.weights}: top-1 ${(100 * r.top1).toFixed(2)}%, top-5 ${(100 * r.top5).toFixed(2)}%, loss ${r.loss.toFixed(4)} over ${r.count} images`);
     const cm = new ConfusionMatrix(data.test.numClasses);
@@ -215,18 +215,15 @@ export interface InspectArgs extends DataChoice {
 
 export async function inspect(a: InspectArgs, log: (s: string) => void): Promise<void> {
   await setupBackend(a.backend);
-  let family: Family;
   let model: AnyModel;
-  if (a.weights) ({ family, model } = await loadAnyModel(a.weights));
-  else if (a.model) {
-    family = familyOf(a.model);
-    model = createAnyModel(a.model, a.overrides);
-  } else throw new Error('inspect needs --weights FILE or --model NAME');
+  if (a.weights) ({ model } = await loadAnyModel(a.weights));
+  else if (a.model) model = createAnyModel(a.model, a.overrides);
+  else throw new Error('inspect needs --weights FILE or --model NAME');
   try {
     const params = countParameters(model);
     log(`parameters: ${params.total.toLocaleString('en')} (${params.trainable.toLocaleString('en')} trainable)`);
-    if (family === 'convit') {
-      const m = model as unknown as ConVit;
+    if (model instanceof ConViT) {
+      const m = model;
       const c = m.config;
       log(`config: ${JSON.stringify({ ...c, mixers: undefined })}`);
       // Each block's mixer counts its own MACs (GPSA, MHSA, window, dwconv, ff-patches).
@@ -247,13 +244,12 @@ export async function inspect(a: InspectArgs, log: (s: string) => void): Promise
           tf.dispose([b.x, b.y]);
         }
       }
-    } else {
-      const m = model as unknown as ConvNeXtV2;
-      const c = m.config;
+    } else if (model instanceof ConvNeXtV2) {
+      const c = model.config;
       log(`config: ${JSON.stringify(c)}`);
       const macs = convnextv2Macs({ imgSize: 224, inChans: c.inChans, depths: c.depths, dims: c.dims, numClasses: c.numClasses });
       log(`MACs per 224×224 image: ${(macs.total / 1e9).toFixed(3)} G`);
-    }
+    } else log(`config: ${JSON.stringify(model.config)}`);
   } finally {
     model.dispose();
   }
@@ -271,14 +267,13 @@ export interface BenchArgs {
 export async function bench(a: BenchArgs, log: (s: string) => void): Promise<void> {
   const info = await setupBackend(a.backend, { threads: a.threads });
   log(`backend: ${info.backend} (${info.reason})`);
-  const family = familyOf(a.model);
   const model = createAnyModel(a.model, a.overrides);
   try {
-    const size: [number, number] =
-      family === 'convit' ? ((model as unknown as ConVit).config.imgSize as [number, number]) : [224, 224];
-    const C = family === 'convit' ? (model as unknown as ConVit).config.inChans : (model as unknown as ConvNeXtV2).config.inChans;
+    // The model's own input: ConViT's configured image size, else the pretrained config's (224 px).
+    const [C, H, W] = model.pretrainedConfig.inputSize;
+    const size: [number, number] = model instanceof ConViT ? [model.config.imgSize[0], model.config.imgSize[1]] : [H, W];
     for (const b of a.batch) {
-      const x = tf.randomNormal([b, size[0], size[1], C], 0, 1, 'float32', 1);
+      const x = tf.randomNormal([b, size[0], size[1], model instanceof ConViT ? model.config.inChans : C], 0, 1, 'float32', 1);
       const r = await measureThroughput(async () => {
         const y = model.forward(x);
         await y.data();

@@ -4,10 +4,13 @@
  * output `logits`; an FCMAE file gives its encoder's dense-masked form (inputs `input` and `mask`).
  */
 import { parseArgs } from 'node:util';
-import { type BackendRequest, readSafetensors, setupBackend } from '@softbias/tensor-ops';
-import { loadFcmae } from '@softbias/models-convnextv2';
+import { type BackendRequest, setupBackend } from '@softbias/tensor-ops';
+import { models, readWeights } from '@softbias/tensor-ops/models';
+import { ConViT } from '@softbias/models-convit';
+import { ConvNeXtV2 } from '@softbias/models-convnextv2';
+import { FCMAE_FAMILY, loadFcmae } from '@softbias/models-convnextv2/fcmae';
 import { type ExportableModel, MAX_OPSET, MIN_OPSET, writeOnnx } from '@softbias/onnx';
-import { loadAnyModel } from './models.js';
+import './models.js'; // registers every family
 
 export const EXPORT_USAGE = `softbias export MODEL.safetensors MODEL.onnx [options]
   --opset N          ONNX opset, ${MIN_OPSET}…${MAX_OPSET} (default 17)
@@ -73,17 +76,20 @@ export function parseExportArgs(argv: string[]): ExportArgs {
 
 export async function exportCmd(a: ExportArgs, log: (s: string) => void): Promise<void> {
   await setupBackend(a.backend);
-  const file = await readSafetensors(a.weights);
-  const isFcmae = file.names().some((n) => n.startsWith('encoder.stem.')) && file.names().includes('mask_token');
+  // The one place a file's family is told: the model registry (metadata, else tensor names).
+  const file = await readWeights(a.weights);
+  let family = models.familyOf(file).name;
   let model: ExportableModel & { dispose(): void };
-  let family: string;
-  if (isFcmae) {
+  if (family === FCMAE_FAMILY) {
     model = await loadFcmae(file);
     family = 'fcmae (encoder, dense-masked form)';
   } else {
-    const r = await loadAnyModel(a.weights);
-    model = r.model as unknown as ExportableModel & { dispose(): void };
-    family = r.family;
+    const m = await models.fromFile(file);
+    if (!(m instanceof ConViT) && !(m instanceof ConvNeXtV2)) {
+      m.dispose();
+      throw new Error(`softbias export: no ONNX exporter for the '${family}' family (ConViT, ConvNeXt V2 and FCMAE files export)`);
+    }
+    model = m;
   }
   try {
     const r = await writeOnnx(model, a.out, {

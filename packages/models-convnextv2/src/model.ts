@@ -94,10 +94,11 @@ export class ConvNeXtV2 extends ConvNeXtV2Trunk implements VisionModel<ConvNeXtV
     this.head = this.registerModule('head', new ConvNeXtV2Head(dims[3], config.numClasses, this.rng, config.headInitScale));
   }
 
-  /** Input size, crop and normalisation (the registered size's, or ImageNet's at 224 px), with this model's classes. */
+  /** Input size, crop and normalisation (the registered size's, or ImageNet's at 224 px), with this model's channels and classes. */
   get pretrainedConfig(): PretrainedConfig {
     const base = this._pretrainedConfig ?? customPretrainedConfig(this.config.numClasses, this.config.inChans);
-    return { ...base, numClasses: this.config.numClasses };
+    const [, h, w] = base.inputSize;
+    return { ...base, inputSize: [this.config.inChans, h, w], numClasses: this.config.numClasses };
   }
 
   get numClasses(): number {

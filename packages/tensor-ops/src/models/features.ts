@@ -29,7 +29,7 @@ export function featureTakeIndices(numFeatures: number, indices?: number | reado
     take = indices.map((i) => {
       const j = typeof i === 'number' && i < 0 ? numFeatures + i : i;
       if (!Number.isInteger(j) || j < 0 || j >= numFeatures) {
-        throw new RangeError(`forwardIntermediates: feature index ${i} is out of range (0 to ${numFeatures - 1}, or -${numFeatures} to -1)`);
+        throw new RangeError(`forwardIntermediates: indices ${JSON.stringify(indices)}: feature index ${i} is out of range (0 to ${numFeatures - 1}, or -${numFeatures} to -1)`);
       }
       return j;
     });

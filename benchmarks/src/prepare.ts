@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng, parseSafetensors, saveSafetensorsBytes, serializeSafetensors, setupBackend, type Module, type WriteTensor } from '@softbias/tensor-ops';
+import { Rng, parseSafetensors, serializeSafetensors, setupBackend, type WriteTensor } from '@softbias/tensor-ops';
 import { createBenchModel } from './models.js';
 
 export interface PreparedModel {
@@ -108,7 +108,7 @@ export async function prepareAssets(opts: {
     } else {
       if (tf.getBackend() !== 'cpu') await setupBackend('cpu');
       const model = createBenchModel(name);
-      weights = await saveSafetensorsBytes(model);
+      weights = await model.saveWeights(); // the one writer (timm names, the metadata rule)
       model.dispose();
       prepared.weightsFrom = 'createModel initialisation';
     }

@@ -5,21 +5,14 @@
  * The entry prints one line `RESULT <json>`; that JSON is returned.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, existsSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSync } from 'esbuild';
+import { softbiasSources } from '../scripts/source-aliases.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-function aliases(): Record<string, string> {
-  const alias: Record<string, string> = {};
-  for (const dir of readdirSync(join(root, 'packages'))) {
-    const src = join(root, 'packages', dir, 'src', 'index.ts');
-    if (existsSync(src)) alias[`@softbias/${dir}`] = src;
-  }
-  return alias;
-}
 
 export interface ChildResult<T> {
   status: number | null;
@@ -39,7 +32,8 @@ export function runTsInChild<T = unknown>(entry: string, opts: { env?: Record<st
     format: 'esm',
     target: 'node20',
     outfile,
-    alias: aliases(),
+    // esbuild's alias takes the longest matching name, so '@softbias/x/sub' maps to its own source.
+    alias: Object.fromEntries(softbiasSources(root)),
     external: ['@tensorflow/*', 'webgpu', 'esbuild', 'vitest'],
     logLevel: 'error',
   });

@@ -6,10 +6,10 @@ import {
   type SerializeOptions,
   type WeightsSource,
   type WriteTensor,
-  readSafetensors,
   serializeSafetensors,
   writeFileAtomic,
 } from './safetensors.js';
+import { readWeights } from './models/weights.js';
 
 /** Every tensor of a file as float32 data with its (PyTorch) shape, keyed by name. */
 export function stateDictFromSafetensors(file: SafetensorsFile): Map<string, { data: Float32Array; shape: number[] }> {
@@ -18,18 +18,18 @@ export function stateDictFromSafetensors(file: SafetensorsFile): Map<string, { d
   return out;
 }
 
-/** Load a safetensors file into a module by name (strict by default; see `Module.loadStateDict`). */
+/**
+ * Load a safetensors file into a module by name (strict by default; see `Module.loadStateDict`). Reads through
+ * `readWeights` (`@softbias/tensor-ops/models`), the one reader; integer tensors are converted as before,
+ * non-finite values refused by `loadStateDict` unless `allowNonFinite`.
+ */
 export async function loadSafetensorsInto(
   module: Module,
   source: WeightsSource | SafetensorsFile,
   opts: LoadStateDictOptions = {},
 ): Promise<LoadStateDictResult> {
-  const file = isFile(source) ? source : await readSafetensors(source);
-  return module.loadStateDict(stateDictFromSafetensors(file), opts);
-}
-
-function isFile(s: unknown): s is SafetensorsFile {
-  return typeof s === 'object' && s !== null && typeof (s as SafetensorsFile).getFloat32 === 'function';
+  const w = await readWeights(source);
+  return module.loadStateDict(w.stateDict({ allowIntegerCast: true, allowNonFinite: true }), opts);
 }
 
 /** Read a map of tensors to float32 host data (async, so WebGPU reads back without blocking). */

@@ -13,6 +13,7 @@ export {
 } from './backend.js';
 export { gradientsRegistered, REQUIRED_GRADIENTS } from './gradients.js';
 export { useLeanGradients, leanGradientsActive } from './lean-gradients.js';
+export { gradCheckpoint } from './grad-checkpoint.js';
 export {
   Module,
   ModuleList,

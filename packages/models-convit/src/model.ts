@@ -15,6 +15,8 @@ import {
   Rng,
   type LoadStateDictResult,
   StateDictError,
+  assertImageBatch,
+  gradCheckpoint,
   truncNormal,
 } from '@softbias/tensor-ops';
 import {
@@ -25,6 +27,7 @@ import {
   type ImageInput,
   type LoadWeightsOptions as ContractLoadWeightsOptions,
   type PretrainedConfig,
+  type SaveWeightsOptions,
   type VisionModel,
   type WeightsInput,
   featureTakeIndices,
@@ -212,6 +215,19 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
     });
   }
 
+  /** Recompute each block's activations in the backward pass instead of keeping them (`setGradCheckpointing`). */
+  gradCheckpointing = false;
+
+  /**
+   * timm's `set_grad_checkpointing`: while training, each block keeps only its input and recomputes its
+   * activations in the backward pass (about one more forward of compute, much less memory: larger batches).
+   * Same results (`gradCheckpoint` replays DropPath's random masks). Returns the model.
+   */
+  setGradCheckpointing(enable = true): this {
+    this.gradCheckpointing = enable;
+    return this;
+  }
+
   /**
    * The one block loop: embed `x`, run blocks 0 … `last` (one tf.tidy each; the class token is concatenated
    * before block localUpToLayer), calling `hooks` around each, and return the tokens after block `last`
@@ -228,7 +244,9 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
         if (joined) input.dispose();
         break;
       }
-      const next = tf.tidy(() => this.blocks.at(i).forward(input, this.gridSize, this.prefixAt(i)));
+      const blk = this.blocks.at(i);
+      const run = (t: tf.Tensor) => blk.forward(t, this.gridSize, this.prefixAt(i));
+      const next = tf.tidy(() => (this.gradCheckpointing ? gradCheckpoint(blk, input, run) : run(input)));
       if (joined) input.dispose();
       h.dispose();
       h = next;
@@ -239,6 +257,7 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
 
   /** timm `forward_features`: the final-normed tokens [B, N+1, C] (class token at index 0). */
   forwardFeatures(x: tf.Tensor): tf.Tensor {
+    assertImageBatch(x, { name: `${this.name}.forwardFeatures`, model: this });
     const h = this.forwardBlocks(x, this._config.depth - 1);
     const out = tf.tidy(() => this.norm.forward(h));
     h.dispose();
@@ -265,6 +284,7 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
 
   /** Logits [B, numClasses] (pre-logits when numClasses is 0) for NHWC images [B, H, W, C]. */
   forward(x: tf.Tensor): tf.Tensor {
+    assertImageBatch(x, { name: `${this.name}.forward`, model: this });
     const f = this.forwardFeatures(x);
     const y = this.forwardHead(f);
     f.dispose();
@@ -277,6 +297,7 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
    * truncated trunk (as timm); `intermediatesOnly` stops there too and returns `features: null`.
    */
   forwardIntermediates(x: tf.Tensor, opts: ForwardIntermediatesOptions = {}): ForwardIntermediatesResult {
+    assertImageBatch(x, { name: `${this.name}.forwardIntermediates`, model: this });
     const depth = this._config.depth;
     const { indices: take, maxIndex } = featureTakeIndices(depth, opts.indices);
     const fmt = opts.outputFmt ?? 'NHWC';
@@ -420,13 +441,15 @@ export class ConViT extends Module implements VisionModel<ConvitConfig> {
    * Save the weights as safetensors with timm names and PyTorch layouts (timm loads the file), under the one
    * metadata rule of `writeWeights`: `arch` (the registry name), `family: 'convit'`, `config` (the resolved
    * architecture). With a path (Node) the file is written atomically; the bytes are returned either way.
+   * `dtype: 'float16' | 'bfloat16'` halves the file.
    */
-  saveWeights(path?: string): Promise<Uint8Array> {
+  saveWeights(path?: string, opts: SaveWeightsOptions = {}): Promise<Uint8Array> {
     return writeWeights(this, {
       arch: this.name,
       family: CONVIT_FAMILY,
       config: this._config,
       ...(path !== undefined ? { path } : {}),
+      ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}),
     });
   }
 

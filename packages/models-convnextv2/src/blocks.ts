@@ -13,6 +13,7 @@ import {
   Linear,
   DropPath,
   PatchProj,
+  gradCheckpoint,
   truncNormal,
   zeros,
 } from '@softbias/tensor-ops';
@@ -153,11 +154,13 @@ export class ConvNeXtV2Stage extends Module {
     for (let j = 0; j < depth; j++) blocks.push(new ConvNeXtV2Block(dim, { dropPath: opts.dropPathRates?.[j] ?? 0, rng }));
     this.blocks = this.registerModule('blocks', new ModuleList(blocks));
   }
+  /** Recompute each block's activations in the backward pass instead of keeping them (`setGradCheckpointing`). */
+  gradCheckpointing = false;
   /** Runs downsample and blocks, one `tf.tidy` each; intermediates are freed, the input is not. */
   forward(x: tf.Tensor): tf.Tensor {
     let y = this.downsample ? this.downsample.forward(x) : x;
     for (const block of this.blocks) {
-      const next = block.forward(y);
+      const next = this.gradCheckpointing ? gradCheckpoint(block, y, (t) => block.forward(t)) : block.forward(y);
       if (y !== x) y.dispose();
       y = next;
     }

@@ -47,6 +47,16 @@ export class ConvNeXtV2Trunk extends Module {
   }
 
   /**
+   * timm's `set_grad_checkpointing`: while training, each block keeps only its input and recomputes its
+   * activations in the backward pass (about one more forward of compute, much less memory: larger batches).
+   * Same results (`gradCheckpoint` replays DropPath's random masks). Returns the model.
+   */
+  setGradCheckpointing(enable = true): this {
+    for (const stage of this.stages) stage.gradCheckpointing = enable;
+    return this;
+  }
+
+  /**
    * Stem, then stages 0…`last`, one `tf.tidy` per block. Stage outputs for which `keep(i)` holds are kept
    * (returned in `kept`, stage order); `out` is the last stage's output (possibly also in `kept`). The input
    * is not disposed.

@@ -66,6 +66,8 @@ export interface VisionModel<Config = unknown> extends Module {
   forwardIntermediates(x: tf.Tensor, opts?: ForwardIntermediatesOptions): ForwardIntermediatesResult;
   /** A fresh classifier with `numClasses` outputs (0 = none). */
   resetClassifier(numClasses: number): void;
+  /** timm's `set_grad_checkpointing`: recompute each block in the backward pass (less memory while training). */
+  setGradCheckpointing?(enable?: boolean): this;
   /** Load weights (safetensors bytes, path, URL, `Response`/`Blob`, parsed file, `WeightsFile` or state dict). */
   loadWeights(source: WeightsInput, opts?: LoadWeightsOptions): Promise<LoadStateDictResult>;
   /** The weights as safetensors bytes (timm names, `writeWeights`' metadata); also written to `path` in Node. */

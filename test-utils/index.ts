@@ -251,3 +251,18 @@ export async function expectNoLeak<T>(fn: () => T | Promise<T>, label = 'tensors
   expect(tf.memory().numTensors, `${label}: tensor count after`).toBe(before);
   return r;
 }
+
+/**
+ * One training-style step for checks that compare two ways of computing gradients: the loss mean(model(x)²),
+ * every parameter's gradient (host copies, in `parameters()` order) and the step's peak tensor bytes.
+ */
+export async function gradientStep(model: { forward(x: tf.Tensor): tf.Tensor; parameters(): { variable: tf.Variable }[] }, x: tf.Tensor): Promise<{ loss: number; grads: Float32Array[]; peak: number }> {
+  const vars = model.parameters().map((p) => p.variable);
+  let out: { loss: number; grads: Float32Array[] } | null = null;
+  const prof = await tf.profile(async () => {
+    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(model.forward(x))) as tf.Scalar, vars);
+    out = { loss: (await value.data())[0]!, grads: await Promise.all(vars.map(async (v) => (await grads[v.name]!.data()) as Float32Array)) };
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+  return { ...out!, peak: prof.peakBytes };
+}

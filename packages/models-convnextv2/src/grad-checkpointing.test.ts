@@ -1,27 +1,19 @@
 /**
- * setGradCheckpointing: a training step's loss and every gradient equal the step without it (bit for bit, with
- * stochastic depth on), at a lower peak of tensor memory.
+ * setGradCheckpointing: a training step's loss and every gradient equal the step without it (bit for bit, with stochastic depth on), at a lower peak of tensor memory.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
-import { describeBackend } from '@softbias/test-utils';
+import { describeBackend, gradientStep } from '@softbias/test-utils';
 import { createModel } from '@softbias/models-convnextv2';
 
 async function step(checkpointing: boolean) {
   const m = createModel('convnextv2_custom', { depths: [2, 2, 2, 2], dims: [8, 16, 24, 32], numClasses: 5, dropPathRate: 0.3, seed: 3 });
-  m.train();
-  m.setGradCheckpointing(checkpointing);
+  m.train().setGradCheckpointing(checkpointing);
   const x = tf.randomNormal([2, 64, 64, 3], 0, 1, 'float32', 2);
-  const vars = m.parameters().map((p) => p.variable);
-  let out: { loss: number; grads: Float32Array[] } | null = null;
-  const prof = await tf.profile(async () => {
-    const { value, grads } = tf.variableGrads(() => tf.mean(tf.square(m.forward(x))) as tf.Scalar, vars);
-    out = { loss: (await value.data())[0]!, grads: await Promise.all(vars.map(async (v) => (await grads[v.name]!.data()) as Float32Array)) };
-    tf.dispose([value, ...Object.values(grads)]);
-  });
+  const r = await gradientStep(m, x);
   x.dispose();
   m.dispose();
-  return { ...out!, peak: prof.peakBytes };
+  return r;
 }
 
 describeBackend('ConvNeXt V2 setGradCheckpointing', () => {

@@ -349,8 +349,16 @@ export interface WriteTensor {
 
 export interface SerializeOptions {
   metadata?: Record<string, string>;
-  /** Stored float dtype. Default F32. F16 rounds to nearest-even and saturates to ±Inf beyond 65504. */
-  dtype?: 'F32' | 'F16';
+  /**
+   * Stored float dtype. Default F32. F16 rounds to nearest-even and saturates to ±Inf beyond 65504; BF16
+   * (float32's exponent, 8 bits of mantissa) rounds to nearest-even and keeps float32's range.
+   */
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+function f32ToBf16(bits: number): number {
+  if ((bits & 0x7f800000) === 0x7f800000 && bits & 0x7fffff) return ((bits >>> 16) & 0xffff) | 0x40; // NaN stays NaN
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
 function f32ToF16(val: number): number {
@@ -386,7 +394,9 @@ export function serializeSafetensors(
   const list: [string, WriteTensor][] =
     Symbol.iterator in (tensors as object) ? [...(tensors as Iterable<[string, WriteTensor]>)] : Object.entries(tensors);
   const dtype = opts.dtype ?? 'F32';
-  if (dtype !== 'F32' && dtype !== 'F16') throw new SafetensorsError(`cannot write dtype ${JSON.stringify(dtype)} (F32 or F16)`);
+  if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
+    throw new SafetensorsError(`cannot write dtype ${JSON.stringify(dtype)} (F32, F16 or BF16)`);
+  }
   const size = DTYPE_SIZES[dtype];
   // A prototype-less object: tensor names such as 'constructor' or '__proto__' are plain keys.
   const header: Record<string, unknown> = Object.create(null);
@@ -433,6 +443,10 @@ export function serializeSafetensors(
       if (littleEndian) out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
       else for (let i = 0; i < t.data.length; i++) view.setFloat32(pos + i * 4, t.data[i]!, true);
       pos += t.data.byteLength;
+    } else if (dtype === 'BF16') {
+      const bits = new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.length);
+      for (let i = 0; i < bits.length; i++) view.setUint16(pos + i * 2, f32ToBf16(bits[i]!), true);
+      pos += t.data.length * 2;
     } else {
       for (let i = 0; i < t.data.length; i++) view.setUint16(pos + i * 2, f32ToF16(t.data[i]!), true);
       pos += t.data.length * 2;

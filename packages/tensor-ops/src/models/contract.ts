@@ -2,7 +2,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type { LoadStateDictResult, Module } from '../module.js';
 import type { PretrainedConfig } from './pretrained.js';
-import type { WeightsInput } from './weights.js';
+import type { WeightsDtype, WeightsInput } from './weights.js';
 
 export interface ForwardHeadOptions {
   /** Return the pooled (and, where the family has one, normalised) features before the classifier. */
@@ -31,6 +31,11 @@ export interface ForwardIntermediatesResult {
    * `intermediatesOnly`.
    */
   features: tf.Tensor | null;
+}
+
+export interface SaveWeightsOptions {
+  /** Stored float dtype: 'float32' (default), 'float16' or 'bfloat16' (half the size; loading decodes them). */
+  dtype?: WeightsDtype;
 }
 
 export interface LoadWeightsOptions {
@@ -70,7 +75,10 @@ export interface VisionModel<Config = unknown> extends Module {
   setGradCheckpointing?(enable?: boolean): this;
   /** Load weights (safetensors bytes, path, URL, `Response`/`Blob`, parsed file, `WeightsFile` or state dict). */
   loadWeights(source: WeightsInput, opts?: LoadWeightsOptions): Promise<LoadStateDictResult>;
-  /** The weights as safetensors bytes (timm names, `writeWeights`' metadata); also written to `path` in Node. */
-  saveWeights(path?: string): Promise<Uint8Array>;
+  /**
+   * The weights as safetensors bytes (timm names, `writeWeights`' metadata); also written to `path` in Node.
+   * `dtype: 'float16' | 'bfloat16'` halves the file.
+   */
+  saveWeights(path?: string, opts?: SaveWeightsOptions): Promise<Uint8Array>;
   dispose(): void;
 }

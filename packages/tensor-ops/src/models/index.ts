@@ -9,9 +9,16 @@ export type {
   ForwardIntermediatesOptions,
   ForwardIntermediatesResult,
   LoadWeightsOptions,
+  SaveWeightsOptions,
 } from './contract.js';
 export { IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, imagenetConfig, type PretrainedConfig } from './pretrained.js';
-export { featureTakeIndices, type TakeIndices } from './features.js';
+export {
+  featureTakeIndices,
+  FeatureModel,
+  type TakeIndices,
+  type FeatureInfo,
+  type FeaturesOnlyOptions,
+} from './features.js';
 export { ClassifierHead, type ClassifierHeadOptions } from './head.js';
 export {
   readWeights,
@@ -20,6 +27,8 @@ export {
   checkArchitecture,
   WeightsFile,
   WeightsError,
+  storedDtype,
+  type WeightsDtype,
   DEFAULT_ARCHITECTURE_LIMITS,
   type WeightsInput,
   type ReadWeightsOptions,
@@ -45,4 +54,41 @@ export {
   type PreprocessOverrides,
   type PreprocessSource,
 } from './preprocess.js';
+export {
+  classify,
+  classifyBatch,
+  predictProbabilities,
+  type ClassifyImage,
+  type ClassifyOptions,
+  type Prediction,
+  type PixelImage,
+  type CanvasLike,
+  type DrawableImage,
+} from './classify.js';
+export { imagenetLabels, imagenetSynsets, labelNamesOf, labelNamesFor, setLabelNames } from './labels.js';
 export { resampleBicubic, resampleWeights } from './resample.js';
+export {
+  hubDownload,
+  hubUrl,
+  hubEndpoint,
+  isOffline,
+  HubError,
+  DEFAULT_HUB_ENDPOINT,
+  type HubOptions,
+  type HubProgress,
+  type HubFile,
+  type HubErrorKind,
+} from './hub.js';
+export { type HubCache, FolderCache, BrowserCache, NoCache, defaultCache, defaultCacheDir } from './cache.js';
+export { sha256Hex, sha256Js } from './sha256.js';
+export {
+  fromPretrained,
+  fromPretrainedWithInfo,
+  parseHubId,
+  defaultTag,
+  pretrainedConfigFromTimm,
+  type PretrainedTag,
+  type FromPretrainedOptions,
+  type PretrainedInfo,
+  type ParsedHubId,
+} from './from-pretrained.js';

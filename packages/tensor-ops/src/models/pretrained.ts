@@ -26,6 +26,8 @@ export interface PretrainedConfig {
   /** timm's `first_conv` and `classifier`: the state-dict prefixes of the first convolution and the classifier. */
   firstConv: string;
   classifier: string;
+  /** The checkpoint's own class names (timm's `label_names`), when it has them; `classify` uses them. */
+  labelNames?: readonly string[];
 }
 
 /** An ImageNet-1k pretrained config at 224 px (crop 0.875, bicubic) with the given fields replaced. */

@@ -4,6 +4,8 @@
  */
 import type { VisionModel, LoadWeightsOptions } from './contract.js';
 import type { PretrainedConfig } from './pretrained.js';
+import type { PretrainedTag } from './from-pretrained.js';
+import { labelNamesOf, setLabelNames } from './labels.js';
 import { type ReadWeightsOptions, type WeightsFile, type WeightsInput, WeightsError, readWeights } from './weights.js';
 
 /** A registered model name. */
@@ -13,6 +15,11 @@ export interface ModelEntry<M = VisionModel> {
   family: string;
   description: string;
   pretrainedConfig: PretrainedConfig;
+  /**
+   * The released checkpoints (timm tags, from timm's `default_cfgs`) of this architecture: what
+   * `fromPretrained('timm/<name>.<tag>')` loads; the default is the one `pretrainedConfig.weights` names.
+   */
+  tags?: readonly PretrainedTag[];
   /** Build it (timm init, seeded), with architecture overrides in the family's camelCase. */
   create(overrides?: Record<string, unknown>): M;
 }
@@ -153,7 +160,10 @@ export class ModelRegistry<M = VisionModel> {
     if (!family.fromFile) {
       throw new WeightsError(`${w.label} holds a ${family.description} ('${family.name}'): ${family.refusal ?? 'it cannot be loaded as a model here'}`);
     }
-    return family.fromFile(w, opts);
+    const model = await family.fromFile(w, opts);
+    // The checkpoint's own class names, for classify (the family builds the model; the names stay with it).
+    if (model !== null && typeof model === 'object') setLabelNames(model, labelNamesOf(w));
+    return model;
   }
 }
 

@@ -209,10 +209,27 @@ export interface WriteWeightsOptions {
   config: unknown;
   /** More string metadata (e.g. `labels`); cannot replace format / arch / family / config. */
   metadata?: Record<string, string>;
-  /** Stored float dtype (default F32). */
-  dtype?: SerializeOptions['dtype'];
+  /**
+   * Stored float dtype: 'float32' (default), 'float16' or 'bfloat16' (half the file; `readWeights` decodes
+   * them to float32), or the safetensors names 'F32' / 'F16' / 'BF16'.
+   */
+  dtype?: WeightsDtype;
   /** Node: also write the bytes to this path, atomically. */
   path?: string;
+}
+
+/** The float dtypes weights can be stored in (tfjs-style names, or the safetensors ones). */
+export type WeightsDtype = 'float32' | 'float16' | 'bfloat16' | 'F32' | 'F16' | 'BF16';
+
+const STORED: Record<string, NonNullable<SerializeOptions['dtype']>> = {
+  float32: 'F32', float16: 'F16', bfloat16: 'BF16', F32: 'F32', F16: 'F16', BF16: 'BF16',
+};
+
+/** The safetensors dtype of a `WeightsDtype`; throws a `WeightsError` listing the valid ones. */
+export function storedDtype(dtype: WeightsDtype): NonNullable<SerializeOptions['dtype']> {
+  const d = typeof dtype === 'string' && Object.prototype.hasOwnProperty.call(STORED, dtype) ? STORED[dtype] : undefined;
+  if (!d) throw new WeightsError(`writeWeights: dtype must be 'float32', 'float16' or 'bfloat16', got ${JSON.stringify(dtype)}`);
+  return d;
 }
 
 /** A module's weights as safetensors bytes under the one metadata rule (timm names; timm loads them). */
@@ -223,7 +240,7 @@ export async function writeWeights(module: Module, opts: WriteWeightsOptions): P
   const bytes = await saveSafetensorsBytes(module, {
     metadata,
     config: opts.config,
-    ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}),
+    ...(opts.dtype !== undefined ? { dtype: storedDtype(opts.dtype) } : {}),
   });
   if (opts.path !== undefined) await writeFileAtomic(opts.path, bytes);
   return bytes;

@@ -9,6 +9,9 @@ import {
   type PretrainedConfig as SharedPretrainedConfig,
 } from '@softbias/tensor-ops/models';
 
+/** The family name of ConvNeXt V2 classifiers in the model registry and in weights files. */
+export const FAMILY = 'convnextv2';
+
 /** Architecture of a ConvNeXt V2 classifier. */
 export interface ConvNeXtV2Config {
   /** Registered name this config came from (or 'convnextv2_custom'). */

@@ -10,7 +10,7 @@ export {
   type IntermediatesResult,
 } from './model.js';
 export { loadModel, configFromWeights, type LoadModelOptions } from './load.js';
-export { convnextv2Family, fcmaeFamily, CONVNEXTV2_ENTRIES } from './registry.js';
+export { convnextv2Family, fcmaeFamily, CONVNEXTV2_ENTRIES, registerConvNeXtV2 } from './registry.js';
 export { ConvNeXtV2Trunk, type TrunkOptions } from './trunk.js';
 export {
   listModels,

@@ -15,15 +15,20 @@ import {
   type ForwardIntermediatesOptions,
   type ForwardIntermediatesResult,
   type LoadWeightsOptions as ContractLoadWeightsOptions,
+  type FeatureInfo,
+  type FeaturesOnlyOptions,
   type PretrainedConfig,
+  type SaveWeightsOptions,
   type VisionModel,
   type WeightsInput,
+  FeatureModel,
   featureTakeIndices,
   readWeights,
   writeWeights,
 } from '@softbias/tensor-ops/models';
 import { ConvNeXtV2Head } from './blocks.js';
 import {
+  FAMILY,
   MODELS,
   customPretrainedConfig,
   parameterShapes,
@@ -35,12 +40,12 @@ import {
 import { toTimmStateDict, type KeyNaming } from './checkpoint.js';
 import { preprocess, type ImageInput, type PreprocessOptions } from './preprocess.js';
 import { ConvNeXtV2Trunk } from './trunk.js';
+import { registerConvNeXtV2 } from './registry.js';
 
 /** Smallest input side: the total stride is 32 (4 · 2 · 2 · 2) and every stage needs at least one row. */
 export const MIN_INPUT_SIZE = 32;
 
-/** The family name in the model registry and in weights files. */
-export const FAMILY = 'convnextv2';
+export { FAMILY };
 
 export interface CreateModelOptions extends ConvNeXtV2Overrides {
   /** Seed of the initialisation (and drop-path) random numbers. Default 0. */
@@ -253,14 +258,52 @@ export class ConvNeXtV2 extends ConvNeXtV2Trunk implements VisionModel<ConvNeXtV
   /**
    * The weights as safetensors bytes with timm names and shapes (timm loads them strictly) and the shared
    * metadata rule (`arch`, `family: 'convnextv2'`, `config`). With a Node path, also written there (atomically).
+   * `dtype: 'float16' | 'bfloat16'` halves the file.
    */
-  async saveWeights(path?: string): Promise<Uint8Array> {
-    return writeWeights(this, { arch: this.config.name, family: FAMILY, config: this.config, ...(path !== undefined ? { path } : {}) });
+  async saveWeights(path?: string, opts: SaveWeightsOptions = {}): Promise<Uint8Array> {
+    return writeWeights(this, {
+      arch: this.config.name,
+      family: FAMILY,
+      config: this.config,
+      ...(path !== undefined ? { path } : {}),
+      ...(opts.dtype !== undefined ? { dtype: opts.dtype } : {}),
+    });
+  }
+
+  /** The four stage outputs as timm's `feature_info`: channels `dims[i]`, reductions 4, 8, 16, 32. */
+  get featureInfo(): FeatureInfo[] {
+    return this.config.dims.map((numChs, index) => ({ index, module: `stages.${index}`, numChs, reduction: 4 * 2 ** index }));
   }
 }
 
-/** Build a registered ConvNeXt V2 (`listModels()`), optionally changing its architecture. */
-export function createModel(name: string, overrides: CreateModelOptions = {}): ConvNeXtV2 {
-  const { seed, ...arch } = overrides;
-  return new ConvNeXtV2(resolveConfig(name, arch), { seed: seed ?? 0 });
+/**
+ * Build a registered ConvNeXt V2 (`listModels()`), optionally changing its architecture. With
+ * `featuresOnly: true` (timm's `features_only`), a `FeatureModel` whose `forward` returns the stage outputs of
+ * `outIndices` (default all four: strides 4, 8, 16, 32) as NHWC maps, described by `featureInfo`; it has no
+ * classifier.
+ */
+export function createModel(name: string, overrides: CreateModelOptions & FeaturesOnly): FeatureModel<ConvNeXtV2>;
+export function createModel(name: string, overrides?: CreateModelOptions & { featuresOnly?: false }): ConvNeXtV2;
+export function createModel(name: string, overrides: CreateModelOptions & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] } = {}): ConvNeXtV2 | FeatureModel<ConvNeXtV2> {
+  const { seed, featuresOnly, outIndices, ...arch } = overrides;
+  if (!featuresOnly) {
+    if (outIndices !== undefined) throw new Error('createModel: outIndices needs featuresOnly: true');
+    return new ConvNeXtV2(resolveConfig(name, arch), { seed: seed ?? 0 });
+  }
+  const model = new ConvNeXtV2(resolveConfig(name, { ...arch, numClasses: 0 }), { seed: seed ?? 0 });
+  try {
+    return new FeatureModel(model, model.featureInfo, outIndices !== undefined ? { outIndices } : {});
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
+
+/** `createModel`'s featuresOnly options. */
+export interface FeaturesOnly extends FeaturesOnlyOptions {
+  featuresOnly: true;
+}
+
+// Register into the one model registry where the model class is defined, so that any use of the package
+// (even a bundle that keeps only `ConvNeXtV2`) registers the family: no side-effect-only module to drop.
+registerConvNeXtV2();

@@ -1,11 +1,21 @@
 /**
- * Registers the ConvNeXt V2 family, its sizes and the FCMAE file family into the one model registry of
- * `@softbias/tensor-ops/models` (importing the package does it).
+ * The ConvNeXt V2 family, its sizes and the FCMAE file family for the one model registry of
+ * `@softbias/tensor-ops/models`. `model.ts` registers them when it is evaluated (importing the package does
+ * it); `registerConvNeXtV2(registry)` puts them into another registry.
  */
-import { models, type ModelEntry, type ModelFamily, type VisionModel } from '@softbias/tensor-ops/models';
-import { MODELS } from './config.js';
-import { loadModel, modelFromWeights } from './load.js';
-import { FAMILY, createModel, type CreateModelOptions } from './model.js';
+import {
+  type ModelEntry,
+  type ModelFamily,
+  type ModelRegistry,
+  type PretrainedConfig,
+  type PretrainedTag,
+  type VisionModel,
+  imagenetConfig,
+  models,
+} from '@softbias/tensor-ops/models';
+import { FAMILY, MODELS } from './config.js';
+import { modelFromWeights } from './load.js';
+import { createModel, type CreateModelOptions } from './model.js';
 
 export const convnextv2Family: ModelFamily<VisionModel> = {
   name: FAMILY,
@@ -23,17 +33,61 @@ export const fcmaeFamily: ModelFamily<VisionModel> = {
     'encoder into a classifier with encoderToClassifier',
 };
 
+/** Sizes with ImageNet-22k → 1k fine-tunes in timm at 224 and 384 px (huge: at 384 and 512 px only). */
+const IN22K = new Set(['nano', 'tiny', 'base', 'large']);
+
+/**
+ * Every ConvNeXt V2 checkpoint timm lists for a size (timm's `default_cfgs`), the default
+ * (`fcmae_ft_in1k`) first: the ImageNet-1k fine-tune, the ImageNet-22k → 1k fine-tunes (224 px, and 384 /
+ * 512 px with crop 1.0 and 'squash' resizing), and the FCMAE pre-trained encoder (`fcmae`: no classifier and
+ * no final norm). All CC-BY-NC-4.0 (timm's _cfgv2: 224 px, crop 0.875, bicubic, ImageNet mean / std).
+ */
+export function convnextv2Tags(name: string): PretrainedTag[] {
+  const size = name.slice('convnextv2_'.length);
+  const tag = (t: string, over: Partial<PretrainedConfig>, extra: Partial<PretrainedTag> = {}): PretrainedTag => ({
+    tag: t,
+    hubId: `timm/${name}.${t}`,
+    pretrainedConfig: imagenetConfig({
+      weights: `timm/${name}.${t}`,
+      license: 'CC-BY-NC-4.0',
+      firstConv: 'stem.0',
+      classifier: 'head.fc',
+      ...over,
+    }),
+    ...extra,
+  });
+  const small = size === 'atto' || size === 'femto' || size === 'pico';
+  const hi = (px: number) => tag(`fcmae_ft_in22k_in1k_${px}`, { inputSize: [3, px, px], cropPct: 1 }, { cropMode: 'squash' });
+  return [
+    tag('fcmae_ft_in1k', { testInputSize: [3, 288, 288], testCropPct: small ? 0.95 : 1 }),
+    ...(IN22K.has(size) ? [tag('fcmae_ft_in22k_in1k', { testInputSize: [3, 288, 288], testCropPct: 1 }), hi(384)] : []),
+    ...(size === 'huge' ? [hi(384), hi(512)] : []),
+    tag(
+      'fcmae',
+      { numClasses: 0 },
+      {
+        encoderOnly: {
+          absent: ['head.norm.', 'head.fc.'],
+          note: 'an FCMAE pre-trained encoder (no classifier and no final norm: head.norm keeps its initial ones / zeros)',
+        },
+      },
+    ),
+  ];
+}
+
 /** The registry entries of the registered sizes. */
 export const CONVNEXTV2_ENTRIES: readonly ModelEntry<VisionModel>[] = MODELS.map((e) => ({
   name: e.name,
   family: FAMILY,
   description: `ConvNeXt V2 ${e.name.slice('convnextv2_'.length)}: depths ${e.depths.join('-')}, dims ${e.dims.join('-')} (${e.paperParamsM} M parameters)`,
   pretrainedConfig: e.pretrainedConfig,
+  tags: convnextv2Tags(e.name),
   create: (overrides = {}) => createModel(e.name, overrides as CreateModelOptions),
 }));
 
-models.registerFamily(convnextv2Family);
-models.registerFamily(fcmaeFamily);
-models.register(...CONVNEXTV2_ENTRIES);
-
-export { loadModel };
+/** Register the families and sizes (idempotent: the same objects again are a no-op). */
+export function registerConvNeXtV2(registry: ModelRegistry<VisionModel> = models): void {
+  registry.registerFamily(convnextv2Family);
+  registry.registerFamily(fcmaeFamily);
+  registry.register(...CONVNEXTV2_ENTRIES);
+}

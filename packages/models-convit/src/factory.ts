@@ -4,6 +4,8 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import {
+  type FeatureInfo,
+  type FeaturesOnlyOptions,
   type FromFileOptions,
   type ImageInput,
   type ModelFamily,
@@ -14,6 +16,7 @@ import {
   type WeightsInput,
   checkArchitecture,
   checkWeights,
+  FeatureModel,
   models,
   preprocess as preprocessImage,
   readWeights,
@@ -31,14 +34,49 @@ function pretrainedFor(entry: { pretrained: PretrainedConfig }, config: ConViT['
   };
 }
 
+/** `createModel`'s featuresOnly options: `outIndices` are block indices (default the last 3, as timm's ViTs). */
+export interface FeaturesOnly extends FeaturesOnlyOptions {
+  featuresOnly: true;
+}
+
+/** Each block's output as a feature map (timm's `feature_info`): [B, H / patch, W / patch, embedDim]. */
+export function convitFeatureInfo(config: Pick<ConViT['config'], 'depth' | 'embedDim' | 'patchSize'>): FeatureInfo[] {
+  return Array.from({ length: config.depth }, (_, index) => ({
+    index,
+    module: `blocks.${index}`,
+    numChs: config.embedDim,
+    reduction: config.patchSize,
+  }));
+}
+
 /**
  * Build a registered model. `overrides` are timm's constructor arguments in camelCase (`embedDim` = total
  * width), plus `mixers`, `seed` and the dropout rates. Weights are initialised as timm (seeded).
+ * With `featuresOnly: true`, a `FeatureModel` whose `forward` returns the outputs of the blocks in
+ * `outIndices` (default the last 3) as NHWC maps [B, H / 16, W / 16, C] (the class token left out), without
+ * a classifier.
  */
-export function createModel(name: string, overrides: ConvitOverrides = {}): ConViT {
+export function createModel(name: string, overrides: ConvitOverrides & FeaturesOnly): FeatureModel<ConViT>;
+export function createModel(name: string, overrides?: ConvitOverrides & { featuresOnly?: false }): ConViT;
+export function createModel(
+  name: string,
+  overrides: ConvitOverrides & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] } = {},
+): ConViT | FeatureModel<ConViT> {
+  const { featuresOnly, outIndices, ...rest } = overrides;
   const entry = convitModelInfo(name);
-  const config = resolveConfig(entry.args, overrides);
-  return new ConViT(config, { name, pretrained: pretrainedFor(entry, config) });
+  if (!featuresOnly) {
+    if (outIndices !== undefined) throw new Error('createModel: outIndices needs featuresOnly: true');
+    const config = resolveConfig(entry.args, rest);
+    return new ConViT(config, { name, pretrained: pretrainedFor(entry, config) });
+  }
+  const config = resolveConfig(entry.args, { ...rest, numClasses: 0 });
+  const model = new ConViT(config, { name, pretrained: pretrainedFor(entry, config) });
+  try {
+    return new FeatureModel(model, convitFeatureInfo(config), { outIndices: outIndices ?? Math.min(3, config.depth) });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }
 
 /** Rebuild the model a (read) weights file holds: its architecture checked against the file before allocating. */

@@ -31,7 +31,16 @@ export { type ParamLayout, toTorch, fromTorch, torchShape, tensorFromTorchData }
 export { Rng } from './rng.js';
 export { crc32 } from './crc32.js';
 export { assertImageBatch, InputError, type AssertImageBatchOptions } from './input.js';
-export { fetchBytes, expectSafetensors, FetchError, type FetchBytesOptions, type FetchErrorKind, type ContentCheck } from './net.js';
+export {
+  fetchBytes,
+  fetchHead,
+  expectSafetensors,
+  FetchError,
+  type FetchBytesOptions,
+  type FetchHeadOptions,
+  type FetchErrorKind,
+  type ContentCheck,
+} from './net.js';
 export { truncNormal, normal, uniform, zeros, ones, constant } from './init.js';
 export {
   parseSafetensors,

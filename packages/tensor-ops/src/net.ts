@@ -38,6 +38,12 @@ export interface FetchBytesOptions {
   maxBytes?: number;
   /** The fetch to use (default globalThis.fetch). */
   fetch?: typeof fetch;
+  /** Request headers (e.g. `Range`, `Authorization`). */
+  headers?: Record<string, string>;
+  /** Called with the (ok) response before its body is read: may throw to refuse it (e.g. a 200 to a Range request). */
+  onResponse?: (res: Response) => void;
+  /** Called after each body chunk arrives (the chunk itself, bytes so far, the declared length when known). */
+  onChunk?: (chunk: Uint8Array, received: number, declared: number | undefined) => void;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
@@ -100,7 +106,7 @@ export async function fetchBytes(url: string | URL, opts: FetchBytesOptions = {}
   try {
     let res: Response;
     try {
-      res = await doFetch(href, { signal: controller.signal, redirect: 'follow' });
+      res = await doFetch(href, { signal: controller.signal, redirect: 'follow', ...(opts.headers ? { headers: opts.headers } : {}) });
     } catch (e) {
       throw stopped(e) ?? new FetchError(href, 'network', `network error: ${describe(e)}`, { cause: e });
     }
@@ -108,6 +114,14 @@ export async function fetchBytes(url: string | URL, opts: FetchBytesOptions = {}
     if (!res.ok) {
       await res.body?.cancel().catch(() => {});
       throw new FetchError(href, 'http', `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, { status: res.status });
+    }
+    if (opts.onResponse) {
+      try {
+        opts.onResponse(res);
+      } catch (e) {
+        await res.body?.cancel().catch(() => {});
+        throw e;
+      }
     }
     const lengthHeader = res.headers.get('content-length');
     const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
@@ -125,6 +139,7 @@ export async function fetchBytes(url: string | URL, opts: FetchBytesOptions = {}
       const buf = new Uint8Array(await res.arrayBuffer());
       chunks.push(buf);
       received = buf.length;
+      opts.onChunk?.(buf, received, declared);
     } else {
       const reader = body.getReader();
       for (;;) {
@@ -144,6 +159,7 @@ export async function fetchBytes(url: string | URL, opts: FetchBytesOptions = {}
         arm();
         chunks.push(r.value);
         received += r.value.byteLength;
+        opts.onChunk?.(r.value, received, declared);
         if ((opts.maxBytes !== undefined && received > opts.maxBytes) || (declared !== undefined && received > declared)) {
           await reader.cancel().catch(() => {});
           throw declared !== undefined && received > declared
@@ -169,6 +185,51 @@ export async function fetchBytes(url: string | URL, opts: FetchBytesOptions = {}
       if (reason) throw new FetchError(href, 'content', reason, { status: res.status });
     }
     return bytes;
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    outer?.removeEventListener('abort', onAbort);
+  }
+}
+
+export interface FetchHeadOptions extends Pick<FetchBytesOptions, 'signal' | 'timeoutMs' | 'fetch' | 'headers'> {
+  /** 'manual' (default): a redirect is returned as is, so its headers can be read (Node; browsers give an opaque one). */
+  redirect?: RequestRedirect;
+}
+
+/**
+ * A HEAD request with the same timeout, abort and network-error handling as {@link fetchBytes}; any status
+ * is returned (the caller reads it and the headers). Throws a {@link FetchError} for a timeout, an abort or
+ * a network error.
+ */
+export async function fetchHead(url: string | URL, opts: FetchHeadOptions = {}): Promise<Response> {
+  const href = url instanceof URL ? url.href : String(url);
+  const doFetch = opts.fetch ?? globalThis.fetch;
+  if (typeof doFetch !== 'function') throw new FetchError(href, 'network', 'no fetch in this runtime');
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer =
+    timeoutMs > 0 && Number.isFinite(timeoutMs)
+      ? setTimeout(() => {
+          timedOut = true;
+          controller.abort();
+        }, timeoutMs)
+      : undefined;
+  const outer = opts.signal;
+  if (outer?.aborted) throw new FetchError(href, 'aborted', 'aborted before the request was sent', { cause: outer.reason });
+  const onAbort = () => controller.abort();
+  outer?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await doFetch(href, {
+      method: 'HEAD',
+      signal: controller.signal,
+      redirect: opts.redirect ?? 'manual',
+      ...(opts.headers ? { headers: opts.headers } : {}),
+    });
+  } catch (e) {
+    if (timedOut) throw new FetchError(href, 'timeout', `no answer for ${timeoutMs} ms (timeoutMs)`, { cause: e });
+    if (outer?.aborted) throw new FetchError(href, 'aborted', 'aborted', { cause: outer.reason ?? e });
+    throw new FetchError(href, 'network', `network error: ${describe(e)}`, { cause: e });
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     outer?.removeEventListener('abort', onAbort);

@@ -1,0 +1,245 @@
+/**
+ * Pretrained models by hub id: `fromPretrained('timm/convnextv2_atto.fcmae_ft_in1k')` for any timm
+ * checkpoint of a registered architecture. The architecture and its released tags come from the one
+ * registry (each family lists its timm tags in its entries); the files come from the hub client (`hub.ts`,
+ * cached); the weights are read by the one reader (`readWeights`).
+ */
+import type { VisionModel } from './contract.js';
+import { type HubOptions, HubError, hubDownload } from './hub.js';
+import type { PretrainedConfig } from './pretrained.js';
+import { type ModelEntry, type ModelRegistry, models } from './registry.js';
+import { WeightsError, readWeights } from './weights.js';
+
+/** A released checkpoint of a registered architecture (timm's `<arch>.<tag>`, e.g. `convnextv2_atto.fcmae_ft_in1k`). */
+export interface PretrainedTag {
+  /** The tag after the dot: `fb_in1k`, `fcmae_ft_in22k_in1k_384`, `fcmae`. */
+  tag: string;
+  /** The hub repository holding it (`timm/<arch>.<tag>`). */
+  hubId: string;
+  /** Input size, crop, normalisation, classes and licence of these weights (timm's `pretrained_cfg`). */
+  pretrainedConfig: PretrainedConfig;
+  /**
+   * An encoder without classifier (timm `num_classes=0` tags such as ConvNeXt V2's `.fcmae`): loaded as a
+   * headless model (`numClasses` 0) that returns features. `absent` lists the state-dict prefixes the
+   * checkpoint does not have (initialised as the family does).
+   */
+  encoderOnly?: { absent: readonly string[]; note: string };
+  /** timm's `crop_mode` when it is not 'center' (e.g. 'squash' for the 384/512 fine-tunes). */
+  cropMode?: 'center' | 'squash';
+}
+
+export interface FromPretrainedOptions extends HubOptions {
+  /** A new classifier with this many outputs (0: none) instead of the checkpoint's, for fine-tuning. */
+  numClasses?: number;
+  /** Parameter dtype: 'float32' (the only one tfjs computes in; F16 / BF16 files are widened on load). */
+  dtype?: 'float32';
+  /** Where warnings go (the CC-BY-NC licence on first download, encoder-only checkpoints). Default console.warn. */
+  onWarning?: (message: string) => void;
+  /** The registry to look the architecture up in. Default `models`. */
+  registry?: ModelRegistry<VisionModel>;
+}
+
+/** What was loaded, besides the model. */
+export interface PretrainedInfo {
+  /** The hub repository (`timm/convnextv2_atto.fcmae_ft_in1k`). */
+  repo: string;
+  /** The registered architecture (`convnextv2_atto`). */
+  architecture: string;
+  /** The tag, when the id names one (`fcmae_ft_in1k`). */
+  tag: string | undefined;
+  /** The checkpoint had no classifier (the model is headless unless `numClasses` was given). */
+  encoderOnly: boolean;
+  license: string | null;
+  /** The checkpoint's class names (config.json `label_names`), when it has them. */
+  labels: string[] | undefined;
+  pretrainedConfig: PretrainedConfig;
+  /** Whether the weights came from the cache (no download). */
+  fromCache: boolean;
+  /** Where the weights are cached. */
+  location: string;
+}
+
+export interface ParsedHubId {
+  repo: string;
+  /** `<arch>` of `<arch>.<tag>` (the repository name before its first dot). */
+  architecture: string;
+  tag: string | undefined;
+}
+
+/**
+ * `timm/convnextv2_atto.fcmae_ft_in1k`, `hf-hub:timm/…`, `https://huggingface.co/timm/…`, or a bare
+ * `convnextv2_atto.fcmae_ft_in1k` (the `timm/` organisation) → repository, architecture and tag. A bare
+ * registered name (`convit_tiny`) is its default tag.
+ */
+export function parseHubId(id: string, registry: ModelRegistry<VisionModel> = models): ParsedHubId {
+  if (typeof id !== 'string' || id.trim() === '') throw new HubError(`fromPretrained: expected a hub id such as timm/convit_tiny.fb_in1k, got ${JSON.stringify(id)}`, 'id');
+  let s = id.trim().replace(/^hf[-_]hub:/, '').replace(/^https?:\/\/huggingface\.co\//, '').replace(/\/+$/, '');
+  if (!s.includes('/')) {
+    if (!s.includes('.') && registry.has(s)) {
+      const tag = defaultTag(registry.get(s));
+      if (!tag) throw new HubError(`${s} has no released weights (registered with pretrained weights: ${registry.list({ pretrained: true }).join(', ')})`, 'id');
+      s = tag.hubId;
+    } else {
+      s = `timm/${s}`;
+    }
+  }
+  const name = s.slice(s.indexOf('/') + 1);
+  const dot = name.indexOf('.');
+  return { repo: s, architecture: dot < 0 ? name : name.slice(0, dot), tag: dot < 0 ? undefined : name.slice(dot + 1) };
+}
+
+/** The registered default tag of an entry: the one its `pretrainedConfig.weights` names, else its first. */
+export function defaultTag(entry: ModelEntry<VisionModel>): PretrainedTag | undefined {
+  const tags = entry.tags ?? [];
+  return tags.find((t) => t.hubId === entry.pretrainedConfig.weights) ?? tags[0];
+}
+
+const warned = new Set<string>();
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+function triple(v: unknown): [number, number, number] | undefined {
+  return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) ? [v[0], v[1], v[2]] : undefined;
+}
+
+/** timm's `pretrained_cfg` (snake_case, in a hub config.json) over a base config. */
+export function pretrainedConfigFromTimm(cfg: Record<string, unknown>, base: PretrainedConfig): PretrainedConfig {
+  const out: PretrainedConfig = { ...base };
+  const input = triple(cfg['input_size']);
+  if (input) out.inputSize = input;
+  const test = triple(cfg['test_input_size']);
+  if (test) out.testInputSize = test;
+  const crop = num(cfg['crop_pct']);
+  if (crop !== undefined) out.cropPct = crop;
+  const testCrop = num(cfg['test_crop_pct']);
+  if (testCrop !== undefined) out.testCropPct = testCrop;
+  if (cfg['interpolation'] === 'bicubic' || cfg['interpolation'] === 'bilinear') out.interpolation = cfg['interpolation'];
+  const mean = triple(cfg['mean']);
+  if (mean) out.mean = mean;
+  const std = triple(cfg['std']);
+  if (std) out.std = std;
+  const nc = num(cfg['num_classes']);
+  if (nc !== undefined) out.numClasses = nc;
+  if (typeof cfg['license'] === 'string') out.license = cfg['license'];
+  if (typeof cfg['first_conv'] === 'string') out.firstConv = cfg['first_conv'];
+  if (typeof cfg['classifier'] === 'string') out.classifier = cfg['classifier'];
+  return out;
+}
+
+function labelsOf(config: Record<string, unknown>): string[] | undefined {
+  const pc = config['pretrained_cfg'] as Record<string, unknown> | undefined;
+  for (const v of [config['label_names'], pc?.['label_names']]) {
+    if (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string')) return [...v];
+  }
+  return undefined;
+}
+
+/** A model loaded from the hub by id, and what was loaded. See {@link fromPretrained}. */
+export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOptions = {}): Promise<{ model: VisionModel; info: PretrainedInfo }> {
+  const registry = opts.registry ?? models;
+  const warn = opts.onWarning ?? ((m: string) => console.warn(m));
+  if (opts.dtype !== undefined && opts.dtype !== 'float32') {
+    throw new RangeError(`fromPretrained: dtype '${String(opts.dtype)}' is not supported: models compute in float32 (F16 / BF16 files are widened when loaded)`);
+  }
+  if (opts.numClasses !== undefined && !(Number.isInteger(opts.numClasses) && opts.numClasses >= 0)) {
+    throw new RangeError(`fromPretrained: numClasses must be an integer ≥ 0, got ${opts.numClasses}`);
+  }
+  const parsed = parseHubId(id, registry);
+  const { repo } = parsed;
+  const { registry: _r, numClasses, dtype: _d, onWarning: _w, ...hub } = opts;
+  // config.json: architecture, num_classes, pretrained_cfg and label names (timm writes one in every repo).
+  let config: Record<string, unknown> = {};
+  try {
+    const file = await hubDownload(repo, 'config.json', hub);
+    const parsedJson: unknown = JSON.parse(new TextDecoder().decode(file.bytes));
+    if (parsedJson === null || typeof parsedJson !== 'object' || Array.isArray(parsedJson)) throw new SyntaxError('not a JSON object');
+    config = parsedJson as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new HubError(`${repo}/config.json is not a JSON object (${e.message})`, 'content', { repo, file: 'config.json' });
+    // A repository without config.json still loads when its id names a registered architecture and tag.
+    if (!(e instanceof HubError && e.kind === 'not-found' && registry.has(parsed.architecture))) throw e;
+  }
+  const architecture = typeof config['architecture'] === 'string' ? config['architecture'] : parsed.architecture;
+  if (!registry.has(architecture)) {
+    const known = registry
+      .list({ pretrained: true })
+      .flatMap((n) => (registry.get(n).tags ?? []).map((t) => t.hubId))
+      .join(', ');
+    throw new HubError(`${repo} holds a '${architecture}', which is not a registered architecture; registered checkpoints: ${known}`, 'id', { repo });
+  }
+  const entry = registry.get(architecture);
+  const tags = entry.tags ?? [];
+  const known = tags.find((t) => t.hubId === repo) ?? (parsed.architecture === architecture ? tags.find((t) => t.tag === parsed.tag) : undefined);
+  const pcRaw = (config['pretrained_cfg'] ?? {}) as Record<string, unknown>;
+  let pretrainedConfig = known?.pretrainedConfig ?? pretrainedConfigFromTimm({ ...pcRaw, ...(num(config['num_classes']) !== undefined ? { num_classes: config['num_classes'] } : {}) }, { ...entry.pretrainedConfig, weights: repo });
+  const labels = labelsOf(config);
+  const license = pretrainedConfig.license ?? (typeof pcRaw['license'] === 'string' ? pcRaw['license'] : null);
+
+  const weights = await hubDownload(repo, 'model.safetensors', hub);
+  if (!weights.fromCache && license && /(^|-)nc(-|$)/i.test(license) && !warned.has(repo)) {
+    warned.add(repo);
+    warn(`${repo}: these weights are licensed ${license} (non-commercial use only: https://creativecommons.org/licenses/by-nc/4.0/)`);
+  }
+  const w = await readWeights(weights.bytes, { label: `${repo}/model.safetensors` });
+  const classifierKey = `${pretrainedConfig.classifier}.weight`;
+  const fileClasses = w.shape(classifierKey)?.[0];
+  const encoderOnly = known?.encoderOnly !== undefined || (fileClasses === undefined && pretrainedConfig.numClasses === 0);
+  const model = entry.create({ numClasses: encoderOnly ? 0 : (fileClasses ?? pretrainedConfig.numClasses) });
+  try {
+    const res = await model.loadWeights(w, { strict: !encoderOnly });
+    if (encoderOnly) {
+      const absent = known?.encoderOnly?.absent ?? [`${pretrainedConfig.classifier}.`];
+      const missing = res.missing.filter((k) => !absent.some((p) => k.startsWith(p)));
+      if (missing.length || res.unexpected.length) {
+        throw new WeightsError(
+          `${w.label} does not fit ${architecture} as an encoder:` +
+            (missing.length ? ` missing ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}` : '') +
+            (res.unexpected.length ? ` unexpected ${res.unexpected.slice(0, 8).join(', ')}${res.unexpected.length > 8 ? ', …' : ''}` : ''),
+        );
+      }
+      warn(
+        `${repo} is ${known?.encoderOnly?.note ?? 'an encoder without a classifier'}: the model is headless (numClasses 0, forward returns ` +
+          `pooled features)${numClasses ? `; a new ${numClasses}-class classifier was added for fine-tuning` : '; pass { numClasses } for a new classifier to fine-tune'}`,
+      );
+    }
+    if (numClasses !== undefined && numClasses !== model.numClasses) model.resetClassifier(numClasses);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  if (labels) pretrainedConfig = { ...pretrainedConfig, ...({ labelNames: labels } as Record<string, unknown>) };
+  const cfg = pretrainedConfig;
+  // The tag's preprocessing (its input size, crop, normalisation), with this model's channels and classes.
+  Object.defineProperty(model, 'pretrainedConfig', {
+    configurable: true,
+    enumerable: true,
+    get: () => ({ ...cfg, numClasses: model.numClasses, ...(model.numClasses === cfg.numClasses ? {} : { labelNames: undefined }) }),
+  });
+  return {
+    model,
+    info: {
+      repo,
+      architecture,
+      tag: known?.tag ?? (parsed.architecture === architecture ? parsed.tag : undefined),
+      encoderOnly,
+      license,
+      labels,
+      pretrainedConfig: model.pretrainedConfig,
+      fromCache: weights.fromCache,
+      location: weights.location,
+    },
+  };
+}
+
+/**
+ * A pretrained model by hub id: `fromPretrained('timm/convnextv2_atto.fcmae_ft_in1k')`, any timm checkpoint
+ * of a registered architecture (`timm/` may be left out; a bare registered name takes its default tag).
+ * Fetches the repository's `config.json` and `model.safetensors` (cached: see `HubOptions`), builds the
+ * registered architecture and loads the weights strictly. `numClasses` replaces the classifier (fine-tuning);
+ * encoder-only tags (ConvNeXt V2 `.fcmae`) give a headless model and say so through `onWarning`. The
+ * model's `pretrainedConfig` is the checkpoint's (input size, crop, mean / std, licence, label names).
+ */
+export async function fromPretrained(id: string, opts: FromPretrainedOptions = {}): Promise<VisionModel> {
+  return (await fromPretrainedWithInfo(id, opts)).model;
+}

@@ -154,6 +154,7 @@ models.register(
     family: CONVIT_FAMILY,
     description: e.description,
     pretrainedConfig: e.pretrained,
+    tags: e.tags,
     create: (overrides?: Record<string, unknown>) => createModel(e.name, overrides as ConvitOverrides),
   })),
 );

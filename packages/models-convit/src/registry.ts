@@ -2,7 +2,7 @@
  * The registered ConViT models: the paper's ConViT-Ti/S/B (timm `convit_*`), the "+" models with 64 dims per
  * head, and the DeiT twin of each base model (the same trunk with every block MHSA: `localUpToLayer: 0`).
  */
-import { type PretrainedConfig, imagenetConfig } from '@softbias/tensor-ops/models';
+import { type PretrainedConfig, type PretrainedTag, imagenetConfig } from '@softbias/tensor-ops/models';
 import type { ConvitConfig, ConvitOverrides } from './config.js';
 
 /** The family name ConViT models register under in `@softbias/tensor-ops/models`' `models` registry. */
@@ -15,6 +15,8 @@ export interface ModelEntry {
   /** Architecture arguments (embedDim is the total width). */
   args: ConvitOverrides;
   pretrained: PretrainedConfig;
+  /** The released checkpoints (timm tags); the default first. Empty when none were released. */
+  tags: readonly PretrainedTag[];
 }
 
 function data(weights: string | null): PretrainedConfig {
@@ -32,9 +34,18 @@ export function defaultPretrainedConfig(config: Pick<ConvitConfig, 'inChans' | '
   return { ...data(null), inputSize: [config.inChans, config.imgSize[0], config.imgSize[1]], numClasses: config.numClasses };
 }
 
+/**
+ * timm's `default_cfgs` for ConViT: one checkpoint per released size, `<name>.fb_in1k` (the
+ * facebookresearch/convit ImageNet-1k weights): 224 px, crop 0.875, bicubic, ImageNet mean / std, 1000
+ * classes, a fixed input size.
+ */
+function tagsOf(name: string, pretrained: PretrainedConfig): readonly PretrainedTag[] {
+  return pretrained.weights === null ? [] : [{ tag: 'fb_in1k', hubId: `timm/${name}.fb_in1k`, pretrainedConfig: pretrained }];
+}
+
 const trunk = { imgSize: 224, patchSize: 16, depth: 12, mlpRatio: 4, localityStrength: 1 } as const;
 
-const ENTRIES: ModelEntry[] = [
+const UNTAGGED: Omit<ModelEntry, 'tags'>[] = [
   {
     name: 'convit_tiny',
     description: 'ConViT-Ti: 4 heads × 48 = 192 wide, GPSA in blocks 0–9 (timm convit_tiny)',
@@ -90,6 +101,8 @@ const ENTRIES: ModelEntry[] = [
     pretrained: data(null),
   },
 ];
+
+const ENTRIES: ModelEntry[] = UNTAGGED.map((e) => ({ ...e, tags: tagsOf(e.name, e.pretrained) }));
 
 /** The registered ConViT models by name (in registration order). */
 export const CONVIT_MODELS: ReadonlyMap<string, ModelEntry> = new Map(ENTRIES.map((e) => [e.name, e]));

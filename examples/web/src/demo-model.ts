@@ -4,7 +4,7 @@
  * ConViT's gates and attention maps.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { models, preprocess, readWeights, type VisionModel, type WeightsFile } from '@softbias/tensor-ops/models';
+import { labelNamesFor, models, preprocess, readWeights, type VisionModel } from '@softbias/tensor-ops/models';
 import { ConViT } from '@softbias/models-convit'; // also registers the ConViT family
 import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2 (and FCMAE files)
 
@@ -12,17 +12,17 @@ export type DemoModel =
   | { kind: 'convit'; model: ConViT; labels: string[] | null; description: string }
   | { kind: 'classifier'; family: string; model: VisionModel; labels: string[] | null; description: string };
 
-/** Class names stored in `__metadata__.labels` (a JSON array of strings), when they fit the classifier. */
-function labelsOf(file: WeightsFile, numClasses: number): string[] | null {
-  const raw = file.metadata['labels'];
-  if (!raw) return null;
+/**
+ * Class names for the top-5: the file's own (`__metadata__.labels` / its config, remembered by
+ * `models.fromFile`), else ImageNet-1k's for a 1000-class model (`labelNamesFor`, what `classify` uses).
+ */
+function labelsOf(model: VisionModel): string[] | null {
   try {
-    const l = JSON.parse(raw) as unknown;
-    if (Array.isArray(l) && l.length === numClasses && l.every((s) => typeof s === 'string')) return l as string[];
+    const l = labelNamesFor(model);
+    return l ? [...l] : null;
   } catch {
-    /* not JSON: ignore */
+    return null; // names that do not fit the classifier: shown as 'class i'
   }
-  return null;
 }
 
 function describe(model: VisionModel, family: string): string {
@@ -50,7 +50,7 @@ export async function loadDemoModel(bytes: Uint8Array): Promise<DemoModel> {
   const file = await readWeights(bytes);
   const family = models.familyOf(file).name;
   const model = await models.fromFile(file);
-  const labels = labelsOf(file, model.numClasses);
+  const labels = labelsOf(model);
   const description = describe(model, family);
   if (model instanceof ConViT) return { kind: 'convit', model, labels, description };
   return { kind: 'classifier', family, model, labels, description };

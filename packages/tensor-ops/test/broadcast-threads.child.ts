@@ -1,6 +1,6 @@
 /**
  * Child process of broadcast.test.ts (run by test-utils/child.ts): the wasm backend with 2 threads; the
- * row-broadcast Add/Multiply on the pool must equal tfjs' own kernel bit for bit. Prints `RESULT <json>`.
+ * row-broadcast Add/Multiply and the leading-axes Sum on the pool must equal tfjs' own kernels bit for bit. Prints `RESULT <json>`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend } from '@softbias/tensor-ops';
@@ -33,5 +33,15 @@ for (const size of [1 << 16, (1 << 17) + 3, 300001]) {
     results.push({ label: `${name} same shape [${size}]`, equal: got.length === want.length && got.every((g, i) => Object.is(g, want[i])) });
   }
   tf.dispose([x, y]);
+}
+// Sums over leading axes (bias gradients) split over the pool.
+for (const shape of [[1568, 768], [8, 196, 37], [50000, 3]]) {
+  const x = tf.randomNormal(shape, 0, 1, 'float32', 9);
+  const axis = shape.length === 3 ? [0, 1] : [0];
+  const got = tf.sum(x, axis).dataSync();
+  const info = originalWasmBinary('Sum')!({ inputs: { x }, backend: tf.backend(), attrs: { axis, keepDims: false } }) as tf.TensorInfo;
+  const want = tf.engine().makeTensorFromTensorInfo(info).dataSync();
+  results.push({ label: `Sum [${shape}] over [${axis}]`, equal: got.length === want.length && got.every((g, i) => Object.is(g, want[i])) });
+  x.dispose();
 }
 console.log('RESULT ' + JSON.stringify({ threads: kernelThreads(tf.backend()), results }));

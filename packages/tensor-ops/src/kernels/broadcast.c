@@ -36,40 +36,50 @@ ROW_OP(mul_rows_f32, wasm_f32x4_mul, *)
 SAME_OP(add_same_f32, wasm_f32x4_add, +)
 SAME_OP(mul_same_f32, wasm_f32x4_mul, *)
 
-// out[g, c] = sum_r x[g, r, c]^2 (rows in order, float32), tasks over groups × blocks of 16 channels.
-KERNEL void sumsq_rows_f32(int task, int ntasks, const float *x, float *out, int groups, int rows, int n) {
-  int blocks = (n + 15) / 16;
-  int lo, hi;
-  split(groups * blocks, task, ntasks, &lo, &hi);
-  for (int gb = lo; gb < hi; gb++) {
-    int g = gb / blocks;
-    int c0 = (gb % blocks) * 16;
-    int c1 = c0 + 16 < n ? c0 + 16 : n;
-    const float *xg = x + (int64_t)g * rows * n;
-    if (c1 - c0 == 16) {
-      v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0;
-      for (int r = 0; r < rows; r++) {
-        const float *p = xg + (int64_t)r * n + c0;
-        v128_t a0 = wasm_v128_load(p), a1 = wasm_v128_load(p + 4), a2 = wasm_v128_load(p + 8), a3 = wasm_v128_load(p + 12);
-        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(a0, a0));
-        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(a1, a1));
-        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(a2, a2));
-        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(a3, a3));
-      }
-      float *o = out + (int64_t)g * n + c0;
-      wasm_v128_store(o, s0);
-      wasm_v128_store(o + 4, s1);
-      wasm_v128_store(o + 8, s2);
-      wasm_v128_store(o + 12, s3);
-    } else {
-      for (int c = c0; c < c1; c++) {
-        float s = 0.0f;
-        for (int r = 0; r < rows; r++) {
-          float a = xg[(int64_t)r * n + c];
-          s += a * a;
-        }
-        out[(int64_t)g * n + c] = s;
-      }
-    }
+// out[g, c] = Σ_r f(x[g, r, c]) (rows in increasing order, float32, from +0), f(a) = a² (GRN's statistics) or a
+// (sums over leading axes: bias gradients), tasks over groups × blocks of 16 channels. Each sum is the same
+// sequence of float32 adds whatever the task split.
+#define SQUARE(a) wasm_f32x4_mul(a, a)
+#define SQUARE1(a) ((a) * (a))
+#define PLAIN(a) (a)
+#define ROWSUM(NAME, VF, SF)                                                                                     \
+  KERNEL void NAME(int task, int ntasks, const float *x, float *out, int groups, int rows, int n) {           \
+    int blocks = (n + 15) / 16;                                                                                \
+    int lo, hi;                                                                                                \
+    split(groups * blocks, task, ntasks, &lo, &hi);                                                            \
+    for (int gb = lo; gb < hi; gb++) {                                                                         \
+      int g = gb / blocks;                                                                                     \
+      int c0 = (gb % blocks) * 16;                                                                             \
+      int c1 = c0 + 16 < n ? c0 + 16 : n;                                                                      \
+      const float *xg = x + (int64_t)g * rows * n;                                                             \
+      if (c1 - c0 == 16) {                                                                                     \
+        v128_t s0 = wasm_f32x4_splat(0), s1 = s0, s2 = s0, s3 = s0;                                            \
+        for (int r = 0; r < rows; r++) {                                                                       \
+          const float *p = xg + (int64_t)r * n + c0;                                                           \
+          v128_t a0 = wasm_v128_load(p), a1 = wasm_v128_load(p + 4), a2 = wasm_v128_load(p + 8),               \
+                 a3 = wasm_v128_load(p + 12);                                                                  \
+          s0 = wasm_f32x4_add(s0, VF(a0));                                                                     \
+          s1 = wasm_f32x4_add(s1, VF(a1));                                                                     \
+          s2 = wasm_f32x4_add(s2, VF(a2));                                                                     \
+          s3 = wasm_f32x4_add(s3, VF(a3));                                                                     \
+        }                                                                                                      \
+        float *o = out + (int64_t)g * n + c0;                                                                  \
+        wasm_v128_store(o, s0);                                                                                \
+        wasm_v128_store(o + 4, s1);                                                                            \
+        wasm_v128_store(o + 8, s2);                                                                            \
+        wasm_v128_store(o + 12, s3);                                                                           \
+      } else {                                                                                                 \
+        for (int c = c0; c < c1; c++) {                                                                        \
+          float s = 0.0f;                                                                                      \
+          for (int r = 0; r < rows; r++) {                                                                     \
+            float a = xg[(int64_t)r * n + c];                                                                  \
+            s += SF(a);                                                                                        \
+          }                                                                                                    \
+          out[(int64_t)g * n + c] = s;                                                                         \
+        }                                                                                                      \
+      }                                                                                                        \
+    }                                                                                                          \
   }
-}
+
+ROWSUM(sumsq_rows_f32, SQUARE, SQUARE1)
+ROWSUM(sum_rows_f32, PLAIN, PLAIN)

@@ -64,6 +64,50 @@ describeBackend('row-broadcast Add / Multiply', () => {
   });
 });
 
+describeBackend('Sum over leading axes (bias gradients)', () => {
+  it('equals tfjs (bit for bit on wasm, against its own kernel) and a float64 sum, with and without keepDims', async () => {
+    const cases: [number[], number[]][] = [
+      [[1568, 192], [0]],
+      [[7, 13], [0]],
+      [[2, 3, 5, 17], [0, 1, 2]],
+      [[4, 9, 6], [1, 0]],
+      [[3, 5], [1]], // not leading: tfjs' kernel
+      [[6], [0]], // a full reduction: tfjs' kernel
+    ];
+    for (const [shape, axes] of cases) {
+      const x = tf.randomNormal(shape, 0, 1, 'float32', shape.length);
+      const xs = await x.data();
+      for (const keepDims of [false, true]) {
+        const got = tf.sum(x, axes, keepDims);
+        const ref = originalWasmBinary('Sum');
+        const want = ref ? tf.engine().makeTensorFromTensorInfo(ref({ inputs: { x }, backend: tf.backend(), attrs: { axis: axes, keepDims } }) as tf.TensorInfo) : null;
+        const label = `sum [${shape}] over [${axes}] keepDims=${keepDims}`;
+        const g = await got.data();
+        if (want) {
+          expect(got.shape, label).toEqual(want.shape);
+          expect(Array.from(g), label).toEqual(Array.from(await want.data()));
+        }
+        // float64 reference for leading-axes cases
+        const lead = [...axes].sort((p, q) => p - q);
+        if (lead.every((a, i) => a === i) && lead.length < shape.length) {
+          const rows = shape.slice(0, lead.length).reduce((p, q) => p * q, 1);
+          const n = xs.length / rows;
+          let err = 0;
+          for (let c = 0; c < n; c++) {
+            let s = 0;
+            for (let r = 0; r < rows; r++) s += xs[r * n + c]!;
+            err = Math.max(err, Math.abs(g[c]! - s));
+          }
+          expect(err, label).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.sqrt(rows)));
+          expect(got.shape, label).toEqual(keepDims ? shape.map((d, i) => (i < lead.length ? 1 : d)) : shape.slice(lead.length));
+        }
+        tf.dispose([got, ...(want ? [want] : [])]);
+      }
+      x.dispose();
+    }
+  });
+});
+
 describeBackend('per-image broadcasts and sums of squares (GRN)', () => {
   it('plans one group per image only against [B, 1, …, 1, C]', () => {
     expect(broadcastPlan([8, 56, 56, 40], [8, 1, 1, 40])).toEqual({ groups: 8, rows: 3136, n: 40 });

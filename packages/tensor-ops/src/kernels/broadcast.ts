@@ -111,14 +111,42 @@ export function sumOfSquaresOverPositions(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.sum(tf.square(x), axes, true));
 }
 
-/** Register the row-broadcast Add/Multiply for the wasm backend (idempotent). Returns the kernels registered now. */
+// ------------------------------------------------------------------------------------------------------------
+// Sum over leading axes ([R…, C…] → [C…]: bias gradients, the gradients of row broadcasts). tfjs-backend-wasm
+// transposes the reduced axes to the end first (a full copy); here one pass reads the rows in order. Each output
+// is Σ_r in increasing r from +0, as tfjs' own Sum does after its transpose: the same numbers.
+
+function sumKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { axis, keepDims = false } = (args.attrs ?? {}) as unknown as { axis: number | number[]; keepDims?: boolean };
+  const delegate = () => originals.get('Sum')!(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (x.dtype !== 'float32' || !kernelsAvailable(args.backend)) return delegate();
+  // Only axes given as 0, 1, …, k−1 in this order (tfjs sums other orders in that order: other numbers).
+  const axes = tf.util.parseAxisParam(axis, x.shape);
+  const k = axes.length;
+  if (k === 0 || k >= x.shape.length || !axes.every((a, i) => a === i)) return delegate();
+  const rows = tf.util.sizeFromShape(x.shape.slice(0, k));
+  const n = tf.util.sizeFromShape(x.shape.slice(k));
+  if (rows === 0 || n === 0) return delegate();
+  const backend = args.backend as WasmHeapBackend;
+  const outShape = keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
+  const out = backend.makeOutput(outShape, 'float32');
+  const tasks = rows * n < MIN_PARALLEL ? 1 : Math.min(Math.ceil(n / 16), 4 * kernelThreads(backend));
+  parallelFor(backend, 'broadcast.sum_rows_f32', tasks, [heapAddress(backend, x), heapAddress(backend, out), 1, rows, n]);
+  return out;
+}
+
+/**
+ * Register the row-broadcast Add/Multiply and the leading-axes Sum for the wasm backend (idempotent). Returns the
+ * kernels registered now.
+ */
 export function registerWasmBroadcastKernels(): string[] {
   const done: string[] = [];
-  for (const [name, fn] of [['Add', 'add_rows_f32'], ['Multiply', 'mul_rows_f32']] as const) {
+  for (const [name, fn] of [['Add', 'add_rows_f32'], ['Multiply', 'mul_rows_f32'], ['Sum', '']] as const) {
     const current = tf.getKernel(name, 'wasm');
     if (!current || (current.kernelFunc as { softbias?: boolean }).softbias) continue;
     originals.set(name, current.kernelFunc);
-    const kernelFunc = binary(name, fn) as unknown as tf.KernelFunc & { softbias?: boolean };
+    const kernelFunc = (name === 'Sum' ? sumKernel : binary(name, fn)) as unknown as tf.KernelFunc & { softbias?: boolean };
     kernelFunc.softbias = true;
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ ...current, kernelFunc });
@@ -136,7 +164,7 @@ export function registerWasmBroadcastKernels(): string[] {
   return done;
 }
 
-/** tfjs-backend-wasm's own Add / Multiply (tests and benchmarks), or null before registration. */
-export function originalWasmBinary(name: 'Add' | 'Multiply'): tf.KernelFunc | null {
+/** tfjs-backend-wasm's own Add / Multiply / Sum (tests and benchmarks), or null before registration. */
+export function originalWasmBinary(name: 'Add' | 'Multiply' | 'Sum'): tf.KernelFunc | null {
   return originals.get(name) ?? null;
 }

@@ -10,6 +10,6 @@ describeBackend('registerSoftbiasWasmKernels', () => {
     }
     expect((tf.getKernel('BatchMatMul', 'wasm')!.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
     expect((tf.getKernel('DepthwiseConv2dNative', 'wasm')!.kernelFunc as { softbias?: boolean }).softbias).toBe(true);
-    expect(registerSoftbiasWasmKernels()).toEqual({ backprop: [], batchMatMul: false, depthwise: false, eltwise: [], attention: false, broadcast: [], linear: false });
+    expect(registerSoftbiasWasmKernels()).toEqual({ backprop: [], batchMatMul: false, depthwise: false, eltwise: [], attention: false, broadcast: [], linear: false, identity: false });
   });
 });

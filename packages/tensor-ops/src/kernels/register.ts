@@ -9,8 +9,9 @@ import { registerWasmBatchMatMul, registerWasmLinear } from './wasm-batch-matmul
 import { registerWasmEltwiseKernels } from './eltwise.js';
 import { registerWasmAttention } from './attention.js';
 import { registerWasmBroadcastKernels } from './broadcast.js';
+import { registerWasmIdentity } from './identity.js';
 
-export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; attention: boolean; broadcast: string[]; linear: boolean } {
+export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul: boolean; depthwise: boolean; eltwise: string[]; attention: boolean; broadcast: string[]; linear: boolean; identity: boolean } {
   return {
     backprop: registerWasmKernels(),
     batchMatMul: registerWasmBatchMatMul(),
@@ -19,5 +20,6 @@ export function registerSoftbiasWasmKernels(): { backprop: string[]; batchMatMul
     eltwise: registerWasmEltwiseKernels(),
     attention: registerWasmAttention(),
     broadcast: registerWasmBroadcastKernels(),
+    identity: registerWasmIdentity(),
   };
 }

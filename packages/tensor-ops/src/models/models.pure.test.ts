@@ -184,7 +184,8 @@ describe('ModelRegistry', () => {
     const r = registry();
     const src = new Toy(4);
     const tensors = [...src.stateDict()].map(([k, t]) => [k, { data: t.dataSync() as Float32Array, shape: t.shape }] as [string, { data: Float32Array; shape: number[] }]);
-    for (const metadata of [{ family: 'toy' }, { arch: 'toy_small', config: '{"width":4}' }, { library: '@x/toy' }, {}]) {
+    const forms: Record<string, string>[] = [{ family: 'toy' }, { arch: 'toy_small', config: '{"width":4}' }, { library: '@x/toy' }, {}];
+    for (const metadata of forms) {
       const m = await r.fromFile(serializeSafetensors(tensors, { metadata }));
       expect(m.width).toBe(4);
       m.dispose();

@@ -273,7 +273,7 @@ describe('safetensors: writing', () => {
     expectSafetensorsError(() => serializeSafetensors({ a: { data: new Float32Array(2), shape: [-1, -2] } }), /shape must be an array of non-negative integers/);
     expectSafetensorsError(() => serializeSafetensors({ a: { data: [1] as any, shape: [1] } }), /data must be a Float32Array/);
     expectSafetensorsError(() => serializeSafetensors({ a: one }, { metadata: { n: 5 as any } }), /metadata 'n' must be a string/);
-    expectSafetensorsError(() => serializeSafetensors({ a: one }, { dtype: 'BF16' as any }), /cannot write dtype "BF16"/);
+    expectSafetensorsError(() => serializeSafetensors({ a: one }, { dtype: 'I8' as any }), /cannot write dtype "I8" \(F32, F16 or BF16\)/);
   });
 });
 

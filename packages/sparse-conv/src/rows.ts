@@ -1,12 +1,14 @@
 /**
  * Moving between the dense NHWC form and the sparse row form, differentiably on every backend.
  *
- * Rows are picked with `gatherND` (on tfjs-backend-wasm 15–25× faster than `gather` for row tables). Neither
+ * Rows are picked by tensor-ops' threaded row-gather kernel on wasm, elsewhere with `gatherND` (on
+ * tfjs-backend-wasm 15–25× faster than `gather` for row tables). Neither
  * has a gradient that works everywhere (tfjs differentiates `gather` with `UnsortedSegmentSum`, which
  * tfjs-backend-wasm lacks). Every pick here takes each source row at most once (a partial permutation), so
  * its gradient is again a pick (of the upstream gradient, through the inverse table): `pickRows` carries it.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gatherRowsFused } from '@softbias/tensor-ops';
 import type { SiteIndex } from './sites.js';
 
 /** Inverse of an injective pick table: `inv[j] = i` where `pick[i] = j`, −1 for rows never picked. */
@@ -34,6 +36,10 @@ export function gatherWithZeros(x: tf.Tensor, pick: Int32Array): tf.Tensor {
   for (let i = 0; i < pick.length; i++) if (pick[i]! < 0) {
     hasZero = true;
     break;
+  }
+  if (pick.length > 0) {
+    const fused = gatherRowsFused(x, pick); // wasm: one threaded pass, zero rows included
+    if (fused) return fused;
   }
   return tf.tidy(() => {
     if (pick.length === 0) return tf.zeros([0, C]);

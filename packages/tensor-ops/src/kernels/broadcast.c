@@ -83,3 +83,23 @@ SAME_OP(mul_same_f32, wasm_f32x4_mul, *)
 
 ROWSUM(sumsq_rows_f32, SQUARE, SQUARE1)
 ROWSUM(sum_rows_f32, PLAIN, PLAIN)
+
+// y[i, :] = x[idx[i], :] for i < m (a zero row where idx[i] < 0): the sparse encoder's moves between the dense and
+// the row form. Tasks split the rows; a row of c floats is copied in vectors of 4.
+KERNEL void gather_rows_f32(int task, int ntasks, const float *x, const int *idx, float *y, int m, int c) {
+  int lo, hi;
+  split(m, task, ntasks, &lo, &hi);
+  for (int i = lo; i < hi; i++) {
+    float *yr = y + (int64_t)i * c;
+    const int j = idx[i];
+    int k = 0;
+    if (j < 0) {
+      for (; k + 4 <= c; k += 4) wasm_v128_store(yr + k, wasm_f32x4_splat(0.0f));
+      for (; k < c; k++) yr[k] = 0.0f;
+      continue;
+    }
+    const float *xr = x + (int64_t)j * c;
+    for (; k + 4 <= c; k += 4) wasm_v128_store(yr + k, wasm_v128_load(xr + k));
+    for (; k < c; k++) yr[k] = xr[k];
+  }
+}

@@ -7,7 +7,7 @@ import { it, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 import { describeBackend, currentBackend } from '@softbias/test-utils';
 import { runTsInChild } from '../../../../test-utils/child.js';
-import { broadcastPlan, rowBroadcastLength, originalWasmBinary, sumOfSquaresOverPositions } from './broadcast.js';
+import { broadcastPlan, gatherRowsFused, rowBroadcastLength, originalWasmBinary, sumOfSquaresOverPositions } from './broadcast.js';
 
 describeBackend('row-broadcast Add / Multiply', () => {
   it('takes only a last-axis row vector against a tensor of at least two rows', () => {
@@ -105,6 +105,21 @@ describeBackend('Sum over leading axes (bias gradients)', () => {
       }
       x.dispose();
     }
+  });
+});
+
+describeBackend('row gathers (the sparse encoder)', () => {
+  it.runIf(currentBackend === 'wasm')('wasm: gatherRowsFused equals gatherND, zero rows for −1, refuses out-of-range rows', async () => {
+    const x = tf.randomNormal([37, 13], 0, 1, 'float32', 4);
+    const pick = Int32Array.from([5, -1, 0, 36, 17, -1, 2]);
+    const got = gatherRowsFused(x, pick)!;
+    const padded = tf.concat([x, tf.zeros([1, 13])], 0);
+    const want = tf.gatherND(padded, tf.tensor2d(Array.from(pick, (p) => (p < 0 ? 37 : p)), [pick.length, 1], 'int32'));
+    expect(got.shape).toEqual([7, 13]);
+    expect(Array.from(await got.data())).toEqual(Array.from(await want.data()));
+    expect(() => gatherRowsFused(x, Int32Array.from([37]))).toThrow(/out of range for 37 rows/);
+    expect(gatherRowsFused(tf.zeros([3, 2], 'int32'), Int32Array.from([0]))).toBeNull();
+    tf.dispose([x, got, padded, want]);
   });
 });
 

@@ -136,6 +136,39 @@ function sumKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attr
   return out;
 }
 
+// ------------------------------------------------------------------------------------------------------------
+// Row gathers: y[i] = x[idx[i]] (a zero row for idx[i] < 0), x [N, C], idx [M] int32 → [M, C].
+
+export const GATHER_ROWS_KERNEL = 'SoftbiasGatherRows';
+
+function gatherRowsKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x, idx } = args.inputs as { x: tf.TensorInfo; idx: tf.TensorInfo };
+  if (x.dtype !== 'float32' || idx.dtype !== 'int32' || x.shape.length !== 2 || idx.shape.length !== 1) {
+    throw new Error(`${GATHER_ROWS_KERNEL}: expected float32 x [N, C] and int32 idx [M], got ${x.dtype} [${x.shape}], ${idx.dtype} [${idx.shape}]`);
+  }
+  const backend = args.backend as WasmHeapBackend;
+  const [N, C] = x.shape as [number, number];
+  const M = idx.shape[0]!;
+  const table = backend.typedArrayFromHeap(idx) as Int32Array;
+  for (let i = 0; i < M; i++) {
+    if (table[i]! >= N) throw new RangeError(`${GATHER_ROWS_KERNEL}: row index ${table[i]} out of range for ${N} rows`);
+  }
+  const out = backend.makeOutput([M, C], 'float32');
+  if (M === 0 || C === 0) return out;
+  const tasks = M * C < MIN_PARALLEL ? 1 : Math.min(M, 4 * kernelThreads(backend));
+  parallelFor(backend, 'broadcast.gather_rows_f32', tasks, [heapAddress(backend, x), heapAddress(backend, idx), heapAddress(backend, out), M, C]);
+  return out;
+}
+
+/**
+ * `y[i] = x[pick[i]]` for float32 x [N, C] (a zero row where pick[i] < 0) by softbias' threaded kernel on wasm;
+ * null where it does not apply (other backends, dtypes): then use tfjs' gatherND. Not differentiable by itself.
+ */
+export function gatherRowsFused(x: tf.Tensor, pick: Int32Array): tf.Tensor | null {
+  if (x.dtype !== 'float32' || x.rank !== 2 || tf.getBackend() !== 'wasm' || !tf.getKernel(GATHER_ROWS_KERNEL, 'wasm') || !kernelsAvailable(tf.backend())) return null;
+  return tf.tidy(() => tf.engine().runKernel(GATHER_ROWS_KERNEL, { x, idx: tf.tensor1d(pick, 'int32') }) as tf.Tensor);
+}
+
 /**
  * Register the row-broadcast Add/Multiply and the leading-axes Sum for the wasm backend (idempotent). Returns the
  * kernels registered now.
@@ -151,6 +184,10 @@ export function registerWasmBroadcastKernels(): string[] {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel({ ...current, kernelFunc });
     done.push(name);
+  }
+  if (!tf.getKernel(GATHER_ROWS_KERNEL, 'wasm')) {
+    tf.registerKernel({ kernelName: GATHER_ROWS_KERNEL, backendName: 'wasm', kernelFunc: gatherRowsKernel as unknown as tf.KernelFunc });
+    done.push(GATHER_ROWS_KERNEL);
   }
   if (!tf.getKernel(SUM_SQUARES_KERNEL, 'wasm')) {
     tf.registerKernel({ kernelName: SUM_SQUARES_KERNEL, backendName: 'wasm', kernelFunc: sumSquaresKernel as unknown as tf.KernelFunc });

@@ -11,11 +11,13 @@ import {
   type ModelFamily,
   type PreprocessConfig,
   type PretrainedConfig,
+  type PretrainedCreateOptions,
   type VisionModel,
   type WeightsFile,
   type WeightsInput,
   checkArchitecture,
   checkWeights,
+  createPretrained,
   FeatureModel,
   models,
   preprocess as preprocessImage,
@@ -56,13 +58,16 @@ export function convitFeatureInfo(config: Pick<ConViT['config'], 'depth' | 'embe
  * `outIndices` (default the last 3) as NHWC maps [B, H / 16, W / 16, C] (the class token left out), without
  * a classifier.
  */
-export function createModel(name: string, overrides: ConvitOverrides & FeaturesOnly): FeatureModel<ConViT>;
-export function createModel(name: string, overrides?: ConvitOverrides & { featuresOnly?: false }): ConViT;
+export function createModel(name: string, overrides: ConvitOverrides & PretrainedCreateOptions & FeaturesOnly): Promise<FeatureModel<ConViT>>;
+export function createModel(name: string, overrides: ConvitOverrides & PretrainedCreateOptions & { featuresOnly?: false }): Promise<ConViT>;
+export function createModel(name: string, overrides: ConvitOverrides & FeaturesOnly & { pretrained?: false }): FeatureModel<ConViT>;
+export function createModel(name: string, overrides?: ConvitOverrides & { featuresOnly?: false; pretrained?: false }): ConViT;
 export function createModel(
   name: string,
-  overrides: ConvitOverrides & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] } = {},
-): ConViT | FeatureModel<ConViT> {
-  const { featuresOnly, outIndices, ...rest } = overrides;
+  overrides: ConvitOverrides & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices']; pretrained?: boolean | string } = {},
+): ConViT | FeatureModel<ConViT> | Promise<ConViT | FeatureModel<ConViT>> {
+  if (overrides.pretrained) return createPretrainedModel(name, overrides as ConvitOverrides & PretrainedCreateOptions & { featuresOnly?: boolean });
+  const { featuresOnly, outIndices, pretrained: _p, ...rest } = overrides;
   const entry = convitModelInfo(name);
   if (!featuresOnly) {
     if (outIndices !== undefined) throw new Error('createModel: outIndices needs featuresOnly: true');
@@ -73,6 +78,26 @@ export function createModel(
   const model = new ConViT(config, { name, pretrained: pretrainedFor(entry, config) });
   try {
     return new FeatureModel(model, convitFeatureInfo(config), { outIndices: outIndices ?? Math.min(3, config.depth) });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * `createModel(name, { pretrained: true | tag | hub id })`: the registered default tag (`fb_in1k`), or the one
+ * named, from the hub (`fromPretrained`, cached), with the architecture overrides, a new `numClasses`
+ * classifier, or the block feature maps (`featuresOnly`).
+ */
+async function createPretrainedModel(
+  name: string,
+  opts: ConvitOverrides & PretrainedCreateOptions & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] },
+): Promise<ConViT | FeatureModel<ConViT>> {
+  const { featuresOnly, outIndices, ...rest } = opts;
+  const model = await createPretrained<ConViT>(name, featuresOnly ? { ...rest, numClasses: 0 } : rest);
+  if (!featuresOnly) return model;
+  try {
+    return new FeatureModel(model, convitFeatureInfo(model.config), { outIndices: outIndices ?? Math.min(3, model.config.depth) });
   } catch (e) {
     model.dispose();
     throw e;

@@ -18,10 +18,12 @@ import {
   type FeatureInfo,
   type FeaturesOnlyOptions,
   type PretrainedConfig,
+  type PretrainedCreateOptions,
   type SaveWeightsOptions,
   type VisionModel,
   type WeightsInput,
   FeatureModel,
+  createPretrained,
   featureTakeIndices,
   readWeights,
   writeWeights,
@@ -282,15 +284,41 @@ export class ConvNeXtV2 extends ConvNeXtV2Trunk implements VisionModel<ConvNeXtV
  * `outIndices` (default all four: strides 4, 8, 16, 32) as NHWC maps, described by `featureInfo`; it has no
  * classifier.
  */
-export function createModel(name: string, overrides: CreateModelOptions & FeaturesOnly): FeatureModel<ConvNeXtV2>;
-export function createModel(name: string, overrides?: CreateModelOptions & { featuresOnly?: false }): ConvNeXtV2;
-export function createModel(name: string, overrides: CreateModelOptions & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] } = {}): ConvNeXtV2 | FeatureModel<ConvNeXtV2> {
-  const { seed, featuresOnly, outIndices, ...arch } = overrides;
+export function createModel(name: string, overrides: CreateModelOptions & PretrainedCreateOptions & FeaturesOnly): Promise<FeatureModel<ConvNeXtV2>>;
+export function createModel(name: string, overrides: CreateModelOptions & PretrainedCreateOptions & { featuresOnly?: false }): Promise<ConvNeXtV2>;
+export function createModel(name: string, overrides: CreateModelOptions & FeaturesOnly & { pretrained?: false }): FeatureModel<ConvNeXtV2>;
+export function createModel(name: string, overrides?: CreateModelOptions & { featuresOnly?: false; pretrained?: false }): ConvNeXtV2;
+export function createModel(
+  name: string,
+  overrides: CreateModelOptions & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices']; pretrained?: boolean | string } = {},
+): ConvNeXtV2 | FeatureModel<ConvNeXtV2> | Promise<ConvNeXtV2 | FeatureModel<ConvNeXtV2>> {
+  if (overrides.pretrained) return createPretrainedModel(name, overrides as CreateModelOptions & PretrainedCreateOptions & { featuresOnly?: boolean });
+  const { seed, featuresOnly, outIndices, pretrained: _p, ...arch } = overrides;
   if (!featuresOnly) {
     if (outIndices !== undefined) throw new Error('createModel: outIndices needs featuresOnly: true');
     return new ConvNeXtV2(resolveConfig(name, arch), { seed: seed ?? 0 });
   }
   const model = new ConvNeXtV2(resolveConfig(name, { ...arch, numClasses: 0 }), { seed: seed ?? 0 });
+  try {
+    return new FeatureModel(model, model.featureInfo, outIndices !== undefined ? { outIndices } : {});
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
+/**
+ * `createModel(name, { pretrained: true | tag | hub id })`: the registered default tag (or the one named)
+ * from the hub (`fromPretrained`, cached), with the architecture overrides, a new `numClasses` classifier,
+ * or the feature maps (`featuresOnly`).
+ */
+async function createPretrainedModel(
+  name: string,
+  opts: CreateModelOptions & PretrainedCreateOptions & { featuresOnly?: boolean; outIndices?: FeaturesOnlyOptions['outIndices'] },
+): Promise<ConvNeXtV2 | FeatureModel<ConvNeXtV2>> {
+  const { featuresOnly, outIndices, ...rest } = opts;
+  const model = await createPretrained<ConvNeXtV2>(name, featuresOnly ? { ...rest, numClasses: 0 } : rest);
+  if (!featuresOnly) return model;
   try {
     return new FeatureModel(model, model.featureInfo, outIndices !== undefined ? { outIndices } : {});
   } catch (e) {

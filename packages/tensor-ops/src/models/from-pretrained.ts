@@ -37,6 +37,14 @@ export interface FromPretrainedOptions extends HubOptions {
   onWarning?: (message: string) => void;
   /** The registry to look the architecture up in. Default `models`. */
   registry?: ModelRegistry<VisionModel>;
+  /** Architecture overrides of the registered model (the family's camelCase names, e.g. `dropPathRate`, `seed`). */
+  overrides?: Record<string, unknown>;
+}
+
+/** `createModel(name, { pretrained })`: the hub options besides the weights' tag. */
+export interface PretrainedCreateOptions extends Omit<FromPretrainedOptions, 'numClasses' | 'registry' | 'overrides'> {
+  /** true: the registered default tag; a tag ('fcmae_ft_in22k_in1k') or a full hub id of this architecture. */
+  pretrained: true | string;
 }
 
 /** What was loaded, besides the model. */
@@ -147,7 +155,7 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
   }
   const parsed = parseHubId(id, registry);
   const { repo } = parsed;
-  const { registry: _r, numClasses, dtype: _d, onWarning: _w, ...hub } = opts;
+  const { registry: _r, numClasses, dtype: _d, onWarning: _w, overrides: _o, ...hub } = opts;
   // config.json: architecture, num_classes, pretrained_cfg and label names (timm writes one in every repo).
   let config: Record<string, unknown> = {};
   try {
@@ -185,7 +193,7 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
   const classifierKey = `${pretrainedConfig.classifier}.weight`;
   const fileClasses = w.shape(classifierKey)?.[0];
   const encoderOnly = known?.encoderOnly !== undefined || (fileClasses === undefined && pretrainedConfig.numClasses === 0);
-  const model = entry.create({ numClasses: encoderOnly ? 0 : (fileClasses ?? pretrainedConfig.numClasses) });
+  const model = entry.create({ ...(opts.overrides ?? {}), numClasses: encoderOnly ? 0 : (fileClasses ?? pretrainedConfig.numClasses) });
   try {
     const res = await model.loadWeights(w, { strict: !encoderOnly });
     if (encoderOnly) {
@@ -242,4 +250,41 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
  */
 export async function fromPretrained(id: string, opts: FromPretrainedOptions = {}): Promise<VisionModel> {
   return (await fromPretrainedWithInfo(id, opts)).model;
+}
+
+const HUB_OPTIONS = new Set(['endpoint', 'revision', 'offline', 'cache', 'token', 'onProgress', 'signal', 'timeoutMs', 'retries', 'fetch', 'onWarning', 'dtype']);
+
+/**
+ * What a family's `createModel(name, { pretrained, …options })` does: the hub id of `name`'s default tag
+ * (`pretrained: true`), of a tag of it, or a full id of the same architecture; hub options (`offline`,
+ * `onProgress`, …) go to the hub, `numClasses` replaces the classifier, the rest are architecture overrides.
+ */
+export async function createPretrained<M extends VisionModel = VisionModel>(
+  name: string,
+  options: { pretrained: true | string; numClasses?: number } & Record<string, unknown>,
+  registry: ModelRegistry<VisionModel> = models,
+): Promise<M> {
+  const { pretrained, numClasses, ...rest } = options;
+  const entry = registry.get(name);
+  let id: string;
+  if (pretrained === true) {
+    const tag = defaultTag(entry);
+    if (!tag) throw new HubError(`${name} has no released weights; registered with weights: ${registry.list({ pretrained: true }).join(', ')}`, 'id');
+    id = tag.hubId;
+  } else if (typeof pretrained === 'string' && pretrained !== '') {
+    id = pretrained.includes('/') || pretrained.startsWith(`${name}.`) ? pretrained : `timm/${name}.${pretrained.replace(/^\./, '')}`;
+  } else {
+    throw new TypeError(`createModel: pretrained must be true, a tag or a hub id, got ${JSON.stringify(pretrained)}`);
+  }
+  const parsed = parseHubId(id, registry);
+  if (parsed.architecture !== name) throw new HubError(`createModel('${name}'): '${id}' holds a ${parsed.architecture}, not a ${name}`, 'id');
+  const hub: Record<string, unknown> = {};
+  const overrides: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) (HUB_OPTIONS.has(k) ? hub : overrides)[k] = v;
+  return (await fromPretrained(id, {
+    ...(hub as Omit<FromPretrainedOptions, 'registry' | 'overrides' | 'numClasses'>),
+    ...(numClasses !== undefined ? { numClasses } : {}),
+    overrides,
+    registry,
+  })) as M;
 }

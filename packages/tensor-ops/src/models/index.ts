@@ -84,11 +84,13 @@ export { sha256Hex, sha256Js } from './sha256.js';
 export {
   fromPretrained,
   fromPretrainedWithInfo,
+  createPretrained,
   parseHubId,
   defaultTag,
   pretrainedConfigFromTimm,
   type PretrainedTag,
   type FromPretrainedOptions,
+  type PretrainedCreateOptions,
   type PretrainedInfo,
   type ParsedHubId,
 } from './from-pretrained.js';

@@ -53,13 +53,13 @@ export function gradCheckpoint(module: Module, x: tf.Tensor, fn: (x: tf.Tensor) 
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const xs = saved[0]!;
         const after = rngs.map((r) => r.getState());
-        rngs.forEach((r, i) => r.setState(before[i]!));
+        for (const [i, r] of rngs.entries()) r.setState(before[i]!);
         try {
           const { value: y, grads } = tf.engine().gradients(() => fn(xs), [xs, ...vars], dy as tf.Tensor, true);
           y.dispose();
           return grads.map((g, i) => g ?? tf.zerosLike(i === 0 ? xs : vars[i - 1]!));
         } finally {
-          rngs.forEach((r, i) => r.setState(after[i]!));
+          for (const [i, r] of rngs.entries()) r.setState(after[i]!);
         }
       },
     };

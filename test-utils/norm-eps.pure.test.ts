@@ -12,7 +12,7 @@ import { describe, it, expect } from 'vitest';
 import { LayerNorm, layerNorm, type Module } from '@softbias/tensor-ops';
 import { Grn, GRN_EPS, grn } from '@softbias/grn';
 import { ENCODER_LN_EPS } from '@softbias/sparse-conv';
-import { createModel as createConvit, listModels as convitModels, getModelInfo, type ConvitMixerSpec } from '@softbias/models-convit';
+import { createModel as createConvit, listModels as convitModels, convitModelInfo, type ConvitMixerSpec } from '@softbias/models-convit';
 import { MIXER_KINDS } from '@softbias/attention';
 import { createModel as createConvnext, listModels as convnextModels, getModelEntry, createFcmae } from '@softbias/models-convnextv2';
 import { repoRoot } from './index.js';
@@ -36,7 +36,7 @@ function norms(m: Module): { layerNorms: number; grns: number; wrong: string[] }
 describe('every norm in every model has eps 1e-6', () => {
   it('ConViT and DeiT twins: every registered model (2 per block + the final norm)', () => {
     for (const name of convitModels()) {
-      const { localUpToLayer: lu = 0, numHeads = 1 } = getModelInfo(name).args;
+      const { localUpToLayer: lu = 0, numHeads = 1 } = convitModelInfo(name).args;
       const m = createConvit(name, { imgSize: 32, patchSize: 16, embedDim: numHeads * 4, depth: 2, localUpToLayer: lu > 0 ? 1 : 0, numClasses: 3 });
       const r = norms(m);
       expect(r.wrong, name).toEqual([]);

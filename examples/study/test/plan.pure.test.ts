@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { getModelInfo, resolveConfig, type ConvitOverrides } from '@softbias/models-convit';
+import { convitModelInfo, resolveConfig, type ConvitOverrides } from '@softbias/models-convit';
 import { STUDY_DEFAULTS, epochsFor, studyPlan } from '../src/plan.js';
 
 /** What createModel(name, overrides) builds: the registry's arguments, then the overrides. */
-const configOf = (name: string, overrides: ConvitOverrides) => resolveConfig(getModelInfo(name).args, overrides);
+const configOf = (name: string, overrides: ConvitOverrides) => resolveConfig(convitModelInfo(name).args, overrides);
 
 describe('study plan', () => {
   const runs = studyPlan();

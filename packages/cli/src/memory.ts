@@ -51,7 +51,7 @@ const gib = (b: number) => `${(b / GiB).toFixed(b < 10 * GiB ? 2 : 1)} GiB`;
  */
 export function estimateTraining(name: string, family: Family, overrides: Record<string, unknown>, inputSize?: readonly [number, number]): MemoryEstimate {
   if (family === 'convit') {
-    const c = convit.resolveConfig(convit.getModelInfo(name).args, overrides as convit.ConvitOverrides);
+    const c = convit.resolveConfig(convit.convitModelInfo(name).args, overrides as convit.ConvitOverrides);
     const [H, W] = c.imgSize;
     const N = (H / c.patchSize) * (W / c.patchSize) + 1;
     const C = c.embedDim;

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DataLoader, type AugmentOptions, type ImageDataset, subset, subsamplePerClass } from '@softbias/data';
 import { fit, type FitProgress, type EpochRecord } from '@softbias/train';
-import { createModel, type ConVit, type ConvitOverrides } from '@softbias/models-convit';
+import { createModel, type ConViT, type ConvitOverrides } from '@softbias/models-convit';
 import type { TrainSettings } from './settings.js';
 
 /**
@@ -115,7 +115,7 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
   const due = (epoch: number) => (epoch + 1) % every === 0 || epoch + 1 === spec.epochs;
   const history: EpochPoint[] = [];
   const epochSeconds = new Map<number, number>();
-  const model: ConVit = createModel(spec.model, { ...spec.overrides, seed: spec.seed });
+  const model: ConViT = createModel(spec.model, { ...spec.overrides, seed: spec.seed });
   let probe: tf.Tensor4D | undefined;
   try {
     probe = await probeBatch(io.test, io.probeSize ?? 64, spec.mean, spec.std, spec.imgSize);

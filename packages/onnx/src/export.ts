@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Parameter } from '@softbias/tensor-ops';
-import { ConVit } from '@softbias/models-convit';
+import { ConViT } from '@softbias/models-convit';
 import { ConvNeXtV2, Fcmae, type ConvNeXtV2Block } from '@softbias/models-convnextv2';
 import { type Dim, GraphBuilder, type SerializedModel, serializeModel } from './graph.js';
 
@@ -49,7 +49,7 @@ export interface OnnxWithExternalData {
 }
 
 /** The models `exportOnnx` takes. */
-export type ExportableModel = ConVit | ConvNeXtV2 | Fcmae;
+export type ExportableModel = ConViT | ConvNeXtV2 | Fcmae;
 
 /** What an export produced: its graph's input and output, for callers that feed it. */
 export interface ExportInfo {
@@ -155,7 +155,7 @@ interface MhsaLike {
   dim: number;
 }
 
-function exportConvit(g: GraphBuilder, model: ConVit, o: Required<Pick<ExportOnnxOptions, 'inputName' | 'outputName'>> & { batch: Dim }): ExportInfo {
+function exportConvit(g: GraphBuilder, model: ConViT, o: Required<Pick<ExportOnnxOptions, 'inputName' | 'outputName'>> & { batch: Dim }): ExportInfo {
   const cfg = model.config;
   const wts = new Weights(g, new Map(model.namedParameters()));
   const [H, W] = cfg.imgSize;
@@ -442,7 +442,7 @@ function exportFcmaeEncoder(
 
 function metadataOf(model: ExportableModel, info: ExportInfo): Record<string, string> {
   const md: Record<string, string> = { 'softbias.kind': info.kind, layout: 'NHWC' };
-  if (model instanceof ConVit) {
+  if (model instanceof ConViT) {
     md['softbias.arch'] = model.name;
     md['softbias.config'] = JSON.stringify(model.config);
     md.mean = JSON.stringify(model.pretrainedConfig.mean);
@@ -476,7 +476,7 @@ export function exportOnnxParts(model: ExportableModel, opts: ExportOnnxOptions 
   const batch: Dim = dynamicBatch ? 'batch' : batchSize;
   const inputName = opts.inputName ?? 'input';
   let info: ExportInfo;
-  if (model instanceof ConVit) {
+  if (model instanceof ConViT) {
     if (opts.imgSize !== undefined) {
       const [h, w] = sideOf(opts.imgSize);
       if (h !== model.config.imgSize[0] || w !== model.config.imgSize[1]) {

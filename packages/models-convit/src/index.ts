@@ -16,7 +16,7 @@ export {
   type LayerAttention,
   type AttentionMapOptions,
 } from './introspection.js';
-export { createModel, loadModel, preprocess, convitFamily } from './factory.js';
+export { createModel, loadModel, preprocess, convitFamily, convitFeatureInfo, type FeaturesOnly } from './factory.js';
 export {
   type ConvitConfig,
   type ConvitOverrides,

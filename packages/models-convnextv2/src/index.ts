@@ -4,6 +4,7 @@ export {
   MIN_INPUT_SIZE,
   FAMILY,
   type CreateModelOptions,
+  type FeaturesOnly,
   type LoadWeightsOptions,
   type LoadWeightsResult,
   type IntermediatesOptions,

@@ -138,6 +138,22 @@ describeBackend('fromPretrained (a tiny ConvNeXt V2 on a local hub)', () => {
     await expect(createPretrained('convnextv2_test', { pretrained: 'timm/convnextv2_atto.fcmae' }, registry)).rejects.toThrow(/holds a convnextv2_atto, not a convnextv2_test/);
   });
 
+  it('{ overrides: { inChans: 1 } } adapts the first convolution as timm (grey x ≡ RGB [x, x, x])', async () => {
+    const model = await fromPretrained('timm/convnextv2_test.fcmae_ft_in1k', { registry, endpoint, cache, overrides: { inChans: 1 }, onWarning: () => {} });
+    const gray = tf.randomNormal([1, 64, 64, 1], 0, 1, 'float32', 5);
+    const rgb = tf.concat([gray, gray, gray], 3);
+    try {
+      const [a, b] = [model.forward(gray), reference.forward(rgb)];
+      expect(await maxDiff(a, b)).toBeLessThan(1e-4);
+      tf.dispose([a, b]);
+      expect(model.pretrainedConfig.inputSize).toEqual([1, 64, 64]);
+      expect(model.pretrainedConfig.mean[0]).toBeCloseTo((0.485 + 0.456 + 0.406) / 3, 6);
+    } finally {
+      model.dispose();
+      tf.dispose([gray, rgb]);
+    }
+  });
+
   it('an encoder-only tag (.fcmae) is a headless model with the encoder weights, and says so', async () => {
     const warnings: string[] = [];
     const x = tf.randomNormal([1, 64, 64, 3], 0, 1, 'float32', 4);

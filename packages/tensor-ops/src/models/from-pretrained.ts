@@ -8,7 +8,8 @@ import type { VisionModel } from './contract.js';
 import { type HubOptions, HubError, hubDownload } from './hub.js';
 import type { PretrainedConfig } from './pretrained.js';
 import { type ModelEntry, type ModelRegistry, models } from './registry.js';
-import { WeightsError, readWeights } from './weights.js';
+import type { StateDictEntry } from '../module.js';
+import { type WeightsFile, WeightsError, readWeights } from './weights.js';
 
 /** A released checkpoint of a registered architecture (timm's `<arch>.<tag>`, e.g. `convnextv2_atto.fcmae_ft_in1k`). */
 export interface PretrainedTag {
@@ -143,6 +144,36 @@ function labelsOf(config: Record<string, unknown>): string[] | undefined {
   return undefined;
 }
 
+/**
+ * timm's `adapt_input_conv`: a first convolution [O, 3, kh, kw] for `chans` input channels — summed over RGB
+ * for one channel; for more, the RGB filters repeated and scaled by 3 / chans.
+ */
+export function adaptInputConv(e: { data: Float32Array; shape: readonly number[] }, chans: number, label = 'weights'): { data: Float32Array; shape: number[] } {
+  const [O, I, kh, kw] = e.shape as [number, number, number, number];
+  if (e.shape.length !== 4 || I !== 3) throw new WeightsError(`${label}: cannot adapt a first convolution of shape [${e.shape}] to ${chans} input channels`);
+  const k = kh * kw;
+  const out = new Float32Array(O * chans * k);
+  for (let o = 0; o < O; o++) {
+    for (let c = 0; c < chans; c++) {
+      for (let j = 0; j < k; j++) {
+        let v: number;
+        if (chans === 1) v = e.data[(o * 3 + 0) * k + j]! + e.data[(o * 3 + 1) * k + j]! + e.data[(o * 3 + 2) * k + j]!;
+        else v = (e.data[(o * 3 + (c % 3)) * k + j]! * 3) / chans;
+        out[(o * chans + c) * k + j] = v;
+      }
+    }
+  }
+  return { data: out, shape: [O, chans, kh, kw] };
+}
+
+/** The checkpoint's normalisation for `chans` channels: the channel average for one, repeated for more. */
+function adaptNormalisation(cfg: PretrainedConfig, chans: number): PretrainedConfig {
+  if (chans === 3) return cfg;
+  const avg = (v: readonly number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const fit = (v: readonly [number, number, number]) => (chans === 1 ? [avg(v), avg(v), avg(v)] : v) as [number, number, number];
+  return { ...cfg, inputSize: [chans, cfg.inputSize[1], cfg.inputSize[2]], mean: fit(cfg.mean), std: fit(cfg.std) };
+}
+
 /** A model loaded from the hub by id, and what was loaded. See {@link fromPretrained}. */
 export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOptions = {}): Promise<{ model: VisionModel; info: PretrainedInfo }> {
   const registry = opts.registry ?? models;
@@ -195,7 +226,18 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
   const encoderOnly = known?.encoderOnly !== undefined || (fileClasses === undefined && pretrainedConfig.numClasses === 0);
   const model = entry.create({ ...(opts.overrides ?? {}), numClasses: encoderOnly ? 0 : (fileClasses ?? pretrainedConfig.numClasses) });
   try {
-    const res = await model.loadWeights(w, { strict: !encoderOnly });
+    // Another number of input channels (e.g. { inChans: 1 } for grey images): the first convolution adapted as timm's adapt_input_conv.
+    const firstKey = `${pretrainedConfig.firstConv}.weight`;
+    const fileChans = w.shape(firstKey)?.[1];
+    const modelChans = model.namedParameters().find(([k]) => k === firstKey)?.[1].torchShape[1];
+    let source: WeightsFile | Map<string, StateDictEntry> = w;
+    if (fileChans !== undefined && modelChans !== undefined && fileChans !== modelChans) {
+      const sd = w.stateDict();
+      sd.set(firstKey, adaptInputConv(sd.get(firstKey) as { data: Float32Array; shape: number[] }, modelChans, w.label));
+      source = sd;
+      pretrainedConfig = adaptNormalisation(pretrainedConfig, modelChans);
+    }
+    const res = await model.loadWeights(source, { strict: !encoderOnly });
     if (encoderOnly) {
       const absent = known?.encoderOnly?.absent ?? [`${pretrainedConfig.classifier}.`];
       const missing = res.missing.filter((k) => !absent.some((p) => k.startsWith(p)));

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend, expectClose, fixtureTensor, loadFixture } from '@softbias/test-utils';
-import { FeatureModel, readWeights } from '@softbias/tensor-ops/models';
+import { FeatureModel, models, readWeights } from '@softbias/tensor-ops/models';
 import { createModel, loadModel } from '@softbias/models-convit';
 import { overridesFor } from '../test/helpers.js';
 
@@ -31,7 +31,8 @@ describeBackend('models-convit featuresOnly and half-precision weights', () => {
       for (let b = 0; b < 2; b++) patches.set(ref.data.subarray((b * tokens + tokens - 64) * 48, (b + 1) * tokens * 48), b * 64 * 48);
       await expectClose(maps[j]!, patches, f.atol(`block${i}_out`), `convit_micro/block${i}_out-featuresOnly`);
     }
-    const first = createModel('convit_tiny', { ...overridesFor(f), featuresOnly: true, outIndices: [0] });
+    const first = models.create('convit_tiny', { ...overridesFor(f), featuresOnly: true, outIndices: [0] }); // the registry too
+    expect(first).toBeInstanceOf(FeatureModel);
     expect(first.channels()).toEqual([48]);
     expect(first.reductions()).toEqual([4]);
     await first.loadWeights(f.weights);

@@ -47,7 +47,8 @@ describeBackend('convnextv2 featuresOnly and half-precision weights', () => {
     const two = some.forward(x);
     await expectClose(two[0]!, await maps[1]!.data(), 0, 'featuresOnly outIndices [1]');
     await expectClose(two[1]!, await maps[3]!.data(), 0, 'featuresOnly outIndices [3]');
-    const last2 = createModel('convnextv2_custom', { ...arch, featuresOnly: true, outIndices: 2 });
+    const last2 = models.create('convnextv2_atto', { ...arch, featuresOnly: true, outIndices: 2 }); // the registry too
+    expect(last2).toBeInstanceOf(FeatureModel);
     expect(last2.outIndices).toEqual([2, 3]);
     last2.dispose();
     expect(() => createModel('convnextv2_custom', { ...arch, featuresOnly: true, outIndices: [4] })).toThrow(/out of range/);

@@ -6,6 +6,7 @@ import type { VisionModel, LoadWeightsOptions } from './contract.js';
 import type { PretrainedConfig } from './pretrained.js';
 import type { PretrainedTag } from './from-pretrained.js';
 import { labelNamesOf, setLabelNames } from './labels.js';
+import { FeatureModel } from './features.js';
 import { type ReadWeightsOptions, type WeightsFile, type WeightsInput, WeightsError, readWeights } from './weights.js';
 
 /** A registered model name. */
@@ -123,9 +124,19 @@ export class ModelRegistry<M = VisionModel> {
     return f;
   }
 
-  /** Build a registered model. */
-  create(name: string, overrides: Record<string, unknown> = {}): M {
-    return this.get(name).create(overrides);
+  /**
+   * Build a registered model. With `{ featuresOnly: true, outIndices? }` the family returns a `FeatureModel`
+   * (timm's `features_only`: feature maps with `featureInfo`, no classifier).
+   */
+  create(name: string, overrides: Record<string, unknown> & { featuresOnly: true }): FeatureModel<M extends VisionModel ? M : VisionModel>;
+  create(name: string, overrides?: Record<string, unknown>): M;
+  create(name: string, overrides: Record<string, unknown> = {}): M | FeatureModel {
+    const m = this.get(name).create(overrides);
+    if (overrides['featuresOnly'] === true && !(m instanceof FeatureModel)) {
+      (m as { dispose?(): void }).dispose?.();
+      throw new Error(`${this.what} '${name}': its family does not build featuresOnly models`);
+    }
+    return m;
   }
 
   /**

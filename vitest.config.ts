@@ -5,29 +5,13 @@
  * Packages resolve to their sources, so tests need no build.
  */
 import { defineConfig } from 'vitest/config';
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { softbiasAliasEntries } from './scripts/source-aliases.mjs';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
-// Every package name and subpath export (package.json `exports` "./x" → its `src/` file) resolves to the
-// sources, matched exactly (so '@softbias/x' does not swallow '@softbias/x/sub').
-const alias: { find: RegExp; replacement: string }[] = [];
-const exact = (name: string, path: string) =>
-  alias.push({ find: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`), replacement: path });
-exact('@softbias/test-utils', join(root, 'test-utils/index.ts'));
-for (const dir of readdirSync(join(root, 'packages'))) {
-  const src = join(root, 'packages', dir, 'src', 'index.ts');
-  if (existsSync(src)) exact(`@softbias/${dir}`, src);
-  const pkg = join(root, 'packages', dir, 'package.json');
-  const exports = existsSync(pkg) ? (JSON.parse(readFileSync(pkg, 'utf8')).exports ?? {}) : {};
-  for (const [sub, target] of Object.entries(exports as Record<string, { default?: string }>)) {
-    const file = typeof target === 'object' ? target?.default : undefined;
-    if (sub === '.' || !file?.startsWith('./dist/') || !file.endsWith('.js')) continue;
-    const source = join(root, 'packages', dir, 'src', file.slice('./dist/'.length).replace(/\.js$/, '.ts'));
-    if (existsSync(source)) exact(`@softbias/${dir}/${sub.slice(2)}`, source);
-  }
-}
+// Every package name and subpath export resolves to its source (scripts/source-aliases.mjs, matched exactly).
+const alias = softbiasAliasEntries(root);
 
 const specs = ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'examples/*/test/**/*.test.ts', 'test-utils/**/*.test.ts'];
 const backends = ['cpu', 'wasm', 'webgpu'] as const;

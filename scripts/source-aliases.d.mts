@@ -1,3 +1,5 @@
 /** Types of source-aliases.mjs (see there). */
+import type { Plugin } from 'esbuild';
 export function softbiasSources(root: string): Map<string, string>;
-export function softbiasSourcesPlugin(root: string): { name: string; setup(build: unknown): void };
+export function softbiasSourcesPlugin(root: string): Plugin;
+export function softbiasAliasEntries(root: string): { find: RegExp; replacement: string }[];

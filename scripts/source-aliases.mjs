@@ -40,3 +40,15 @@ export function softbiasSourcesPlugin(root) {
     },
   };
 }
+
+/**
+ * The same map as Vite / vitest `resolve.alias` entries, each matched exactly.
+ * @param {string} root
+ * @returns {{ find: RegExp; replacement: string }[]}
+ */
+export function softbiasAliasEntries(root) {
+  return [...softbiasSources(root)].map(([name, path]) => ({
+    find: new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`),
+    replacement: path,
+  }));
+}

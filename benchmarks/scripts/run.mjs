@@ -8,10 +8,11 @@
 // bundle (for headless Chromium) includes everything; tfjs-backend-wasm's .wasm files are copied beside it.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { softbiasSourcesPlugin } from '../../scripts/source-aliases.mjs';
 
 const benchDir = fileURLToPath(new URL('..', import.meta.url));
 const root = join(benchDir, '..');
@@ -22,24 +23,13 @@ const runDir = mkdtempSync(join(cache, 'run-'));
 const web = join(runDir, 'web');
 mkdirSync(join(web, 'wasm'), { recursive: true });
 
-/** @softbias/<pkg> → packages/<pkg>/src/index.ts (subpath exports → their src/ file); in the Node bundle, other bare imports stay external. */
+/** @softbias/* → their sources (scripts/source-aliases.mjs); in the Node bundle, other bare imports stay external. */
 function softbiasSources(externalBare) {
+  const sources = softbiasSourcesPlugin(root);
   return {
     name: 'softbias-sources',
     setup(b) {
-      b.onResolve({ filter: /^@softbias\// }, (args) => {
-        // '@softbias/<pkg>/<sub>' (a subpath export): package.json exports "./<sub>" → ./dist/x.js → src/x.ts.
-        const [pkg, ...rest] = args.path.slice('@softbias/'.length).split('/');
-        let src = join(root, 'packages', pkg, 'src', 'index.ts');
-        if (rest.length) {
-          const target = JSON.parse(readFileSync(join(root, 'packages', pkg, 'package.json'), 'utf8')).exports?.[`./${rest.join('/')}`]?.default;
-          src = typeof target === 'string' ? join(root, 'packages', pkg, 'src', target.replace(/^\.\/dist\//, '').replace(/\.js$/, '.ts')) : `${src}/(no such subpath export)`;
-        }
-        if (!existsSync(src)) {
-          return { errors: [{ text: `@softbias/${pkg}: ${src} does not exist (package not written yet?)` }] };
-        }
-        return { path: src };
-      });
+      sources.setup(b);
       if (externalBare) {
         b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('@softbias/') ? undefined : { path: args.path, external: true }));
       }

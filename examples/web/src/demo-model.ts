@@ -17,12 +17,8 @@ export type DemoModel =
  * `models.fromFile`), else ImageNet-1k's for a 1000-class model (`labelNamesFor`, what `classify` uses).
  */
 function labelsOf(model: VisionModel): string[] | null {
-  try {
-    const l = labelNamesFor(model);
-    return l ? [...l] : null;
-  } catch {
-    return null; // names that do not fit the classifier: shown as 'class i'
-  }
+  const l = labelNamesFor(model); // names that do not fit the classifier are not used: 'class i'
+  return l ? [...l] : null;
 }
 
 function describe(model: VisionModel, family: string): string {

@@ -12,8 +12,11 @@ import {
   classifyBatch,
   imagenetConfig,
   imagenetLabels,
+  labelNamesOf,
   preprocess,
+  readWeights,
   setLabelNames,
+  writeWeights,
 } from '@softbias/tensor-ops/models';
 
 /** Mean colour → a linear classifier: the logits depend on the image, so the ranking does too. */
@@ -103,7 +106,12 @@ describeBackend('classify', () => {
     const names = Array.from({ length: 1000 }, (_, i) => `own ${i}`);
     setLabelNames(big, names);
     expect((await classify(big, rgba(1), { topK: 1 }))[0]!.label).toBe(`own ${p!.index}`);
+    // They travel with the weights: writeWeights stores them, labelNamesOf reads them back.
+    const saved = await readWeights(await writeWeights(big, { arch: 'tiny', family: 'tiny', config: {} }));
+    expect(labelNamesOf(saved)).toEqual(names);
     setLabelNames(big, undefined);
+    const bare = await readWeights(await writeWeights(big, { arch: 'tiny', family: 'tiny', config: {} }));
+    expect(bare.metadata['labels']).toBeUndefined();
     big.dispose();
     const m = new Tiny(3);
     (m.pretrainedConfig as { labelNames?: string[] }).labelNames = ['x', 'y', 'z'];
@@ -111,6 +119,8 @@ describeBackend('classify', () => {
     expect(q!.label).toBe(['x', 'y', 'z'][q!.index]);
     await expect(classify(m, rgba(2), { labels: ['only one'] })).rejects.toThrow(/1 label names for a model with 3 classes/);
     await expect(classify(m, rgba(2), { topK: 0 })).rejects.toThrow(/topK must be a positive integer/);
+    m.resetClassifier(4); // a new classifier: the old names no longer fit and are not used
+    expect((await classify(m, rgba(2), { topK: 1 }))[0]!.label).toMatch(/^class \d$/);
     m.resetClassifier(0);
     await expect(classify(m, rgba(2))).rejects.toThrow(/no classifier/);
     m.dispose();

@@ -65,7 +65,7 @@ export {
   type CanvasLike,
   type DrawableImage,
 } from './classify.js';
-export { imagenetLabels, imagenetSynsets, labelNamesOf, labelNamesFor, setLabelNames } from './labels.js';
+export { imagenetLabels, imagenetSynsets, labelNamesOf, labelNamesFor, ownLabelNames, setLabelNames } from './labels.js';
 export { resampleBicubic, resampleWeights } from './resample.js';
 export {
   hubDownload,

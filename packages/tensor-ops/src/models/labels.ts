@@ -79,18 +79,27 @@ export function setLabelNames(model: object, labels: readonly string[] | undefin
 }
 
 /**
- * The class names `classify` uses for a model: `labels` when given, else the checkpoint's own (remembered
- * by `models.fromFile` / `setLabelNames`, or its pretrained config's `labelNames`), else the ImageNet-1k names
- * for a 1000-class model; undefined otherwise (then `classify` says 'class <i>'). A list whose length is not
- * the model's `numClasses` is an error.
+ * The class names a model carries, when they fit its classifier (one per class): remembered for it
+ * (`models.fromFile`, `setLabelNames`) or its pretrained config's `labelNames`; undefined otherwise (none, or a
+ * classifier replaced by `resetClassifier` since). `writeWeights` stores them as `__metadata__.labels`.
+ */
+export function ownLabelNames(model: object): readonly string[] | undefined {
+  const names = remembered.get(model) ?? (model as Partial<VisionModel>).pretrainedConfig?.labelNames;
+  const n = (model as Partial<VisionModel>).numClasses;
+  return names !== undefined && (n === undefined || names.length === n) ? names : undefined;
+}
+
+/**
+ * The class names `classify` uses for a model: `labels` when given (their number must be `numClasses`), else
+ * the checkpoint's own (`ownLabelNames`), else the ImageNet-1k names for a 1000-class model; undefined
+ * otherwise (then `classify` says 'class <i>').
  */
 export function labelNamesFor(model: VisionModel, labels?: readonly string[]): readonly string[] | undefined {
-  const own = labels ?? remembered.get(model) ?? model.pretrainedConfig?.labelNames;
-  if (own !== undefined) {
-    if (own.length !== model.numClasses) {
-      throw new RangeError(`classify: ${own.length} label names for a model with ${model.numClasses} classes`);
+  if (labels !== undefined) {
+    if (labels.length !== model.numClasses) {
+      throw new RangeError(`classify: ${labels.length} label names for a model with ${model.numClasses} classes`);
     }
-    return own;
+    return labels;
   }
-  return model.numClasses === 1000 ? imagenetLabels() : undefined;
+  return ownLabelNames(model) ?? (model.numClasses === 1000 ? imagenetLabels() : undefined);
 }

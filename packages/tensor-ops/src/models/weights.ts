@@ -21,6 +21,7 @@ import {
   writeFileAtomic,
 } from '../safetensors.js';
 import { saveSafetensorsBytes } from '../weights.js';
+import { ownLabelNames } from './labels.js';
 
 /** Anything a model's weights can be read from. */
 export type WeightsInput = WeightsSource | SafetensorsFile | WeightsFile | StateDict;
@@ -207,7 +208,10 @@ export interface WriteWeightsOptions {
   family: string;
   /** The resolved architecture, stored as JSON in `__metadata__.config`. */
   config: unknown;
-  /** More string metadata (e.g. `labels`); cannot replace format / arch / family / config. */
+  /**
+   * More string metadata; cannot replace format / arch / family / config. `labels` (a JSON list of class names)
+   * defaults to the model's own names (`ownLabelNames`) when it has them.
+   */
   metadata?: Record<string, string>;
   /**
    * Stored float dtype: 'float32' (default), 'float16' or 'bfloat16' (half the file; `readWeights` decodes
@@ -237,6 +241,9 @@ export async function writeWeights(module: Module, opts: WriteWeightsOptions): P
   if (typeof opts.arch !== 'string' || opts.arch === '') throw new WeightsError('writeWeights: arch must be a non-empty string');
   if (typeof opts.family !== 'string' || opts.family === '') throw new WeightsError('writeWeights: family must be a non-empty string');
   const metadata: Record<string, string> = { ...(opts.metadata ?? {}), format: 'pt', arch: opts.arch, family: opts.family };
+  // The model's own class names travel with its weights (read back by `labelNamesOf` / `models.fromFile`).
+  const labels = ownLabelNames(module);
+  if (metadata['labels'] === undefined && labels !== undefined) metadata['labels'] = JSON.stringify(labels);
   const bytes = await saveSafetensorsBytes(module, {
     metadata,
     config: opts.config,

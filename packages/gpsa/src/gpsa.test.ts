@@ -276,6 +276,12 @@ describeBackend('gpsa: eval-mode positional cache', () => {
     await expectMatchesReference(g, 'cache: first forward');
     await expectMatchesReference(g, 'cache: second forward');
     expect(g.cacheInfo()).toEqual({ grids: ['3x4'], computations: 1 });
+    // qk's weight halves are cached with it: a warm eval forward slices no weight.
+    const xt = tf.tensor(x, [B, N, C]);
+    const prof = await tf.profile(() => tf.tidy(() => g.forward({ tokens: xt, grid, numPrefixTokens: 0 })));
+    xt.dispose();
+    const weightSlices = prof.kernels.filter((k) => k.name === 'Slice' && JSON.stringify(k.inputShapes[0]) === JSON.stringify([C, 2 * C]));
+    expect(weightSlices, 'Slice of qk.weight in a warm eval forward').toEqual([]);
     const other = g.forward({ tokens: tf.zeros([1, 6, C]), grid: [2, 3], numPrefixTokens: 0 });
     other.dispose();
     expect(g.cacheInfo()).toEqual({ grids: ['3x4', '2x3'], computations: 2 });

@@ -351,17 +351,37 @@ export class Gpsa extends TokenMixer {
     return tf.reshape(y, [B, N, C]);
   }
 
-  /** qk's weight [C, 2C] (tfjs layout) split into its q and k halves, and its bias likewise (null without). */
+  /**
+   * qk's weight [C, 2C] (tfjs layout) split into its q and k halves, and its bias likewise (null without). In eval
+   * mode outside a gradient tape the halves are kept with the positional cache (keyed on the identity of qk's
+   * tensors, so a load or an optimizer step rebuilds them): the two weight copies per layer and forward go.
+   */
   private qkHalves(): [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] {
     const C = this.dim;
     const w = this.qk.weight.value;
     const b = this.qk.bias?.value ?? null;
-    return [
+    const slice = (): [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] => [
       tf.slice(w, [0, 0], [C, C]),
       tf.slice(w, [0, C], [C, C]),
       b ? tf.slice(b, [0], [C]) : null,
       b ? tf.slice(b, [C], [C]) : null,
     ];
+    if (this.training || tf.engine().isTapeOn()) return slice();
+    const ids = [w.dataId, b?.dataId ?? null];
+    if (!this.halves || ids.some((d, i) => d !== this.halves!.ids[i])) {
+      this.disposeHalves();
+      const t = tf.tidy(() => slice().filter((x): x is tf.Tensor => x !== null));
+      for (const x of t) tf.keep(x);
+      this.halves = { ids, t: [t[0]!, t[1]!, t[2] ?? null, t[3] ?? null] };
+    }
+    return this.halves.t;
+  }
+
+  private halves: { ids: readonly (object | null)[]; t: [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] } | null = null;
+
+  private disposeHalves(): void {
+    if (this.halves) tf.dispose(this.halves.t.filter((x): x is tf.Tensor => x !== null));
+    this.halves = null;
   }
 
   /** The per-head slices of `pos` (built once and kept for a cached entry, fresh otherwise). */
@@ -423,5 +443,6 @@ export class Gpsa extends TokenMixer {
     }
     this.cache.clear();
     this.cacheIds = null;
+    this.disposeHalves();
   }
 }

@@ -107,9 +107,16 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'train': {
-      if (!values.model) throw new UsageError('train needs --model NAME (softbias list)');
+      const start = [values.pretrained && '--pretrained', values.weights && '--weights'].filter(Boolean);
+      if (start.length > 1) throw new UsageError('train takes --pretrained ID or --weights FILE, not both');
+      if (start.length && values.model) throw new UsageError(`train takes --model NAME or ${start[0]}, not both (${start[0]} names its model)`);
+      if (!values.model && !start.length) throw new UsageError('train needs --model NAME (softbias list), --pretrained ID or --weights FILE');
+      if (values.weights) checkWeightsFile(values.weights, '--weights', 'train');
+      if (values.weights && values.set) throw new UsageError('--set applies to --model and --pretrained; a weights file carries its own config');
       const args = {
-        model: values.model,
+        model: values.model ?? '',
+        ...(values.pretrained ? { pretrained: values.pretrained } : {}),
+        ...(values.weights ? { weights: values.weights } : {}),
         overrides: overridesOption(values.set),
         data: choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA),
         ...dataDir,

@@ -80,7 +80,10 @@ describe('softbias options', () => {
   });
 
   it('options a command does not use, unknown options and positionals are refused with its options', async () => {
-    expect(await usage(['train', ...tiny, '--weights', 'w.safetensors'])).toMatch(/^train does not take --weights \(eval, inspect do\); train's options: --model --set/);
+    expect(await usage(['train', ...tiny, '--runs', '3'])).toMatch(/^train does not take --runs \(bench does\); train's options: --model --pretrained --weights --set/);
+    expect(await usage(['train', ...tiny, '--pretrained', 'timm/convit_tiny.fb_in1k'])).toMatch(/^train takes --model NAME or --pretrained, not both/);
+    expect(await usage(['train', '--pretrained', 'timm/convit_tiny.fb_in1k', '--weights', 'w.safetensors'])).toMatch(/^train takes --pretrained ID or --weights FILE, not both/);
+    expect(await usage(['train'])).toMatch(/^train needs --model NAME \(softbias list\), --pretrained ID or --weights FILE/);
     expect(await usage(['eval', '--weights', 'w', '--epochs', '3'])).toMatch(/^eval does not take --epochs \(demo, train, pretrain do\)/);
     expect(await usage(['bench', ...tiny, '--progress', 'none'])).toMatch(/^bench does not take --progress/);
     expect(await usage(['train', ...tiny, '--batchsize', '4'])).toMatch(/unknown option --batchsize for train \(did you mean --batch-size\?\)/);
@@ -162,9 +165,9 @@ describe('softbias options', () => {
 
 describe('softbias (real processes)', () => {
   it('a usage error exits 2 with the message on stderr; --help exits 0', async () => {
-    const bad = await cli(['train', '--model', 'convit_tiny', '--weights', 'x']);
+    const bad = await cli(['train', '--model', 'convit_tiny', '--runs', '3']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/^softbias: train does not take --weights/);
+    expect(bad.stderr).toMatch(/^softbias: train does not take --runs/);
     const help = await cli(['bench', '--help']);
     expect(help.code, help.stderr).toBe(0);
     expect(help.stdout).toMatch(/--batch B\[,B…\]/);

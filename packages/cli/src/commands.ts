@@ -21,7 +21,9 @@ import type { TrainSettings } from '@softbias/experiments';
 import { ConfusionMatrix, countMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
 import { ConViT } from '@softbias/models-convit';
 import { ConvNeXtV2 } from '@softbias/models-convnextv2';
+import { fromPretrainedWithInfo, models } from '@softbias/tensor-ops/models';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
+import { downloadProgress } from './download-progress.js';
 import { checkTrainingMemory, convitPatchSize, explainOutOfMemory } from './memory.js';
 
 export interface DataChoice {
@@ -98,6 +100,58 @@ export interface TrainArgs extends TrainSettings, DataChoice {
   /** Resume even though the settings differ from the checkpoint's (listed in a warning). */
   allowSettingsChange?: boolean;
   progress: 'bar' | 'lines' | 'none';
+  /** Fine-tune this hub checkpoint (a timm hub id, or a registered name for its default tag) instead of `model`. */
+  pretrained?: string;
+  /** Fine-tune this weights file instead of `model`. */
+  weights?: string;
+}
+
+interface FineTuneStart {
+  model: AnyModel;
+  name: string;
+  family: Family;
+  size: [number, number];
+  mean: readonly number[];
+  std: readonly number[];
+}
+
+/**
+ * The model `train --pretrained ID` / `--weights FILE` fine-tunes: the checkpoint with a new classifier for the
+ * data's classes (and its first convolution adapted to the data's channels, as timm), trained at the
+ * checkpoint's input size with its normalisation (a weights file: the data's, at the size it was trained at).
+ */
+async function fineTuneStart(a: TrainArgs, data: LoadedData, log: (s: string) => void): Promise<FineTuneStart> {
+  const C = data.train.imageShape[2];
+  const numClasses = data.train.numClasses;
+  if (a.pretrained) {
+    const { model, info } = await fromPretrainedWithInfo(a.pretrained, {
+      numClasses,
+      overrides: { ...a.overrides, inChans: C },
+      onProgress: downloadProgress(a.progress),
+      onWarning: (m) => log(`warning: ${m}`),
+    });
+    const cfg = model.pretrainedConfig;
+    const size: [number, number] = [cfg.inputSize[1], cfg.inputSize[2]];
+    const perChannel = (v: readonly number[]) => Array.from({ length: C }, (_, i) => v[i % v.length]!);
+    const [mean, std] = [perChannel(cfg.mean), perChannel(cfg.std)];
+    const fmt = (v: number[]) => `[${v.map((x) => x.toFixed(3)).join(', ')}]`;
+    log(
+      `fine-tuning ${info.repo}${info.fromCache ? ` (cached: ${info.location})` : ''}: a new ${numClasses}-class head` +
+        `${C !== 3 ? `, the first convolution adapted to ${C} channel(s)` : ''}; the checkpoint's preprocessing: ${size[0]}×${size[1]}, mean ${fmt(mean)}, std ${fmt(std)}`,
+    );
+    return { model, name: info.architecture, family: models.get(info.architecture).family, size, mean, std };
+  }
+  const { family, model } = await loadAnyModel(a.weights!);
+  const chans = model.pretrainedConfig.inputSize[0];
+  if (chans !== C) {
+    model.dispose();
+    throw new Error(`--weights ${a.weights}: the model takes ${chans}-channel images, the data set has ${C} channel(s)`);
+  }
+  const had = model.numClasses;
+  if (had !== numClasses) model.resetClassifier(numClasses);
+  const name = (model.config as { name?: unknown }).name;
+  log(`fine-tuning ${a.weights}${had !== numClasses ? `: a new ${numClasses}-class head (it had ${had})` : ''}`);
+  return { model, name: typeof name === 'string' ? name : family, family, size: inputSize(model, data.train), mean: data.mean, std: data.std };
 }
 
 export interface TrainOutcome {
@@ -115,14 +169,34 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
   const info = await setupBackend(a.backend);
   log(`backend: ${info.backend} (${info.reason})`);
   const data = await loadData(a);
-  const family = familyOf(a.model);
   const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
   const trainSet = subset(data.train, picked);
-  const [imgH, imgW] = data.train.imageShape; // ConvNeXt V2 trains on max(32, H) × max(32, W) (inputSize)
-  checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend(), [Math.max(32, imgH), Math.max(32, imgW)]);
-  const model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
-  const size = inputSize(model, data.train);
-  log(`model: ${a.model} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);
+  let model: AnyModel;
+  let size: [number, number];
+  let norm: { mean: readonly number[]; std: readonly number[] } = data;
+  let name = a.model;
+  if (a.pretrained || a.weights) {
+    const start = await fineTuneStart(a, data, log);
+    ({ model, size, name } = start);
+    norm = start;
+    const overrides = { inChans: data.train.imageShape[2], numClasses: data.train.numClasses };
+    try {
+      if (models.has(start.name)) checkTrainingMemory(start.name, start.family, overrides, a.batchSize, tf.getBackend(), size);
+    } catch (e) {
+      // A refusal ("train: … needs about … GiB") stops the run; an architecture the estimate does not know does not.
+      if (/^train: /.test((e as Error)?.message ?? '')) {
+        model.dispose();
+        throw e;
+      }
+    }
+  } else {
+    const family = familyOf(a.model);
+    const [imgH, imgW] = data.train.imageShape; // ConvNeXt V2 trains on max(32, H) × max(32, W) (inputSize)
+    checkTrainingMemory(a.model, family, fitOverrides(family, data.train, a.overrides), a.batchSize, tf.getBackend(), [Math.max(32, imgH), Math.max(32, imgW)]);
+    model = createAnyModel(a.model, { ...fitOverrides(family, data.train, a.overrides), seed: a.seed });
+    size = inputSize(model, data.train);
+  }
+  log(`model: ${name} (${model.numParameters().toLocaleString('en')} parameters); data: ${trainSet.length} train / ${data.test.length} test, input ${size[0]}×${size[1]}`);
   const out = resolve(a.out);
   mkdirSync(out, { recursive: true });
   const controller = new AbortController();
@@ -139,10 +213,14 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
       data: new DataLoader(trainSet, {
         batchSize: a.batchSize,
         seed: a.seed,
-        mean: data.mean,
-        std: data.std,
+        mean: norm.mean,
+        std: norm.std,
         outputSize: size,
-        augment: { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(size[0] / 8)) }, hflip: true },
+        // Fine-tuning at another size than the data's (a checkpoint's input size): a random resized crop.
+        augment:
+          (a.pretrained || a.weights) && (size[0] !== data.train.imageShape[0] || size[1] !== data.train.imageShape[1])
+            ? { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true }
+            : { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(size[0] / 8)) }, hflip: true },
       }),
       epochs: a.epochs,
       numClasses: model.numClasses,
@@ -151,7 +229,7 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
       labelSmoothing: a.labelSmoothing,
       clipGradNorm: 5,
       seed: a.seed,
-      evaluate: { data: () => new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: data.mean, std: data.std, outputSize: size }).batches() },
+      evaluate: { data: () => new DataLoader(data.test, { batchSize: 250, shuffle: false, mean: norm.mean, std: norm.std, outputSize: size }).batches() },
       checkpoint: { path: join(out, 'checkpoint.safetensors'), everyEpochs: 1 },
       resume: a.resume,
       allowSettingsChange: a.allowSettingsChange ?? false,

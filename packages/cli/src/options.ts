@@ -76,9 +76,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   train: {
     summary: 'train a registered model; checkpoints every epoch, Ctrl-C saves and stops (exit 130), --resume continues',
-    synopsis: '--model NAME [options]',
+    synopsis: '--model NAME | --pretrained ID | --weights FILE [options]',
     options: {
       model,
+      pretrained: {
+        type: 'string',
+        arg: 'ID',
+        help: "fine-tune a hub checkpoint (timm/convnextv2_atto.fcmae_ft_in1k; a registered name: its default tag): a new head for the data's classes, the checkpoint's input size and normalisation",
+      },
+      weights: { ...weights, help: "fine-tune a weights file (model.safetensors, or timm weights): a new head for the data's classes, its input size" },
       set,
       data,
       'data-dir': dataDir,

@@ -344,3 +344,11 @@ describe('sha256', () => {
     }
   });
 });
+
+describe('models.create', () => {
+  it('refuses { pretrained } (it would need a download): points at fromPretrained', async () => {
+    const { ModelRegistry } = await import('./registry.js');
+    const r = new ModelRegistry();
+    expect(() => r.create('convit_tiny', { pretrained: true })).toThrow(/use await fromPretrained\('convit_tiny'\)/);
+  });
+});

@@ -131,6 +131,12 @@ export class ModelRegistry<M = VisionModel> {
   create(name: string, overrides: Record<string, unknown> & { featuresOnly: true }): FeatureModel<M extends VisionModel ? M : VisionModel>;
   create(name: string, overrides?: Record<string, unknown>): M;
   create(name: string, overrides: Record<string, unknown> = {}): M | FeatureModel {
+    if (overrides['pretrained'] !== undefined && overrides['pretrained'] !== false) {
+      throw new TypeError(
+        `create('${name}', { pretrained }) is synchronous and downloads nothing: use await fromPretrained('${name}') or ` +
+          `createPretrained('${name}', { pretrained: true }) from @softbias/tensor-ops/models`,
+      );
+    }
     const m = this.get(name).create(overrides);
     if (overrides['featuresOnly'] === true && !(m instanceof FeatureModel)) {
       (m as { dispose?(): void }).dispose?.();

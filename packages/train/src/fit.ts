@@ -15,7 +15,8 @@ import { crossEntropy } from './loss.js';
 import { clipGradNorm } from './clip.js';
 import { Mixup, type MixupOptions } from './mixup.js';
 import { ModelEma, type EmaOptions } from './ema.js';
-import { CheckpointError, causeMessage, checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta } from './checkpoint.js';
+import { CheckpointError, causeMessage, checkpointBytes, checkpointMeta, loadCheckpoint, saveCheckpoint, type CheckpointMeta, type TrainingState } from './checkpoint.js';
+import type { FitStorage } from './storage.js';
 import { type FitProgress, type ProgressMode, type ProgressOutput, ProgressPrinter, defaultOutput } from './progress.js';
 import { parseSafetensors, readBytes } from '@softbias/tensor-ops';
 
@@ -113,6 +114,12 @@ export interface FitOptions {
    * afresh; any other failure to read it is an error).
    */
   resume?: string | boolean;
+  /**
+   * Where `checkpoint.path`, `resume` and a `log` path live: Node files when absent (atomic writes, the log
+   * appended synchronously), or any `FitStorage` — `memoryStorage()`, `indexedDbStorage()` in a browser or a
+   * Worker — whose keys are those paths.
+   */
+  storage?: FitStorage;
   /**
    * Resuming with settings that differ from the checkpoint's (epochs, batches per epoch, optimizer, schedule,
    * label smoothing, clipping, mixup, EMA, seed, the model's parameter names and shapes) is refused, with the
@@ -314,9 +321,15 @@ interface LoggedSoFar {
 class JsonlLog {
   private appendSync: ((path: string, data: string) => void) | undefined;
   private readSync: ((path: string, encoding: 'utf8') => string) | undefined;
-  constructor(private readonly target: FitOptions['log']) {}
+  constructor(
+    private readonly target: FitOptions['log'],
+    private readonly storage?: FitStorage,
+  ) {}
   async open(): Promise<void> {
-    if (typeof this.target === 'string') {
+    if (typeof this.target === 'string' && this.storage) {
+      const { storage, target } = this;
+      this.appendSync = (_path, data) => void storage.append(target, data);
+    } else if (typeof this.target === 'string') {
       const fs = await dynamicImport('node:fs');
       this.appendSync = fs.appendFileSync;
       this.readSync = fs.readFileSync;
@@ -326,13 +339,21 @@ class JsonlLog {
    * The steps and epochs the file already logged for this run (records after its last 'start'; a torn last
    * line is skipped). Undefined for a function log or a file that does not exist yet.
    */
-  loggedSoFar(): LoggedSoFar | undefined {
-    if (typeof this.target !== 'string' || !this.readSync) return undefined;
+  async loggedSoFar(): Promise<LoggedSoFar | undefined> {
+    if (typeof this.target !== 'string') return undefined;
     let text: string;
-    try {
-      text = this.readSync(this.target, 'utf8');
-    } catch {
-      return undefined;
+    if (this.storage) {
+      await this.storage.flush?.();
+      const t = await this.storage.readText(this.target);
+      if (t === undefined) return undefined;
+      text = t;
+    } else {
+      if (!this.readSync) return undefined;
+      try {
+        text = this.readSync(this.target, 'utf8');
+      } catch {
+        return undefined;
+      }
     }
     let seen: LoggedSoFar = { maxStep: 0, epochs: new Set() };
     for (const line of text.split('\n')) {
@@ -354,6 +375,20 @@ class JsonlLog {
     if (!t) return;
     if (typeof t === 'function') t(record);
     else this.appendSync!(t, JSON.stringify(record) + '\n');
+  }
+  /** Wait for a storage's pending appends. */
+  async flush(): Promise<void> {
+    if (typeof this.target === 'string') await this.storage?.flush?.();
+  }
+}
+
+/** Save a checkpoint through a storage (one atomic write), with `saveCheckpoint`'s errors. */
+async function saveThrough(storage: FitStorage, path: string, state: TrainingState): Promise<void> {
+  const bytes = await checkpointBytes(state);
+  try {
+    await storage.write(path, bytes);
+  } catch (e) {
+    throw new CheckpointError(path, `checkpoint ${path}: cannot save: ${causeMessage(e)}`, e);
   }
 }
 
@@ -403,7 +438,8 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
     const mixup = opts.mixup ? new Mixup({ labelSmoothing: smoothing, ...opts.mixup, numClasses: numClasses!, seed: opts.mixup.seed ?? opts.seed ?? 0 }) : undefined;
     const ema = opts.ema ? new ModelEma(model, opts.ema === true ? {} : opts.ema) : undefined;
     createdEma = ema;
-    const log = new JsonlLog(opts.log);
+    const storage = opts.storage;
+    const log = new JsonlLog(opts.log, storage);
     await log.open();
     const printer = new ProgressPrinter(opts.progress ?? 'auto', opts.output ?? defaultOutput(), perEpoch);
     const ckpt = opts.checkpoint;
@@ -430,7 +466,7 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
       // next save overwrite the real checkpoint.
       let bytes: Uint8Array | undefined;
       try {
-        bytes = await readBytes(resumePath);
+        bytes = await (storage ? storage.read(resumePath) : readBytes(resumePath));
       } catch (e) {
         if (!(opts.resume === true && errorCode(e) === 'ENOENT')) {
           throw new CheckpointError(resumePath, `fit: cannot resume from ${resumePath}: ${causeMessage(e)}`, e);
@@ -478,12 +514,12 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
 
     // Steps the file log already holds past the checkpoint (the run went on after it, then stopped without saving):
     // they are re-run now, and their records say so.
-    const logged = resumedFrom !== undefined ? log.loggedSoFar() : undefined;
+    const logged = resumedFrom !== undefined ? await log.loggedSoFar() : undefined;
     const replayUpTo = logged && logged.maxStep > step ? logged.maxStep : undefined;
 
     const save = async (reason: string) => {
       if (!ckpt) return;
-      await saveCheckpoint(ckpt.path, {
+      await (storage ? (p: string, st: TrainingState) => saveThrough(storage, p, st) : saveCheckpoint)(ckpt.path, {
         model,
         optimizer,
         ...(ema ? { ema } : {}),
@@ -692,6 +728,10 @@ export async function fit(opts: FitOptions): Promise<FitResult> {
         step,
         ...(failed !== undefined ? { error: failed instanceof Error ? failed.message : String(failed) } : {}),
         time: new Date().toISOString(),
+      });
+      // A storage's queued log appends are stored before fit returns (their error, unless fit already failed).
+      await log.flush().catch((e: unknown) => {
+        if (failed === undefined) throw e;
       });
     }
     return { status, step, epochs: history.length, history, optimizer, ...(ema ? { ema } : {}), ...(resumedFrom !== undefined ? { resumedFrom } : {}) };

@@ -31,3 +31,4 @@ export {
   type EvaluateResult,
 } from './fit.js';
 export { ProgressPrinter, defaultOutput, type ProgressOutput, type FitProgress, type ProgressMode } from './progress.js';
+export { nodeFileStorage, memoryStorage, indexedDbStorage, notFound, type FitStorage } from './storage.js';

@@ -31,7 +31,8 @@ describe('ConvNeXt V2 pretrained tags (timm default_cfgs)', () => {
       weights: 'timm/convnextv2_atto.fcmae_ft_in1k',
     });
     expect(tag('convnextv2_tiny', 'fcmae_ft_in1k').pretrainedConfig.testCropPct).toBe(1);
-    expect(tag('convnextv2_base', 'fcmae_ft_in22k_in1k_384')).toMatchObject({ cropMode: 'squash', pretrainedConfig: { inputSize: [3, 384, 384], cropPct: 1 } });
+    expect(tag('convnextv2_base', 'fcmae_ft_in22k_in1k_384').pretrainedConfig).toMatchObject({ inputSize: [3, 384, 384], cropPct: 1, cropMode: 'squash' });
+    expect(tag('convnextv2_base', 'fcmae_ft_in22k_in1k').pretrainedConfig.cropMode).toBeUndefined();
     expect(tag('convnextv2_huge', 'fcmae_ft_in22k_in1k_512').pretrainedConfig.inputSize).toEqual([3, 512, 512]);
     const fcmae = tag('convnextv2_nano', 'fcmae');
     expect(fcmae.pretrainedConfig.numClasses).toBe(0);

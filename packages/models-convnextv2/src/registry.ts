@@ -57,7 +57,7 @@ export function convnextv2Tags(name: string): PretrainedTag[] {
     ...extra,
   });
   const small = size === 'atto' || size === 'femto' || size === 'pico';
-  const hi = (px: number) => tag(`fcmae_ft_in22k_in1k_${px}`, { inputSize: [3, px, px], cropPct: 1 }, { cropMode: 'squash' });
+  const hi = (px: number) => tag(`fcmae_ft_in22k_in1k_${px}`, { inputSize: [3, px, px], cropPct: 1, cropMode: 'squash' });
   return [
     tag('fcmae_ft_in1k', { testInputSize: [3, 288, 288], testCropPct: small ? 0.95 : 1 }),
     ...(IN22K.has(size) ? [tag('fcmae_ft_in22k_in1k', { testInputSize: [3, 288, 288], testCropPct: 1 }), hi(384)] : []),

@@ -25,8 +25,6 @@ export interface PretrainedTag {
    * checkpoint does not have (initialised as the family does).
    */
   encoderOnly?: { absent: readonly string[]; note: string };
-  /** timm's `crop_mode` when it is not 'center' (e.g. 'squash' for the 384/512 fine-tunes). */
-  cropMode?: 'center' | 'squash';
 }
 
 export interface FromPretrainedOptions extends HubOptions {
@@ -124,6 +122,7 @@ export function pretrainedConfigFromTimm(cfg: Record<string, unknown>, base: Pre
   const testCrop = num(cfg['test_crop_pct']);
   if (testCrop !== undefined) out.testCropPct = testCrop;
   if (cfg['interpolation'] === 'bicubic' || cfg['interpolation'] === 'bilinear') out.interpolation = cfg['interpolation'];
+  if (cfg['crop_mode'] === 'squash' || cfg['crop_mode'] === 'center') out.cropMode = cfg['crop_mode'];
   const mean = triple(cfg['mean']);
   if (mean) out.mean = mean;
   const std = triple(cfg['std']);

@@ -22,6 +22,8 @@ export interface PreprocessConfig {
   mean: readonly [number, number, number];
   std: readonly [number, number, number];
   cropPct: number;
+  /** timm's `crop_mode`: 'center' (default, the aspect ratio kept) or 'squash' (both sides resized). */
+  cropMode?: 'center' | 'squash';
 }
 
 /** Replace parts of a model's transform. */
@@ -29,6 +31,7 @@ export interface PreprocessOverrides {
   /** Output size (a square side or [H, W]). */
   size?: number | readonly [number, number];
   cropPct?: number;
+  cropMode?: 'center' | 'squash';
   mean?: readonly [number, number, number];
   std?: readonly [number, number, number];
 }
@@ -56,13 +59,18 @@ export function preprocessConfig(source: PreprocessSource, overrides: Preprocess
     mean: overrides.mean ?? base.mean,
     std: overrides.std ?? base.std,
   };
+  const cropMode = overrides.cropMode ?? base.cropMode;
+  if (cropMode !== undefined) {
+    if (cropMode !== 'center' && cropMode !== 'squash') throw new Error(`preprocess: cropMode must be 'center' or 'squash', got ${JSON.stringify(cropMode)}`);
+    if (cropMode === 'squash') cfg.cropMode = cropMode;
+  }
   if (!size.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`preprocess: size must be positive integers, got [${size}]`);
   if (!(cfg.cropPct > 0 && cfg.cropPct <= 1)) throw new Error(`preprocess: cropPct must be in (0, 1], got ${cfg.cropPct}`);
   return cfg;
 }
 
 function fromPretrained(p: PretrainedConfig): PreprocessConfig {
-  return { size: [p.inputSize[1], p.inputSize[2]], mean: p.mean, std: p.std, cropPct: p.cropPct };
+  return { size: [p.inputSize[1], p.inputSize[2]], mean: p.mean, std: p.std, cropPct: p.cropPct, ...(p.cropMode ? { cropMode: p.cropMode } : {}) };
 }
 
 /** Python's round(): halves go to the even neighbour. */
@@ -74,9 +82,19 @@ function pyRound(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/** The resize target (before the crop) for an image of h×w, as timm's eval transform computes it. */
-export function resizeTarget(h: number, w: number, size: readonly [number, number], cropPct: number): [number, number] {
+/**
+ * The resize target (before the crop) for an image of h×w, as timm's eval transform computes it
+ * ('squash': both sides to ⌊size / cropPct⌋, whatever the aspect ratio).
+ */
+export function resizeTarget(
+  h: number,
+  w: number,
+  size: readonly [number, number],
+  cropPct: number,
+  cropMode: 'center' | 'squash' = 'center',
+): [number, number] {
   const scale: [number, number] = [Math.floor(size[0] / cropPct), Math.floor(size[1] / cropPct)];
+  if (cropMode === 'squash') return scale;
   if (scale[0] === scale[1]) {
     // torchvision Resize(int): the short side becomes `scale`, the long side int(scale · long / short).
     const s = scale[0];
@@ -108,7 +126,7 @@ function cropOffsets(rh: number, rw: number, size: readonly [number, number]): [
 /** One tensor image [H, W, 3|4]: the resampling as dense matmuls on the tensor's backend (no read-back). */
 function preprocessTensor(image: tf.Tensor, cfg: PreprocessConfig): tf.Tensor4D {
   const [h, w, c] = image.shape as [number, number, number];
-  const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct);
+  const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct, cfg.cropMode);
   const [top, left] = cropOffsets(rh, rw, cfg.size);
   const [th, tw] = cfg.size;
   return tf.tidy(() => {
@@ -157,7 +175,7 @@ export function preprocess(image: ImageInput, source: PreprocessSource, override
   const scale = data instanceof Float32Array ? 1 : 1 / 255;
   const rgb = new Float32Array(h * w * 3);
   for (let i = 0; i < h * w; i++) for (let k = 0; k < 3; k++) rgb[i * 3 + k] = data[i * c + k]! * scale;
-  const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct);
+  const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct, cfg.cropMode);
   const [top, left] = cropOffsets(rh, rw, cfg.size);
   const resized = rh === h && rw === w ? rgb : resampleBicubic(rgb, [h, w, 3], [rh, rw]);
   const [th, tw] = cfg.size;

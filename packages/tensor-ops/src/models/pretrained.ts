@@ -15,6 +15,12 @@ export interface PretrainedConfig {
   cropPct: number;
   /** Crop fraction at `testInputSize`. */
   testCropPct?: number;
+  /**
+   * timm's `crop_mode`: 'center' (default: resize the short side to ⌊size / cropPct⌋, keeping the aspect
+   * ratio, then centre-crop) or 'squash' (resize both sides to ⌊size / cropPct⌋, ignoring the aspect ratio,
+   * then centre-crop: timm's 384 / 512 px fine-tunes).
+   */
+  cropMode?: 'center' | 'squash';
   interpolation: 'bicubic' | 'bilinear';
   mean: readonly [number, number, number];
   std: readonly [number, number, number];

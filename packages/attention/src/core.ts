@@ -109,6 +109,15 @@ export function attentionFromQkv(
     const a = tf.add(tf.mul(c, keep), gated);
     return tf.div(a, tf.sum(a, -1, true));
   };
+  // Inference on wasm: the fused kernel reads q, k, v as the linears wrote them ([B, N, heads·hd]) and writes o the
+  // same way: no head transposes (the same arithmetic as the path below, so the same numbers).
+  if (!opts.returnAttention && !opts.dropAttn && !tf.engine().isTapeOn() && resolveStrategy(opts.strategy, N, B * heads) !== 'per-head') {
+    const fused = fusedAttentionForward(mix ? q3 : tf.mul(q3, scale), k3, v3, mix ? scale : 1, mix?.keep, mix?.gated, { tokenMajorHeads: heads });
+    if (fused) {
+      tf.dispose([fused.c, ...(fused.z ? [fused.z] : [])]);
+      return { out: tf.reshape(fused.o, [B * N, C]) as tf.Tensor2D };
+    }
+  }
   // [B, N, C] → [B, heads, N, hd] (rank-4 transposes only).
   const toHeads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [B, N, heads, hd]), [0, 2, 1, 3]);
   const q = toHeads(mix ? q3 : tf.mul(q3, scale));

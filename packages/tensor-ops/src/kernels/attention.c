@@ -1,6 +1,7 @@
 // Attention family: the forward of batched scaled dot-product attention in one pass per (batch, head) block.
 //
-// Per block b (q [M, D], k [N, D], v [N, E], row-major and contiguous, block b at q + b·M·D etc.):
+// Per block b (q [M, D], k [N, D], v [N, E], row-major; each block contiguous at q + b·M·D etc., or, token-major,
+// the heads interleaved in rows of H·D: see attn_forward's `lay`):
 //   S = scale · (q · kᵀ)              (the dot product rounded to float32 first, then × scale: as matMul then mul)
 //   c = softmax(S) over the keys       (m = max_j S, e = exp(S − m), c = e / Σ_j e)
 //   mixed: a = c · keep + gated,  z = Σ_j a,  p = a / z   (GPSA; keep a scalar per block, gated an [M, N] matrix)
@@ -84,13 +85,13 @@ KERNEL void attn_exp(int task, int ntasks, const float *x, float *y, int n) {
   for (int i = lo; i < hi; i++) wasm_v128_store(y + 4 * i, exp4(wasm_v128_load(x + 4 * i)));
 }
 
-/** kᵀ in panels of 8 keys: dst[(j/8)·D·8 + d·8 + j%8] = k[j·D + d] (zeros for N ≤ j < np). */
-static void pack_kt(const float *k, float *dst, int N, int D, int np) {
+/** kᵀ in panels of 8 keys: dst[(j/8)·D·8 + d·8 + j%8] = k[j·ldk + d] (zeros for N ≤ j < np). */
+static void pack_kt(const float *k, float *dst, int N, int D, int np, int ldk) {
   for (int jb = 0; jb < np; jb += NR) {
     float *panel = dst + jb * D;
     const int w = imin(NR, N - jb);
     for (int c = 0; c < w; c++) {
-      const float *src = k + (jb + c) * D;
+      const float *src = k + (int64_t)(jb + c) * ldk;
       for (int d = 0; d < D; d++) panel[d * NR + c] = src[d];
     }
     for (int c = w; c < NR; c++)
@@ -98,20 +99,20 @@ static void pack_kt(const float *k, float *dst, int N, int D, int np) {
   }
 }
 
-/** v in panels of 8 columns: dst[(e/8)·N·8 + j·8 + e%8] = v[j·E + e] (zeros for E ≤ e < ⌈E/8⌉·8). */
-static void pack_v(const float *v, float *dst, int N, int E) {
+/** v in panels of 8 columns: dst[(e/8)·N·8 + j·8 + e%8] = v[j·ldv + e] (zeros for E ≤ e < ⌈E/8⌉·8). */
+static void pack_v(const float *v, float *dst, int N, int E, int ldv) {
   for (int eb = 0; eb < E; eb += NR) {
     float *panel = dst + eb * N;
     const int w = imin(NR, E - eb);
     if (w == NR) {
       for (int j = 0; j < N; j++) {
-        wasm_v128_store(panel + j * NR, wasm_v128_load(v + j * E + eb));
-        wasm_v128_store(panel + j * NR + 4, wasm_v128_load(v + j * E + eb + 4));
+        wasm_v128_store(panel + j * NR, wasm_v128_load(v + (int64_t)j * ldv + eb));
+        wasm_v128_store(panel + j * NR + 4, wasm_v128_load(v + (int64_t)j * ldv + eb + 4));
       }
       continue;
     }
     for (int j = 0; j < N; j++) {
-      for (int c = 0; c < w; c++) panel[j * NR + c] = v[j * E + eb + c];
+      for (int c = 0; c < w; c++) panel[j * NR + c] = v[(int64_t)j * ldv + eb + c];
       for (int c = w; c < NR; c++) panel[j * NR + c] = 0.0f;
     }
   }
@@ -232,8 +233,8 @@ static void softmax_row(float *s, float mx, float *crow, const float *g, float k
   for (int j = 0; j < np; j += 4) wasm_v128_store(s + j, wasm_f32x4_div(wasm_v128_load(s + j), z));
 }
 
-/** Rows 0..rows−1 (≤ 4) of o = p·v from p (4 rows `ps` floats apart; rows past `rows` are ignored). */
-static void output_tile(const float *p, int ps, const float *vp, float *o, int rows, int N, int E) {
+/** Rows 0..rows−1 (≤ 4) of o = p·v from p (4 rows `ps` floats apart; rows past `rows` are ignored), o's rows ldo apart. */
+static void output_tile(const float *p, int ps, const float *vp, float *o, int rows, int N, int E, int ldo) {
   const float *p0 = p, *p1 = p + (rows > 1 ? ps : 0), *p2 = p + (rows > 2 ? 2 * ps : 0), *p3 = p + (rows > 3 ? 3 * ps : 0);
   for (int eb = 0; eb < E; eb += NR) {
     v128_t a00 = wasm_f32x4_splat(0.0f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
@@ -259,16 +260,16 @@ static void output_tile(const float *p, int ps, const float *vp, float *o, int r
     store_part(o + eb, a00, w0);
     if (w1 > 0) store_part(o + eb + 4, a01, w1);
     if (rows > 1) {
-      store_part(o + E + eb, a10, w0);
-      if (w1 > 0) store_part(o + E + eb + 4, a11, w1);
+      store_part(o + ldo + eb, a10, w0);
+      if (w1 > 0) store_part(o + ldo + eb + 4, a11, w1);
     }
     if (rows > 2) {
-      store_part(o + 2 * E + eb, a20, w0);
-      if (w1 > 0) store_part(o + 2 * E + eb + 4, a21, w1);
+      store_part(o + 2 * ldo + eb, a20, w0);
+      if (w1 > 0) store_part(o + 2 * ldo + eb + 4, a21, w1);
     }
     if (rows > 3) {
-      store_part(o + 3 * E + eb, a30, w0);
-      if (w1 > 0) store_part(o + 3 * E + eb + 4, a31, w1);
+      store_part(o + 3 * ldo + eb, a30, w0);
+      if (w1 > 0) store_part(o + 3 * ldo + eb + 4, a31, w1);
     }
   }
 }
@@ -282,11 +283,13 @@ INLINE int slot_floats(int N, int D, int E) {
 /**
  * The attention forward (see the header) over nblk blocks. keep/gated/z are 0 when plain. Block b = bb·H + h
  * reads keep[bb·kbs + h·khs] and the gated matrix at gated + (bb·gbs + h·ghs) floats. scratch: ntasks slots of
- * slot_floats(N, D, E) floats (16-byte aligned).
+ * slot_floats(N, D, E) floats (16-byte aligned). lay: 12 int32 strides in floats, (batch, head, row) for q, k, v
+ * and o in that order: block (bb, h) of q starts at q + bb·lay[0] + h·lay[1] and its rows are lay[2] apart
+ * (contiguous heads: (H·M·D, M·D, D); token-major [B, M, H·D]: (M·H·D, D, H·D)). c and z are contiguous.
  */
 KERNEL void attn_forward(int task, int ntasks, const float *q, const float *k, const float *v, const float *keep,
                          const float *gated, float *o, float *c, float *z, float *scratch, int nblk, int H, int M, int N,
-                         int D, int E, float scale, int kbs, int khs, int gbs, int ghs, int rowsplit) {
+                         int D, int E, float scale, int kbs, int khs, int gbs, int ghs, int rowsplit, const int *lay) {
   const int mixed = keep != 0;
   const int np = round8(N);
   float *kt = scratch + (int64_t)task * slot_floats(N, D, E);
@@ -298,32 +301,34 @@ KERNEL void attn_forward(int task, int ntasks, const float *q, const float *k, c
   float mx[TR];
   for (int u = lo; u < hi; u++) {
     const int b = u / rowsplit, part = u % rowsplit;
-    const float *qb = q + (int64_t)b * M * D;
+    const int bb = b / H, h = b % H;
+    const float *qb = q + (int64_t)bb * lay[0] + (int64_t)h * lay[1];
+    const int ldq = lay[2], ldo = lay[11];
     if (packed != b) {
-      pack_kt(k + (int64_t)b * N * D, kt, N, D, np);
-      pack_v(v + (int64_t)b * N * E, vp, N, E);
+      pack_kt(k + (int64_t)bb * lay[3] + (int64_t)h * lay[4], kt, N, D, np, lay[5]);
+      pack_v(v + (int64_t)bb * lay[6] + (int64_t)h * lay[7], vp, N, E, lay[8]);
       packed = b;
     }
-    const int bb = b / H, h = b % H;
+    float *ob = o + (int64_t)bb * lay[9] + (int64_t)h * lay[10];
     const float kv = mixed ? keep[bb * kbs + h * khs] : 0.0f;
     const float *gb = mixed ? gated + (int64_t)bb * gbs + (int64_t)h * ghs : 0;
     int r0, r1;
     split(M, part, rowsplit, &r0, &r1);
     for (int i = r0; i < r1; i += TR) {
       const int rows = imin(TR, r1 - i);
-      const float *q0 = qb + i * D;
-      const float *q1 = qb + (i + imin(1, rows - 1)) * D;
-      const float *q2 = qb + (i + imin(2, rows - 1)) * D;
-      const float *q3 = qb + (i + imin(3, rows - 1)) * D;
+      const float *q0 = qb + (int64_t)i * ldq;
+      const float *q1 = qb + (int64_t)(i + imin(1, rows - 1)) * ldq;
+      const float *q2 = qb + (int64_t)(i + imin(2, rows - 1)) * ldq;
+      const float *q3 = qb + (int64_t)(i + imin(3, rows - 1)) * ldq;
       scores_tile(q0, q1, q2, q3, kt, s, mx, N, D, np, scale);
       for (int r = 0; r < rows; r++) {
         const int64_t row = (int64_t)b * M + i + r;
         softmax_row(s + r * np, mx[r], c + row * N, mixed ? gb + (int64_t)(i + r) * N : 0, kv, mixed ? z + row : 0, N,
                     np, mixed);
       }
-      float *orow = o + ((int64_t)b * M + i) * E;
-      if (mixed) output_tile(s, np, vp, orow, rows, N, E);
-      else output_tile(c + ((int64_t)b * M + i) * N, N, vp, orow, rows, N, E);
+      float *orow = ob + (int64_t)i * ldo;
+      if (mixed) output_tile(s, np, vp, orow, rows, N, E, ldo);
+      else output_tile(c + ((int64_t)b * M + i) * N, N, vp, orow, rows, N, E, ldo);
     }
   }
 }

@@ -274,6 +274,17 @@ describeBackend('fused attention forward (SoftbiasAttention)', () => {
             const twice = tol.map((t) => 2 * t);
             expect(worstRatio(fd, Float64Array.from(gd), twice), `${name} vs op graph`).toBeLessThanOrEqual(1);
           }
+          // Token-major layout ([B, N, H·hd], as the linears write it): the same numbers bit for bit, o token-major.
+          const tok = (t: tf.Tensor) => tf.reshape(tf.transpose(t, [0, 2, 1, 3]), [B, N, H * hd]);
+          const [qt, kt, vt] = [tok(q), tok(k), tok(v)];
+          const ft = fusedAttentionForward(qt, kt, vt, scale, mixed ? keep : undefined, mixed ? gated : undefined, { tokenMajorHeads: H });
+          expect(ft, 'the kernel takes the token-major layout').not.toBeNull();
+          expect(ft!.o.shape).toEqual([B, N, H * hd]);
+          const oBack = tok(f!.o);
+          expect(Array.from(await ft!.o.data()), 'token-major o').toEqual(Array.from(await oBack.data()));
+          expect(Array.from(await ft!.c.data()), 'token-major c').toEqual(Array.from(await f!.c.data()));
+          if (mixed) expect(Array.from(await ft!.z!.data()), 'token-major z').toEqual(Array.from(await f!.z!.data()));
+          tf.dispose([qt, kt, vt, oBack, ft!.o, ft!.c, ft!.z ?? []]);
           tf.dispose([q, k, v, g, keep, gated, f!.o, f!.c, f!.z ?? [], r.o, r.c, r.z ?? []]);
         });
       }

@@ -9,7 +9,8 @@
  * z [..., M, 1]. keep broadcasts as [..., 1, 1] and gated as [..., M, N] against [..., M, N], where the batch
  * dimensions of each are either all 1 or equal to q's, except the last (heads) which may be 1 or equal on its
  * own: [H, 1, 1] / [H, M, N] / [1, H, M, N] / [B, H, …] / scalars. Other layouts: `fusedAttentionForward` returns
- * null and callers keep the op graph.
+ * null and callers keep the op graph. With `tokenMajorHeads: H` q, k, v are the token-major [B, M, H·D] outputs of
+ * the linears and o comes back as [B, M, H·E] (no head transposes; for inference, see @softbias/attention's core).
  *
  * Numerics (float32): S and o are sums in increasing index order like softbias' GEMM; S is rounded before × scale
  * (as matMul then mul); exp is a vectorised float32 exp with max relative error 1.37·2⁻²⁴ (attention.c); c = e/Σe
@@ -81,11 +82,30 @@ function strides(t: tf.TensorInfo, L: Layout, tail: [number, number]): { bs: num
 
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap };
 
+/**
+ * The layout of q, k, v and o: `heads` (default) [..., M, D] per block as above; `tokens` q [B, M, H·D],
+ * k [B, N, H·D], v [B, N, H·E] and o [B, M, H·E] (the heads interleaved in each token's row: the linears' own
+ * output, so no transposes), with `heads` = H; c and z stay [B, H, M, N] / [B, H, M, 1].
+ */
+function tokenLayout(q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo, H: number): Layout | null {
+  if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3 || !(H >= 1)) return null;
+  const [B, M, C] = q.shape as [number, number, number];
+  const [Bk, N, Ck] = k.shape as [number, number, number];
+  const [Bv, Nv, Cv] = v.shape as [number, number, number];
+  if (Bk !== B || Bv !== B || Nv !== N || Ck !== C || C % H !== 0 || Cv % H !== 0) return null;
+  const D = C / H;
+  const E = Cv / H;
+  if (B === 0 || M === 0 || N === 0 || D === 0 || E === 0) return null;
+  return { batch: [B, H], nblk: B * H, H, M, N, D, E };
+}
+
 function attentionKernel(args: KernelArgs): tf.TensorInfo[] {
   const { q, k, v, keep, gated } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo; keep?: tf.TensorInfo; gated?: tf.TensorInfo };
-  const scale = Number((args.attrs as { scale?: number } | undefined)?.scale ?? 1);
+  const attrs = (args.attrs ?? {}) as { scale?: number; layout?: 'heads' | 'tokens'; heads?: number };
+  const scale = Number(attrs.scale ?? 1);
+  const tokens = attrs.layout === 'tokens';
   const be = args.backend as WasmHeapBackend;
-  const L = layout(q, k, v);
+  const L = tokens ? tokenLayout(q, k, v, Number(attrs.heads)) : layout(q, k, v);
   const mixed = keep !== undefined && gated !== undefined;
   if (!L || (keep === undefined) !== (gated === undefined)) throw new Error(`${ATTENTION_KERNEL}: unsupported shapes q [${q.shape}] k [${k.shape}] v [${v.shape}]`);
   for (const t of [q, k, v, keep, gated]) if (t && t.dtype !== 'float32') throw new Error(`${ATTENTION_KERNEL}: float32 only`);
@@ -93,7 +113,11 @@ function attentionKernel(args: KernelArgs): tf.TensorInfo[] {
   const gs = mixed ? strides(gated!, L, [L.M, L.N]) : { bs: 0, hs: 0 };
   if (!ks || !gs) throw new Error(`${ATTENTION_KERNEL}: keep [${keep?.shape}] / gated [${gated?.shape}] do not broadcast as supported`);
   const { batch, nblk, H, M, N, D, E } = L;
-  const o = be.makeOutput([...batch, M, E], 'float32');
+  const o = be.makeOutput(tokens ? [batch[0]!, M, H * E] : [...batch, M, E], 'float32');
+  // Strides (floats) of block (bb, h) and of rows for q, k, v, o (attention.c's `lay`).
+  const lay = tokens
+    ? [M * H * D, D, H * D, N * H * D, D, H * D, N * H * E, E, H * E, M * H * E, E, H * E]
+    : [H * M * D, M * D, D, H * N * D, N * D, D, H * N * E, N * E, E, H * M * E, M * E, E];
   const c = be.makeOutput([...batch, M, N], 'float32');
   const z = mixed ? be.makeOutput([...batch, M, 1], 'float32') : null;
   const threads = kernelThreads(be);
@@ -106,7 +130,9 @@ function attentionKernel(args: KernelArgs): tf.TensorInfo[] {
   }
   let scratch = 0;
   try {
-    scratch = mallocScratch(be, ntasks * slotFloats(N, D, E) * 4);
+    const slots = ntasks * slotFloats(N, D, E) * 4;
+    scratch = mallocScratch(be, slots + 4 * lay.length);
+    new Int32Array((be.typedArrayFromHeap(o) as Float32Array).buffer, scratch + slots, lay.length).set(lay);
     const a = [
       heapAddress(be, q),
       heapAddress(be, k),
@@ -129,6 +155,7 @@ function attentionKernel(args: KernelArgs): tf.TensorInfo[] {
       gs.bs,
       gs.hs,
       rowsplit,
+      scratch + slots,
     ];
     parallelFor(be, 'attention.attn_forward', ntasks, a);
   } catch (e) {
@@ -171,13 +198,16 @@ export function fusedAttentionForward(
   scale: number,
   keep?: tf.Tensor,
   gated?: tf.Tensor,
+  opts: { tokenMajorHeads?: number } = {},
 ): { o: tf.Tensor; c: tf.Tensor; z?: tf.Tensor } | null {
   if ((keep === undefined) !== (gated === undefined) || !fusedAttentionActive()) return null;
   for (const t of [q, k, v, keep, gated]) if (t && t.dtype !== 'float32') return null;
-  const L = layout(q, k, v);
+  const H = opts.tokenMajorHeads;
+  const L = H === undefined ? layout(q, k, v) : tokenLayout(q, k, v, H);
   if (!L) return null;
   if (keep && gated && (!strides(keep, L, [1, 1]) || !strides(gated, L, [L.M, L.N]))) return null;
   const inputs: tf.NamedTensorMap = keep && gated ? { q, k, v, keep, gated } : { q, k, v };
-  const out = tf.engine().runKernel(ATTENTION_KERNEL, inputs, { scale } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const attrs = H === undefined ? { scale } : { scale, layout: 'tokens', heads: H };
+  const out = tf.engine().runKernel(ATTENTION_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return out.length === 3 ? { o: out[0]!, c: out[1]!, z: out[2]! } : { o: out[0]!, c: out[1]! };
 }

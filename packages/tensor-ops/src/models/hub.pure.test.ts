@@ -90,6 +90,14 @@ function serveHub(req: IncomingMessage, res: ServerResponse) {
     res.writeHead(401, { 'x-error-code': 'GatedRepo', 'x-error-message': 'Access to model timm/gated is restricted.' });
     return void res.end();
   }
+  if (repo === 'timm/nohead' && file === 'model.safetensors') {
+    if (req.method === 'HEAD') {
+      res.writeHead(405, { allow: 'GET' });
+      return void res.end();
+    }
+    res.writeHead(200, { 'content-length': weights.length });
+    return void res.end(weights);
+  }
   if (repo === 'timm/toy.ok' && file === 'config.json') {
     res.writeHead(200, { 'content-length': configJson.length, etag: '"0123456789abcdef0123456789abcdef01234567"' });
     return void res.end(req.method === 'HEAD' ? undefined : configJson);
@@ -280,6 +288,22 @@ describe('hubDownload', () => {
     expect(e.message).toContain('no data for 300 ms');
     expect(e.message).toContain('timeoutMs');
     expect(Date.now() - t0).toBeLessThan(4000);
+  });
+
+  it('an abort through signal stops the download, keeps what arrived, and says so', async () => {
+    const cache = freshCache();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 150);
+    const e = await failure(hubDownload('timm/slow', 'model.safetensors', opts(cache, { signal: controller.signal })));
+    expect(e.kind).toBe('aborted');
+    expect(e.message).toMatch(/aborted after 64 bytes \(kept; the next call resumes\)/);
+    expect(readFileSync(join(cache, 'hub', 'timm', 'slow', 'main', 'model.safetensors.incomplete')).length).toBe(64);
+  });
+
+  it('a mirror without HEAD (405): the GET alone, checked by its content-length', async () => {
+    const got = await hubDownload('timm/nohead', 'model.safetensors', opts(freshCache()));
+    expect(Buffer.from(got.bytes).equals(Buffer.from(weights))).toBe(true);
+    expect(seen.map((s) => `${s.method} ${s.server}`)).toEqual(['HEAD hub', 'GET hub']);
   });
 
   it('HF_ENDPOINT (and SOFTBIAS_HUB_URL before it) point at a mirror; the cache folder follows SOFTBIAS_CACHE', async () => {

@@ -175,6 +175,8 @@ async function metadata(url: string, repo: string, file: string, opts: HubOption
       }
       return { url: next.href, size, sha256: sha };
     }
+    // A mirror or static server without HEAD: GET the file and check what it says there.
+    if (res.status === 405 || res.status === 501) return { url: at, size, sha256: sha };
     if (!res.ok) throw refusal(res.status, res, repo, file, at, headers['authorization'] !== undefined);
     return {
       url: at,

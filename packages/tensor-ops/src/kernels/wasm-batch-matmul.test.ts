@@ -376,6 +376,9 @@ describeBackend('linear / linearGelu (SoftbiasLinear on wasm: bias and GELU in t
       const gFused = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x, w, b]).map((t) => t.dataSync() as Float32Array));
       const gSep = tf.tidy(() => tf.grads(loss((a, c, d) => gelu(tf.add(tf.matMul(a, c), d))))([x, w, b]).map((t) => t.dataSync() as Float32Array));
       for (let i = 0; i < 3; i++) expect(gFused[i], `gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
+      // Rank 3 (the kernel takes the leading dimensions as rows; its gradient reshapes back).
+      const g3 = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x3, w, b]).map((t) => t.dataSync() as Float32Array));
+      for (let i = 0; i < 3; i++) expect(g3[i], `rank-3 gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
       tf.dispose([x, w, b, x3]);
     }
   });

@@ -29,6 +29,8 @@ const MR = 4;
 const NR = 8;
 /** gemm_f32_ksplit's chunks are multiples of gemm.c's k block. */
 const KC = 256;
+/** Units of work per thread a product is cut into (more: better balance, less reuse of packed B per unit). */
+const UNITS_PER_THREAD = Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.SOFTBIAS_GEMM_UNITS ?? 8);
 
 /** For each output batch index, the flat batch index into an operand with batch dims `dims` (NumPy rules). */
 function batchIndexMap(outDims: number[], dims: number[]): Int32Array {
@@ -79,7 +81,7 @@ export function wasmBatchMatMulRoute(
 export function gemmBlocking(batch: number, M: number, N: number, threads: number): { mb: number; pb: number; units: number } {
   const tilesM = Math.ceil(M / MR);
   const np = Math.ceil(N / NR);
-  const want = threads > 1 ? 8 * threads : 1;
+  const want = threads > 1 ? UNITS_PER_THREAD * threads : 1;
   let rowBlocks = 1;
   let panelBlocks = 1;
   if (batch < want) {
@@ -222,7 +224,7 @@ function gemm(backend: WasmHeapBackend, a: tf.TensorInfo, b: tf.TensorInfo, tran
 export const LINEAR_KERNEL = 'SoftbiasLinear';
 
 /**
- * `SoftbiasLinear`: y = x·w + bias, then GELU when `activation` is 'gelu', for x [M, K], w [K, N], bias [N] (all
+ * `SoftbiasLinear`: y = x·w + bias, then GELU when `activation` is 'gelu', for x [..., K] (M rows), w [K, N], bias [N] (all
  * float32) in one GEMM call: the bias and GELU are applied per register tile as it is stored (gemm.c's epilogue),
  * the same float32 operations as BatchMatMul + Add (+ SoftbiasGelu), so the result is bit-identical to the
  * unfused ops. Only for an unsplit K (`fusedLinearApplies`).
@@ -234,14 +236,19 @@ function linearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
   for (const t of [x, weight, bias]) {
     if (t.dtype !== 'float32') throw new Error(`${LINEAR_KERNEL}: expected float32 inputs, got ${t.dtype}`);
   }
-  if (x.shape.length !== 2 || weight.shape.length !== 2 || bias.shape.length !== 1 || x.shape[1] !== weight.shape[0] || bias.shape[0] !== weight.shape[1]) {
-    throw new Error(`${LINEAR_KERNEL}: expected x [M, K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias.shape}]`);
+  const r = x.shape.length;
+  if (r < 2 || weight.shape.length !== 2 || bias.shape.length !== 1 || x.shape[r - 1] !== weight.shape[0] || bias.shape[0] !== weight.shape[1]) {
+    throw new Error(`${LINEAR_KERNEL}: expected x [..., K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias.shape}]`);
   }
   if (!kernel(backend, 'gemm.gemm_f32')) throw new Error(`${LINEAR_KERNEL}: softbias' GEMM is not bound to this backend`);
-  const [M, K] = x.shape as [number, number];
+  const K = x.shape[r - 1]!;
+  const M = K === 0 ? 0 : tf.util.sizeFromShape(x.shape) / K;
   const N = weight.shape[1]!;
   if (gemmKSplit(1, M, N, K).chunks > 1) throw new Error(`${LINEAR_KERNEL}: K = ${K} is split for [${M}, ${N}]; use matMul + add`);
-  return gemm(backend, x, weight, false, false, { bias: heapAddress(backend, bias), act: activation === 'gelu' ? 1 : 0 });
+  // Rows of any leading shape are one [M, K] operand (contiguous): no reshape kernels around the product.
+  const x2 = r === 2 ? x : { ...x, shape: [M, K] };
+  const y = gemm(backend, x2, weight, false, false, { bias: heapAddress(backend, bias), act: activation === 'gelu' ? 1 : 0 });
+  return r === 2 ? y : { ...y, shape: [...x.shape.slice(0, -1), N] };
 }
 
 let fusedLinearEnabled = true;
@@ -290,10 +297,13 @@ export function registerWasmLinear(): boolean {
           throw new Error(`${LINEAR_KERNEL}: the GELU epilogue has no gradient (linear() uses it outside gradients only)`);
         }
         const [x, weight] = saved as tf.Tensor[];
-        const g = dy as tf.Tensor;
+        const N = weight!.shape[1]!;
+        const K = weight!.shape[0]!;
+        const g = (dy as tf.Tensor).rank === 2 ? (dy as tf.Tensor) : tf.reshape(dy as tf.Tensor, [-1, N]);
+        const x2 = x!.rank === 2 ? x! : tf.reshape(x!, [-1, K]);
         return {
-          x: () => tf.matMul(g, weight!, false, true),
-          weight: () => tf.matMul(x!, g, true, false),
+          x: () => (x!.rank === 2 ? tf.matMul(g, weight!, false, true) : tf.reshape(tf.matMul(g, weight!, false, true), x!.shape)),
+          weight: () => tf.matMul(x2, g, true, false),
           bias: () => tf.sum(g, 0),
         };
       },

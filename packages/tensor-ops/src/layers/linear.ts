@@ -96,15 +96,14 @@ function linearWith(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, activation:
   const outF = w.shape[1]!;
   return tf.tidy(() => {
     const rows = inF === 0 ? 0 : x.size / inF;
-    const x2 = x.rank === 2 ? x : tf.reshape(x, [rows, inF]);
-    let y: tf.Tensor;
-    if (b && x.dtype === 'float32' && w.dtype === 'float32' && b.dtype === 'float32' && rows > 0 && fusedLinearApplies(rows, inF, outF)) {
-      y = tf.engine().runKernel(LINEAR_KERNEL, { x: x2, weight: w, bias: b }, { activation }) as tf.Tensor;
-    } else {
-      y = tf.matMul(x2, w);
-      if (b) y = tf.add(y, b);
-      if (activation === 'gelu') y = gelu(y);
+    if (b && x.rank >= 2 && x.dtype === 'float32' && w.dtype === 'float32' && b.dtype === 'float32' && rows > 0 && fusedLinearApplies(rows, inF, outF)) {
+      // Any rank: the kernel takes the leading dimensions as rows (no reshapes).
+      return tf.engine().runKernel(LINEAR_KERNEL, { x, weight: w, bias: b }, { activation }) as tf.Tensor;
     }
+    const x2 = x.rank === 2 ? x : tf.reshape(x, [rows, inF]);
+    let y = tf.matMul(x2, w);
+    if (b) y = tf.add(y, b);
+    if (activation === 'gelu') y = gelu(y);
     return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), outF]);
   });
 }

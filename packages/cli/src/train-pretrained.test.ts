@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { describeBackend } from '@softbias/test-utils';
+import { describeBackend, excludedHere } from '@softbias/test-utils';
 import type { BackendRequest } from '@softbias/tensor-ops';
 import { imagenetConfig, models } from '@softbias/tensor-ops/models';
 import { createModel } from '@softbias/models-convnextv2';
@@ -68,7 +68,7 @@ afterAll(async () => {
 const settings = { overrides: {}, data: 'fashion-mnist-embedded', fraction: 0.02, epochs: 1, batchSize: 8, lr: 1e-3, weightDecay: 0.05, warmupEpochs: 0, labelSmoothing: 0.1, seed: 0, resume: false, progress: 'none' as const };
 
 describeBackend('softbias train --pretrained / --weights', () => {
-  it('fine-tunes a hub checkpoint with a new head, adapted channels and its preprocessing; then the result again from --weights', async () => {
+  it.skipIf(excludedHere('cli/train-pretrained/fine-tune'))('fine-tunes a hub checkpoint with a new head, adapted channels and its preprocessing; then the result again from --weights', async () => {
     const lines: string[] = [];
     const out = join(dir, 'run');
     const backend = tf.getBackend() as BackendRequest;

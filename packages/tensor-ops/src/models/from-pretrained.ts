@@ -302,7 +302,7 @@ const HUB_OPTIONS = new Set(['endpoint', 'revision', 'offline', 'cache', 'token'
  */
 export async function createPretrained<M extends VisionModel = VisionModel>(
   name: string,
-  options: { pretrained: true | string; numClasses?: number } & Record<string, unknown>,
+  options: PretrainedCreateOptions & { numClasses?: number } & Record<string, unknown>,
   registry: ModelRegistry<VisionModel> = models,
 ): Promise<M> {
   const { pretrained, numClasses, ...rest } = options;

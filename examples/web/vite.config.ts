@@ -23,4 +23,6 @@ export default defineConfig({
   // module factory (Function.prototype.toString); minifying renames the bundle-level names that text refers
   // to, and every worker then fails with "e is not defined".
   build: { target: 'es2022', chunkSizeWarningLimit: 4096, minify: false },
+  // The fine-tune Worker is an ES module (it imports tfjs and the packages, split into chunks).
+  worker: { format: 'es' },
 });

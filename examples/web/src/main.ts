@@ -2,7 +2,8 @@
  * The page: pick a backend (WebGPU, else wasm), load a model from a file or a URL, classify an image, show
  * the top 5, the GPSA gates and, for a clicked patch, every head's attention map (ConViT paper, Figure 7).
  *
- * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>`.
+ * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>`, `?tab=finetune`,
+ * `?storage=memory` (the fine-tune Worker keeps its checkpoints in memory instead of IndexedDB).
  * `window.softbiasDemo` mirrors the page state (used by the end-to-end test).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -24,6 +25,7 @@ import {
   type Which,
 } from './demo-model.js';
 import { cssColour, drawHeatmap, drawInput, patchAt } from './render.js';
+import { startFinetuneTab } from './finetune-page.js';
 
 export interface DemoState {
   state: 'starting' | 'ready' | 'loading' | 'running' | 'done' | 'error';
@@ -345,3 +347,19 @@ enqueue(async () => {
     await loadModelBytes(await fetchModelBytes(url), url);
   }
 });
+
+// ------------------------------------------------------------------------------------------------- tabs
+
+function showTab(tab: string): void {
+  document.body.dataset.tab = tab;
+}
+for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs button'))) {
+  b.addEventListener('click', () => {
+    showTab(b.dataset.tab!);
+    params.set('tab', b.dataset.tab!);
+    history.replaceState(null, '', `?${params}`);
+  });
+}
+showTab(params.get('tab') ?? 'classify');
+// The fine-tune Worker starts its own backend (the same request: tfjs keeps one backend per thread).
+startFinetuneTab({ backend: requested, threads, storage: params.get('storage') === 'memory' ? 'memory' : 'indexeddb' });

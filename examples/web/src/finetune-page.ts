@@ -1,0 +1,412 @@
+/**
+ * The fine-tune tab: pick the embedded Fashion-MNIST subset or drop your own images into 2–10 classes, and
+ * train the demo's small ConViT (or its DeiT twin) in a dedicated Worker (train-worker.ts, `fit` inside).
+ * Each epoch: loss and accuracy curves, the gates σ(λ) and the nonlocality per layer, drawn with the demo
+ * report's charts (@softbias/experiments' lineChart). Pause (fit's AbortSignal; the checkpoint is kept in
+ * IndexedDB, and a reload offers to resume it), abort, download the weights. `window.softbiasDemo.finetune`
+ * mirrors the state (the end-to-end test reads it).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { color, lineChart } from '@softbias/experiments';
+import type { FitProgress } from '@softbias/train';
+import { FINETUNE_DEFAULTS, IMG_SIZE, type EpochReport, type FinetuneConfig } from './finetune.js';
+import type { Memory, RunSpec, ToPage, ToWorker } from './worker-protocol.js';
+
+export interface FinetuneState {
+  state: 'starting' | 'idle' | 'loading' | 'training' | 'paused' | 'done' | 'error';
+  backend: string | null;
+  reason: string | null;
+  storage: string | null;
+  /** A run found in storage at start (a reload): its checkpoint's step. */
+  stored: { step: number; source: string } | null;
+  step: number;
+  totalSteps: number;
+  /** Every update's loss, in order (a resumed run starts after its checkpoint). */
+  losses: number[];
+  epochs: EpochReport[];
+  status: 'completed' | 'aborted' | null;
+  resumedFrom: number | null;
+  lastLoss: number | null;
+  checksum: number | null;
+  workerMemory: Memory | null;
+  /** requestAnimationFrame callbacks run on the page (keeps counting while the Worker trains). */
+  frames: number;
+  /** `frames` when the run's data arrived in the Worker and when it ended. */
+  framesAtStart: number | null;
+  framesAtEnd: number | null;
+  error: string | null;
+}
+
+declare global {
+  interface Window {
+    softbiasFinetune: FinetuneState;
+    /** The last run's weights file (safetensors bytes), or null. */
+    softbiasFinetuneWeights: () => number[] | null;
+  }
+}
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+
+export function startFinetuneTab(opts: { backend: string; threads: number; storage: 'indexeddb' | 'memory' }): FinetuneState {
+  const el = {
+    source: $<HTMLSelectElement>('ft-source'),
+    perClass: $<HTMLInputElement>('ft-per-class'),
+    classes: $<HTMLInputElement>('ft-classes'),
+    drops: $('ft-drops'),
+    model: $<HTMLSelectElement>('ft-model'),
+    epochs: $<HTMLInputElement>('ft-epochs'),
+    batch: $<HTMLInputElement>('ft-batch'),
+    seed: $<HTMLInputElement>('ft-seed'),
+    start: $<HTMLButtonElement>('ft-start'),
+    pause: $<HTMLButtonElement>('ft-pause'),
+    resume: $<HTMLButtonElement>('ft-resume'),
+    abort: $<HTMLButtonElement>('ft-abort'),
+    download: $<HTMLButtonElement>('ft-download'),
+    backend: $('ft-backend'),
+    status: $('ft-status'),
+    charts: $('ft-charts'),
+    footer: $('memory'),
+  };
+  const s: FinetuneState = {
+    state: 'starting',
+    backend: null,
+    reason: null,
+    storage: null,
+    stored: null,
+    step: 0,
+    totalSteps: 0,
+    losses: [],
+    epochs: [],
+    status: null,
+    resumedFrom: null,
+    lastLoss: null,
+    checksum: null,
+    workerMemory: null,
+    frames: 0,
+    framesAtStart: null,
+    framesAtEnd: null,
+    error: null,
+  };
+  window.softbiasFinetune = s;
+  let weights: Uint8Array | null = null;
+  window.softbiasFinetuneWeights = () => (weights ? Array.from(weights) : null);
+  let classNames: string[] = [];
+  let config: FinetuneConfig | null = null;
+  let lastProgress: FitProgress | null = null;
+
+  const frame = () => {
+    s.frames++;
+    requestAnimationFrame(frame);
+  };
+  requestAnimationFrame(frame);
+
+  const worker = new Worker(new URL('./train-worker.ts', import.meta.url), { type: 'module' });
+  const send = (m: ToWorker, transfer: Transferable[] = []) => worker.postMessage(m, transfer);
+
+  const setState = (state: FinetuneState['state'], message = '') => {
+    s.state = state;
+    if (state !== 'error') s.error = null;
+    el.status.textContent = message;
+    el.status.className = state === 'error' ? 'error' : '';
+    el.start.disabled = state === 'training' || state === 'loading' || state === 'starting';
+    el.pause.disabled = state !== 'training';
+    el.abort.disabled = state !== 'training' && state !== 'paused';
+    el.resume.disabled = !(state === 'paused' || (state === 'idle' && s.stored));
+    el.download.disabled = weights === null;
+  };
+
+  const footer = () => {
+    const page = tf.getBackend() ? tf.memory() : null;
+    const w = s.workerMemory;
+    el.footer.textContent =
+      `tf.memory() — training Worker: ${w ? `${w.numTensors} tensors, ${(w.numBytes / 2 ** 20).toFixed(1)} MiB` : '–'}` +
+      ` · page: ${page ? `${page.numTensors} tensors, ${(page.numBytes / 2 ** 20).toFixed(1)} MiB` : '–'}`;
+  };
+
+  const eta = (p: FitProgress): string => {
+    const done = p.step - (s.resumedFrom ?? 0);
+    if (done <= 0) return '';
+    const left = ((p.totalSteps - p.step) * p.elapsedMs) / done / 1000;
+    return `, ETA ${left < 90 ? `${left.toFixed(0)} s` : `${(left / 60).toFixed(1)} min`}`;
+  };
+
+  const draw = () => {
+    const eps = s.epochs;
+    const x = eps.map((e) => e.epoch);
+    const charts: string[] = [];
+    if (s.losses.length) {
+      const first = s.step - s.losses.length + 1;
+      charts.push(
+        lineChart({
+          title: 'Training loss per update',
+          xLabel: 'update',
+          yLabel: 'loss',
+          x: s.losses.map((_, i) => first + i),
+          series: [{ name: 'loss', values: s.losses, color: color(0) }],
+          width: 420,
+          height: 240,
+        }),
+      );
+    }
+    if (eps.length) {
+      charts.push(
+        lineChart({
+          title: 'Held-out accuracy per epoch',
+          xLabel: 'epoch',
+          yLabel: 'top-1 (%)',
+          x,
+          yMin: 0,
+          yMax: 100,
+          series: [{ name: 'top-1', values: eps.map((e) => (Number.isFinite(e.top1) ? 100 * e.top1 : null)), color: color(1) }],
+          width: 420,
+          height: 240,
+        }),
+      );
+      const layers = eps[0]!.gates.length;
+      const gpsa = [...Array(layers).keys()].filter((l) => eps[0]!.gates[l] !== null);
+      if (gpsa.length) {
+        charts.push(
+          lineChart({
+            title: 'Gate σ(λ) per GPSA layer (1 = positional)',
+            xLabel: 'epoch (0 = initialisation)',
+            yLabel: 'gate',
+            x,
+            yMin: 0,
+            yMax: 1,
+            series: gpsa.map((l, i) => ({ name: `layer ${l}`, values: eps.map((e) => e.gates[l] ?? null), color: color(i) })),
+            width: 420,
+            height: 240,
+          }),
+        );
+      }
+      charts.push(
+        lineChart({
+          title: 'Nonlocality per layer (mean attention distance)',
+          xLabel: 'epoch (0 = initialisation)',
+          yLabel: 'patches',
+          x,
+          yMin: 0,
+          series: [...Array(eps[0]!.nonlocality.length).keys()].map((l) => ({
+            name: `layer ${l}`,
+            values: eps.map((e) => e.nonlocality[l] ?? null),
+            color: color(l),
+            ...(eps[0]!.gates[l] === null ? { dashed: true } : {}),
+          })),
+          width: 420,
+          height: 240,
+        }),
+      );
+    }
+    el.charts.innerHTML = charts.map((c) => `<div class="chart">${c}</div>`).join('');
+  };
+
+  worker.onmessage = (ev: MessageEvent<ToPage>) => {
+    const m = ev.data;
+    switch (m.type) {
+      case 'ready': {
+        s.backend = m.backend;
+        s.reason = m.reason;
+        s.storage = m.storage;
+        s.stored = m.stored ? { step: m.stored.step, source: m.stored.source } : null;
+        s.workerMemory = m.memory;
+        el.backend.textContent =
+          `Training Worker backend: ${m.backend}${m.threads && m.threads > 1 ? ` (${m.threads} threads)` : ''}${m.adapter ? ` on ${m.adapter}` : ''} — ${m.reason}. ` +
+          `Checkpoints and the log: ${m.storage}.`;
+        setState('idle', m.stored ? `A stored run was found (step ${m.stored.step}, ${m.stored.source === 'fashion' ? 'Fashion-MNIST' : 'your images'}): Resume continues it.` : 'Pick the data and press Start.');
+        break;
+      }
+      case 'data':
+        classNames = m.classNames;
+        config = m.config;
+        s.totalSteps = 0;
+        s.framesAtStart = s.frames;
+        s.framesAtEnd = null;
+        setState('training', `${m.source} (${m.train} training, ${m.test} held out)`);
+        break;
+      case 'progress':
+        lastProgress = m.progress;
+        s.step = m.progress.step;
+        s.totalSteps = m.progress.totalSteps;
+        s.losses.push(m.progress.loss);
+        s.workerMemory = m.memory;
+        if (s.state === 'training') {
+          el.status.textContent = `epoch ${m.progress.epoch + 1}/${m.progress.epochs}, update ${m.progress.step}/${m.progress.totalSteps}: loss ${m.progress.loss.toFixed(4)}${eta(m.progress)}`;
+        }
+        if (s.losses.length % 5 === 1) draw();
+        footer();
+        break;
+      case 'epoch':
+        s.epochs.push(m.report);
+        s.workerMemory = { numTensors: m.report.numTensors, numBytes: m.report.numBytes };
+        draw();
+        footer();
+        break;
+      case 'done':
+        s.framesAtEnd = s.frames;
+        s.status = m.status;
+        s.step = m.step;
+        s.resumedFrom = m.resumedFrom ?? null;
+        s.lastLoss = m.lastLoss;
+        s.checksum = m.checksum;
+        s.epochs = m.history;
+        s.workerMemory = m.memory;
+        weights = m.weights;
+        s.stored = m.status === 'aborted' ? { step: m.step, source: '' } : null;
+        draw();
+        footer();
+        setState(
+          m.status === 'completed' ? 'done' : 'paused',
+          m.status === 'completed'
+            ? `done: ${m.step} updates, last loss ${m.lastLoss.toFixed(4)}${lastProgress ? ` in ${(lastProgress.elapsedMs / 1000).toFixed(1)} s` : ''}. Download the weights below.`
+            : `paused at update ${m.step} (checkpoint stored; Resume continues, also after a reload)`,
+        );
+        break;
+      case 'cleared':
+        s.stored = null;
+        setState('idle', 'stopped; the stored run was removed');
+        break;
+      case 'error':
+        s.error = m.message;
+        setState('error', m.message);
+        break;
+    }
+  };
+  worker.onerror = (e) => {
+    s.error = e.message;
+    setState('error', `the training Worker failed: ${e.message}`);
+  };
+
+  // ---------------------------------------------------------------------------------------- user images
+
+  const dropped: File[][] = [];
+  const renderDrops = () => {
+    const names = el.classes.value.split(',').map((n) => n.trim()).filter(Boolean);
+    el.drops.replaceChildren(
+      ...names.map((name, i) => {
+        const label = document.createElement('label');
+        label.className = 'drop';
+        const input = document.createElement('input');
+        input.type = 'file';
+        input.multiple = true;
+        input.accept = 'image/*';
+        input.dataset.cls = String(i);
+        input.addEventListener('change', () => {
+          dropped[i] = input.files ? Array.from({ length: input.files.length }, (_, k) => input.files!.item(k)!) : [];
+          count.textContent = `${dropped[i]!.length} images`;
+        });
+        const count = document.createElement('span');
+        count.className = 'muted';
+        count.textContent = `${dropped[i]?.length ?? 0} images`;
+        label.append(`${name}: `, input, count);
+        return label;
+      }),
+    );
+  };
+  el.classes.addEventListener('change', () => {
+    dropped.length = 0;
+    renderDrops();
+  });
+  el.source.addEventListener('change', () => {
+    document.body.dataset.ftSource = el.source.value;
+  });
+  document.body.dataset.ftSource = el.source.value;
+  renderDrops();
+
+  /** An image file → 28×28 grey bytes (the trunk's input; centre-cropped to a square, then resized). */
+  async function toGrey(file: Blob): Promise<Uint8Array> {
+    const bitmap = await createImageBitmap(file);
+    const side = Math.min(bitmap.width, bitmap.height);
+    const c = new OffscreenCanvas(IMG_SIZE, IMG_SIZE);
+    const ctx = c.getContext('2d', { willReadFrequently: true })!;
+    ctx.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, IMG_SIZE, IMG_SIZE);
+    bitmap.close();
+    const { data } = ctx.getImageData(0, 0, IMG_SIZE, IMG_SIZE);
+    const out = new Uint8Array(IMG_SIZE * IMG_SIZE);
+    for (let i = 0; i < out.length; i++) out[i] = Math.round(0.299 * data[4 * i]! + 0.587 * data[4 * i + 1]! + 0.114 * data[4 * i + 2]!);
+    return out;
+  }
+
+  async function spec(): Promise<RunSpec> {
+    const num = (i: HTMLInputElement, d: number) => (Number.isFinite(i.valueAsNumber) ? i.valueAsNumber : d);
+    const cfg: FinetuneConfig = {
+      ...FINETUNE_DEFAULTS,
+      model: el.model.value as FinetuneConfig['model'],
+      epochs: num(el.epochs, FINETUNE_DEFAULTS.epochs),
+      batchSize: num(el.batch, FINETUNE_DEFAULTS.batchSize),
+      seed: num(el.seed, FINETUNE_DEFAULTS.seed),
+      perClass: num(el.perClass, FINETUNE_DEFAULTS.perClass!),
+    };
+    const every = Number(new URLSearchParams(location.search).get('ckptEvery') ?? 0);
+    const extra = every > 0 ? { checkpointEverySteps: every } : {};
+    if (el.source.value === 'fashion') return { config: cfg, data: { kind: 'fashion' }, ...extra };
+    const names = el.classes.value.split(',').map((n) => n.trim()).filter(Boolean);
+    if (names.length < 2 || names.length > 10) throw new Error(`name 2 to 10 classes (comma-separated), got ${names.length}`);
+    const images: Uint8Array[] = [];
+    const labels: number[] = [];
+    for (let c = 0; c < names.length; c++) {
+      const files = dropped[c] ?? [];
+      if (files.length === 0) throw new Error(`class '${names[c]}' has no images: drop some onto its field`);
+      for (const f of files) {
+        try {
+          images.push(await toGrey(f));
+        } catch (e) {
+          throw new Error(`${f.name}: not an image this browser can decode (${(e as Error).message})`);
+        }
+        labels.push(c);
+      }
+    }
+    const all = new Uint8Array(images.length * IMG_SIZE * IMG_SIZE);
+    for (const [i, im] of images.entries()) all.set(im, i * IMG_SIZE * IMG_SIZE);
+    return { config: cfg, data: { kind: 'user', images: all, labels, classNames: names }, ...extra };
+  }
+
+  const reset = () => {
+    s.losses = [];
+    s.epochs = [];
+    s.status = null;
+    s.checksum = null;
+    s.lastLoss = null;
+    s.resumedFrom = null;
+    weights = null;
+  };
+
+  el.start.addEventListener('click', () => {
+    spec()
+      .then((sp) => {
+        reset();
+        setState('loading', 'loading the data…');
+        send({ type: 'start', spec: sp }, sp.data.kind === 'user' ? [sp.data.images.buffer as ArrayBuffer] : []);
+      })
+      .catch((e: unknown) => {
+        s.error = (e as Error).message;
+        setState('error', s.error);
+      });
+  });
+  el.pause.addEventListener('click', () => {
+    el.status.textContent = 'pausing after this update…';
+    send({ type: 'pause' });
+  });
+  el.resume.addEventListener('click', () => {
+    s.losses = [];
+    weights = null;
+    setState('loading', 'resuming from the stored checkpoint…');
+    send({ type: 'resume' });
+  });
+  el.abort.addEventListener('click', () => {
+    el.status.textContent = 'stopping…';
+    send({ type: 'abort' });
+  });
+  el.download.addEventListener('click', () => {
+    if (!weights) return;
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([weights as BlobPart], { type: 'application/octet-stream' }));
+    a.download = `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.safetensors`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  });
+
+  setInterval(footer, 1000);
+  setState('starting', 'starting the training Worker…');
+  send({ type: 'init', backend: opts.backend as never, threads: opts.threads, storage: opts.storage });
+  return s;
+}

@@ -1,0 +1,145 @@
+/**
+ * The fine-tune tab's dedicated Worker: its own TensorFlow.js backend (WebGPU, else wasm), the run of
+ * `finetune.ts` (`@softbias/train`'s `fit`, checkpoints and log in IndexedDB), stopped through fit's
+ * AbortSignal. The page only sends commands and draws what comes back, so it stays responsive.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { checkpointMeta, indexedDbStorage, memoryStorage, type FitStorage } from '@softbias/train';
+import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
+import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
+import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import trainImagesUrl from '../../../packages/data/assets/fashion-mnist/train-images-idx3-ubyte.gz?url';
+import trainLabelsUrl from '../../../packages/data/assets/fashion-mnist/train-labels-idx1-ubyte.gz?url';
+import testImagesUrl from '../../../packages/data/assets/fashion-mnist/t10k-images-idx3-ubyte.gz?url';
+import testLabelsUrl from '../../../packages/data/assets/fashion-mnist/t10k-labels-idx1-ubyte.gz?url';
+import { fashionMnistData, runFinetune, userData, type FinetuneConfig, type FinetuneData } from './finetune.js';
+import type { ToPage, ToWorker, RunSpec } from './worker-protocol.js';
+
+const post = (m: ToPage, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
+
+const RUN_KEY = 'finetune/run.json';
+const IMAGES_KEY = 'finetune/images.bin';
+const CKPT_KEY = 'finetune/ckpt.safetensors';
+const LOG_KEY = 'finetune/log.jsonl';
+
+let storage: FitStorage = memoryStorage();
+let controller: AbortController | null = null;
+
+async function fetchBytes(url: string): Promise<Uint8Array> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return new Uint8Array(await r.arrayBuffer());
+}
+
+async function dataFor(spec: RunSpec): Promise<FinetuneData> {
+  if (spec.data.kind === 'fashion') {
+    const [trainImages, trainLabels, testImages, testLabels] = await Promise.all([trainImagesUrl, trainLabelsUrl, testImagesUrl, testLabelsUrl].map(fetchBytes));
+    return fashionMnistData(
+      { trainImages: trainImages!, trainLabels: trainLabels!, testImages: testImages!, testLabels: testLabels! },
+      { perClass: spec.config.perClass ?? 30, testPerClass: spec.data.testPerClass ?? 10, seed: spec.config.seed },
+    );
+  }
+  return userData(spec.data.images, spec.data.labels, spec.data.classNames);
+}
+
+/** The stored run (config and data description) and its checkpoint's step, or null. */
+async function storedRun(): Promise<{ spec: RunSpec; step: number } | null> {
+  let spec: RunSpec;
+  try {
+    spec = JSON.parse(new TextDecoder().decode(await storage.read(RUN_KEY))) as RunSpec;
+    if (spec.data.kind === 'user') spec.data.images = await storage.read(IMAGES_KEY);
+  } catch {
+    return null;
+  }
+  let step = 0;
+  try {
+    step = checkpointMeta(parseSafetensors(await storage.read(CKPT_KEY))).step;
+  } catch {
+    /* no checkpoint yet */
+  }
+  return { spec, step };
+}
+
+async function clearRun(): Promise<void> {
+  for (const k of [RUN_KEY, IMAGES_KEY, CKPT_KEY, LOG_KEY]) await storage.remove?.(k);
+}
+
+async function train(spec: RunSpec, resume: boolean): Promise<void> {
+  if (resume) {
+    const stored = await storedRun();
+    if (!stored) throw new Error('no stored run to resume');
+    spec = stored.spec;
+  } else {
+    await clearRun();
+    const { images, ...rest } = spec.data.kind === 'user' ? spec.data : { ...spec.data, images: undefined };
+    await storage.write(RUN_KEY, new TextEncoder().encode(JSON.stringify({ ...spec, data: rest })));
+    if (images) await storage.write(IMAGES_KEY, images);
+  }
+  const data = await dataFor(spec);
+  post({ type: 'data', source: data.source, classNames: data.classNames, train: data.train.length, test: data.test.length, config: spec.config });
+  controller = new AbortController();
+  const r = await runFinetune(spec.config as FinetuneConfig, data, {
+    storage,
+    checkpointKey: CKPT_KEY,
+    logKey: LOG_KEY,
+    resume,
+    signal: controller.signal,
+    ...(spec.checkpointEverySteps ? { checkpointEverySteps: spec.checkpointEverySteps } : {}),
+    onProgress: (p) => post({ type: 'progress', progress: p, memory: tf.memory() }),
+    onEpoch: (report) => post({ type: 'epoch', report }),
+  });
+  controller = null;
+  post(
+    {
+      type: 'done',
+      status: r.status,
+      step: r.step,
+      ...(r.resumedFrom !== undefined ? { resumedFrom: r.resumedFrom } : {}),
+      history: r.history,
+      lastLoss: r.lastLoss,
+      checksum: r.checksum,
+      weights: r.weights,
+      memory: tf.memory(),
+    },
+    [r.weights.buffer as ArrayBuffer],
+  );
+}
+
+let busy: Promise<void> = Promise.resolve();
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if (m.type === 'pause' || m.type === 'abort') {
+    // fit sees the signal before its next update, saves a checkpoint of that step and returns 'aborted'.
+    controller?.abort();
+    if (m.type === 'abort') busy = busy.then(() => clearRun()).then(() => post({ type: 'cleared' }));
+    return;
+  }
+  busy = busy
+    .then(async () => {
+      if (m.type === 'init') {
+        const info = await setupBackend(m.backend, {
+          threads: m.threads,
+          wasmPaths: { 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded },
+        });
+        storage = m.storage === 'memory' ? memoryStorage() : indexedDbStorage(m.dbName ?? 'softbias-web');
+        const stored = await storedRun();
+        post({
+          type: 'ready',
+          backend: info.backend,
+          reason: info.reason,
+          ...(info.threads ? { threads: info.threads } : {}),
+          ...(info.adapter ? { adapter: [info.adapter.vendor, info.adapter.architecture, info.adapter.description].filter(Boolean).join(' ') } : {}),
+          storage: storage.name,
+          stored: stored ? { step: stored.step, config: stored.spec.config, source: stored.spec.data.kind } : null,
+          memory: tf.memory(),
+        });
+      } else if (m.type === 'start') await train(m.spec, false);
+      else if (m.type === 'resume') await train(m.spec ?? ({} as RunSpec), true);
+    })
+    .catch((e: unknown) => {
+      controller = null;
+      post({ type: 'error', message: (e as Error).message ?? String(e) });
+    });
+};

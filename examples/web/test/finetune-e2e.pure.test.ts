@@ -1,0 +1,166 @@
+/**
+ * End to end, the fine-tune tab: build the app (vite build), serve it on 127.0.0.1, open it in Debian's
+ * headless Chromium through playwright-core on wasm, train on the embedded Fashion-MNIST subset for a few
+ * updates with a fixed seed — in the page's Worker, through `fit`, checkpoints in IndexedDB — and compare with
+ * Node's `fit` on wasm with the same config and data (the same `runFinetune`): final loss and every weight
+ * within the tolerance rule (test-utils' defaultAtol), the same gates; `tf.memory().numTensors` the same after
+ * each epoch; the page's requestAnimationFrame counter advancing while the Worker trains. Screenshot in
+ * examples/web/test-results/.
+ *
+ * `*.pure.test.ts`: runs once (vitest project cpu); Node's reference switches this process to wasm and back.
+ * Needs /usr/bin/chromium (or CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
+ */
+import { describe, it, expect } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { defaultAtol, repoRoot } from '@softbias/test-utils';
+import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
+import { memoryStorage } from '@softbias/train';
+import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
+import { FINETUNE_DEFAULTS, fashionMnistData, runFinetune, type FinetuneConfig, type FinetuneResult } from '../src/finetune.js';
+import type { FinetuneState } from '../src/finetune-page.js';
+
+const appDir = fileURLToPath(new URL('..', import.meta.url));
+const chromiumExe = chromiumPath();
+const haveChromium = existsSync(chromiumExe);
+const inCi = process.env.CI === 'true';
+
+/** What the test types into the page: 4 images per class (40), batches of 20, 3 epochs = 6 updates. */
+const UI = { perClass: 4, epochs: 3, batch: 20, seed: 1 };
+const cfg: FinetuneConfig = { ...FINETUNE_DEFAULTS, perClass: UI.perClass, epochs: UI.epochs, batchSize: UI.batch, seed: UI.seed };
+
+async function nodeReference(): Promise<FinetuneResult> {
+  const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
+  const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
+  const data = await fashionMnistData(
+    { trainImages: f('train-images-idx3-ubyte'), trainLabels: f('train-labels-idx1-ubyte'), testImages: f('t10k-images-idx3-ubyte'), testLabels: f('t10k-labels-idx1-ubyte') },
+    { perClass: cfg.perClass!, testPerClass: 10, seed: cfg.seed }, // the Worker's test split: 10 per class
+  );
+  const before = tf.getBackend();
+  await setupBackend('wasm', { threads: 1 });
+  try {
+    return await runFinetune(cfg, data, { storage: memoryStorage() });
+  } finally {
+    await tf.setBackend(before);
+  }
+}
+
+describe('examples/web fine-tune tab in headless Chromium (wasm in a Worker)', () => {
+  it.skipIf(!haveChromium && !inCi)(
+    `trains like Node's fit on wasm, keeps the page responsive and the tensor count flat${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumExe}]`}`,
+    async () => {
+      if (!haveChromium) throw new Error(`CI: no Chromium at ${chromiumExe} (apt-get install chromium)`);
+      const work = mkdtempSync(join(tmpdir(), 'softbias-web-ft-e2e-'));
+      const cleanup: (() => unknown)[] = [];
+      try {
+        const ref = await nodeReference();
+        expect(ref.status).toBe('completed');
+
+        const outDir = join(work, 'dist');
+        const vite = spawnSync(process.execPath, [join(repoRoot, 'node_modules/vite/bin/vite.js'), 'build', '--outDir', outDir, '--logLevel', 'error'], {
+          cwd: appDir,
+          encoding: 'utf8',
+        });
+        expect(vite.status, `vite build failed:\n${vite.stdout}\n${vite.stderr}`).toBe(0);
+        const server = await serveStatic({ '/': outDir });
+        cleanup.push(() => server.server.close());
+
+        const { chromium } = await import('playwright-core');
+        const browser = await chromium.launch({ executablePath: chromiumExe, headless: true, args: CHROMIUM_ARGS });
+        cleanup.push(() => browser.close());
+        const shots = join(appDir, 'test-results');
+        mkdirSync(shots, { recursive: true });
+        const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+        try {
+          const logs: string[] = [];
+          page.on('console', (m) => logs.push(m.text()));
+          page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
+          const state = (): Promise<FinetuneState> => page.evaluate(() => window.softbiasFinetune);
+          const until = async (what: string, ok: (s: FinetuneState) => boolean, ms = 40_000): Promise<FinetuneState> => {
+            try {
+              await page.waitForFunction(
+                ([okSrc]) => {
+                  const s = window.softbiasFinetune;
+                  return s && (s.state === 'error' || new Function('s', `return (${okSrc})(s)`)(s));
+                },
+                [ok.toString()] as const,
+                { timeout: ms },
+              );
+            } catch (e) {
+              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
+            }
+            const s = await state();
+            if (s.state === 'error') throw new Error(`${what}: the page reports: ${s.error}\npage log:\n${logs.join('\n')}`);
+            return s;
+          };
+
+          await page.goto(`${server.origin}/index.html?backend=wasm&tab=finetune`);
+          const ready = await until('starting the training Worker', (s) => s.state === 'idle');
+          expect(ready.backend).toBe('wasm');
+          expect(ready.storage).toBe('indexeddb:softbias-web');
+          expect(ready.stored).toBeNull();
+          await page.fill('#ft-per-class', String(UI.perClass));
+          await page.fill('#ft-epochs', String(UI.epochs));
+          await page.fill('#ft-batch', String(UI.batch));
+          await page.fill('#ft-seed', String(UI.seed));
+          await page.click('#ft-start');
+          const done = await until('training', (s) => s.state === 'done');
+
+          expect(done.status).toBe('completed');
+          expect(done.step).toBe(ref.step);
+          expect(done.losses).toHaveLength(ref.step);
+          const lossTol = defaultAtol([ref.lastLoss]);
+          console.log(
+            `fine-tune e2e: ${ref.step} updates on wasm; last loss page ${done.lastLoss} vs Node ${ref.lastLoss} (|Δ| ${Math.abs(done.lastLoss! - ref.lastLoss).toExponential(2)}, ` +
+              `tolerance ${lossTol.toExponential(2)}); weight CRC-32 page ${done.checksum?.toString(16)} Node ${ref.checksum.toString(16)}; ` +
+              `${done.framesAtEnd! - done.framesAtStart!} animation frames while training`,
+          );
+          expect(Math.abs(done.lastLoss! - ref.lastLoss)).toBeLessThanOrEqual(lossTol);
+          // Every weight within the rule (bitwise equal weights also give equal checksums; not required across engines).
+          const bytes = await page.evaluate(() => window.softbiasFinetuneWeights());
+          const pageFile = parseSafetensors(new Uint8Array(bytes!));
+          const nodeFile = parseSafetensors(ref.weights);
+          expect(pageFile.names().sort()).toEqual(nodeFile.names().sort());
+          expect(pageFile.metadata['labels']).toBe(nodeFile.metadata['labels']);
+          for (const n of nodeFile.names()) {
+            const want = nodeFile.getFloat32(n).data;
+            const got = pageFile.getFloat32(n).data;
+            let worst = 0;
+            for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+            expect(worst, `weight ${n}`).toBeLessThanOrEqual(defaultAtol(want));
+          }
+          // Gates and nonlocality per epoch (0 = initialisation) as Node's, the tensor count flat after each epoch.
+          expect(done.epochs.map((e) => e.epoch)).toEqual([0, 1, 2, 3]);
+          for (const [i, e] of done.epochs.entries()) {
+            const r = ref.history[i]!;
+            for (const [l, g] of e.gates.entries()) {
+              if (r.gates[l] === null) expect(g).toBeNull();
+              else expect(Math.abs(g! - r.gates[l]!), `epoch ${e.epoch} layer ${l} gate`).toBeLessThanOrEqual(1e-4);
+            }
+            for (const [l, v] of e.nonlocality.entries()) {
+              expect(Math.abs(v! - r.nonlocality[l]!), `epoch ${e.epoch} layer ${l} nonlocality`).toBeLessThanOrEqual(defaultAtol([r.nonlocality[l]!]));
+            }
+          }
+          const counts = done.epochs.slice(1).map((e) => e.numTensors);
+          expect(new Set(counts).size, `numTensors after each epoch: ${counts}`).toBe(1);
+          // The page kept drawing while the Worker trained.
+          expect(done.framesAtEnd! - done.framesAtStart!).toBeGreaterThanOrEqual(3);
+          expect(await page.locator('#ft-charts svg').count()).toBe(4); // loss, accuracy, gates, nonlocality
+          expect(await page.locator('#memory').textContent()).toMatch(/training Worker: \d+ tensors/);
+          await page.screenshot({ path: join(shots, 'e2e-finetune.png'), fullPage: true });
+        } catch (e) {
+          await page.screenshot({ path: join(shots, 'e2e-finetune-failure.png'), fullPage: true }).catch(() => undefined);
+          throw e;
+        }
+      } finally {
+        for (const undo of cleanup.reverse()) await undo();
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
+});

@@ -1,0 +1,73 @@
+/**
+ * The fine-tune tab's run (what its Worker executes), in Node on each backend: `fit` through a memory storage
+ * reports loss, top-1, gates and nonlocality per epoch with a flat tensor count; a run stopped mid-training
+ * through its AbortSignal and resumed from the stored checkpoint ends with the uninterrupted run's weights.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { it, expect } from 'vitest';
+import { describeBackend, repoRoot } from '@softbias/test-utils';
+import { memoryStorage } from '@softbias/train';
+import { readWeights } from '@softbias/tensor-ops/models';
+import { fashionMnistData, runFinetune, userData, type FinetuneConfig } from '../src/finetune.js';
+
+const cfg: FinetuneConfig = { model: 'convit_tiny', embedDim: 16, depth: 2, numHeads: 2, localUpToLayer: 1, epochs: 2, batchSize: 20, lr: 2e-3, seed: 1 };
+
+async function data() {
+  const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
+  const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
+  return fashionMnistData(
+    { trainImages: f('train-images-idx3-ubyte'), trainLabels: f('train-labels-idx1-ubyte'), testImages: f('t10k-images-idx3-ubyte'), testLabels: f('t10k-labels-idx1-ubyte') },
+    { perClass: 4, testPerClass: 2, seed: 1 },
+  );
+}
+
+describeBackend('fine-tune tab: fit in a storage, reports, resume', () => {
+  it('reports every epoch with a flat tensor count; abort + resume ends with the same weights', async () => {
+    const d = await data();
+    expect(d.train.length).toBe(40);
+    const start = tf.memory().numTensors;
+    const full = await runFinetune(cfg, d, { storage: memoryStorage() });
+    expect(full.status).toBe('completed');
+    expect(full.step).toBe(4);
+    expect(full.history.map((r) => r.epoch)).toEqual([0, 1, 2]);
+    for (const r of full.history) {
+      expect(r.gates).toHaveLength(2);
+      expect(r.gates[0]).toBeGreaterThan(0);
+      expect(r.gates[1]).toBeNull(); // block 1 is plain self-attention
+      expect(r.nonlocality.every((v) => v !== null && v > 0)).toBe(true);
+    }
+    expect(full.history[0]!.gates[0]).toBeCloseTo(1 / (1 + Math.exp(-1)), 5); // σ(1) at initialisation
+    expect(full.history[2]!.gates[0]).not.toBe(full.history[0]!.gates[0]);
+    expect(full.history[1]!.numTensors).toBe(full.history[2]!.numTensors);
+    expect(Number.isFinite(full.history[2]!.top1)).toBe(true);
+    const file = await readWeights(full.weights);
+    expect(file.metadata['labels']).toBe(JSON.stringify(d.classNames));
+    expect(file.names()).toContain('blocks.0.attn.gating_param');
+
+    const storage = memoryStorage();
+    const ac = new AbortController();
+    const stopped = await runFinetune(cfg, d, { storage, signal: ac.signal, onProgress: (p) => p.step === 3 && ac.abort() });
+    expect(stopped.status).toBe('aborted');
+    expect(stopped.step).toBe(3);
+    const resumed = await runFinetune(cfg, d, { storage, resume: true });
+    expect(resumed.resumedFrom).toBe(3);
+    expect(resumed.step).toBe(4);
+    expect(resumed.checksum).toBe(full.checksum);
+    expect(resumed.lastLoss).toBe(full.lastLoss);
+    expect(resumed.history.map((r) => r.epoch)).toEqual([1, 2]); // epoch 1 from the checkpoint's history
+    expect(resumed.history[1]!.gates).toEqual(full.history[2]!.gates);
+    expect(tf.memory().numTensors).toBe(start);
+  }, 120_000);
+
+  it('user images: 2–10 classes, every fifth image of a class held out', () => {
+    const px = 28 * 28;
+    const labels = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1];
+    const d = userData(new Uint8Array(labels.length * px), labels, ['cat', 'dog']);
+    expect(d.train.length).toBe(9);
+    expect(d.test.length).toBe(2);
+    expect(() => userData(new Uint8Array(px), [0], ['only'])).toThrow(/2 to 10 classes/);
+    expect(() => userData(new Uint8Array(2 * px), [0, 0], ['a', 'b'])).toThrow(/'b' has no images/);
+  });
+});

@@ -154,7 +154,8 @@ async function metadata(url: string, repo: string, file: string, opts: HubOption
   let sha: string | undefined;
   for (let hop = 0; hop < 10; hop++) {
     const res = await fetchHead(at, {
-      headers,
+      // The file's own size, not a compressed representation's (as huggingface_hub asks; browsers ignore it).
+      headers: { ...headers, 'accept-encoding': 'identity' },
       redirect: 'manual',
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),

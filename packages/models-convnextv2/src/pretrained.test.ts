@@ -23,6 +23,7 @@ import {
   fromPretrained,
   fromPretrainedWithInfo,
   imagenetConfig,
+  labelNamesFor,
 } from '@softbias/tensor-ops/models';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConvNeXtV2, convnextv2Family, createModel } from './index.js';
@@ -109,7 +110,8 @@ describeBackend('fromPretrained (a tiny ConvNeXt V2 on a local hub)', () => {
       expect(await maxDiff(a, b)).toBe(0);
       tf.dispose([a, b]);
       expect(model.pretrainedConfig).toMatchObject({ inputSize: [3, 64, 64], testInputSize: [3, 96, 96], testCropPct: 0.95, license: 'CC-BY-NC-4.0' });
-      expect((model.pretrainedConfig as { labelNames?: string[] }).labelNames).toEqual(['ant', 'bee', 'cat']);
+      expect(model.pretrainedConfig.labelNames).toEqual(['ant', 'bee', 'cat']);
+      expect(labelNamesFor(model)).toEqual(['ant', 'bee', 'cat']); // what classify names the classes with
       expect(info).toMatchObject({ architecture: 'convnextv2_test', tag: 'fcmae_ft_in1k', encoderOnly: false, labels: ['ant', 'bee', 'cat'], fromCache: false });
       expect(warnings.filter((w) => w.includes('CC-BY-NC-4.0'))).toHaveLength(1);
     } finally {

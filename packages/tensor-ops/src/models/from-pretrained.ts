@@ -257,7 +257,7 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
     model.dispose();
     throw e;
   }
-  if (labels) pretrainedConfig = { ...pretrainedConfig, ...({ labelNames: labels } as Record<string, unknown>) };
+  if (labels) pretrainedConfig = { ...pretrainedConfig, labelNames: labels };
   const cfg = pretrainedConfig;
   // The tag's preprocessing (its input size, crop, normalisation), with this model's channels and classes.
   Object.defineProperty(model, 'pretrainedConfig', {

@@ -178,6 +178,45 @@ function projectQkv(qkv: QkvSource, B: number, N: number): [tf.Tensor3D, tf.Tens
   ) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
 }
 
+/**
+ * The column blocks of a linear's weight [in, n·C] (and of its bias) as `n` projections: q/k(/v) from one fused
+ * qk or qkv parameter. `get(…, keep = true)` (eval mode, no gradient tape) keeps them between forwards, keyed on the
+ * identity of the weight's and bias' data (a load, an optimizer step or `assign` gives new data: rebuilt), so an
+ * inference forward copies no weight; otherwise fresh slices (differentiable). `clear()` frees the kept ones.
+ */
+export class ProjectionSlices {
+  private ids: readonly (object | null)[] | null = null;
+  private kept: Projection[] | null = null;
+
+  get(weight: tf.Tensor, bias: tf.Tensor | null, n: number, keep: boolean): Projection[] {
+    const make = (): Projection[] => {
+      const [rows, cols] = weight.shape as [number, number];
+      const C = cols / n;
+      return Array.from({ length: n }, (_, i) => ({
+        weight: tf.slice(weight, [0, i * C], [rows, C]),
+        bias: bias ? tf.slice(bias, [i * C], [C]) : null,
+      }));
+    };
+    if (!keep) return make();
+    const ids = [weight.dataId, bias?.dataId ?? null];
+    if (!this.kept || this.kept.length !== n || !this.ids || ids.some((d, i) => d !== this.ids![i])) {
+      this.clear();
+      const parts = tf.tidy(() => make().flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight])));
+      for (const t of parts) tf.keep(t);
+      const step = bias ? 2 : 1;
+      this.kept = Array.from({ length: n }, (_, i) => ({ weight: parts[i * step]!, bias: bias ? parts[i * step + 1]! : null }));
+      this.ids = ids;
+    }
+    return this.kept;
+  }
+
+  clear(): void {
+    if (this.kept) tf.dispose(this.kept.flatMap((p) => (p.bias ? [p.weight, p.bias] : [p.weight])));
+    this.kept = null;
+    this.ids = null;
+  }
+}
+
 /** Split [B, N, C] tokens into the prefix [B, p, C] (null when p = 0) and the patch tokens [B, N − p, C]. */
 export function splitPrefix(tokens: tf.Tensor, numPrefixTokens: number): [tf.Tensor3D | null, tf.Tensor3D] {
   const [B, N, C] = tokens.shape as [number, number, number];

@@ -29,6 +29,7 @@ export {
   PER_HEAD_MAX_PAIRS,
   scaledDotAttention,
   attentionFromQkv,
+  ProjectionSlices,
   resolveStrategy,
   type AttentionMix,
   type AttentionMixTerms,

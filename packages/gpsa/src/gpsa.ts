@@ -25,6 +25,8 @@ import {
   type MixerMacs,
   type MixerMacsOptions,
   TokenMixer,
+  ProjectionSlices,
+  type Projection,
   attentionFromQkv,
   checkGeometry,
   checkMixerInput,
@@ -352,37 +354,17 @@ export class Gpsa extends TokenMixer {
   }
 
   /**
-   * qk's weight [C, 2C] (tfjs layout) split into its q and k halves, and its bias likewise (null without). In eval
-   * mode outside a gradient tape the halves are kept with the positional cache (keyed on the identity of qk's
-   * tensors, so a load or an optimizer step rebuilds them): the two weight copies per layer and forward go.
+   * qk's weight [C, 2C] (tfjs layout) split into its q and k halves, and its bias likewise (null without); kept
+   * between eval forwards outside a gradient tape (attention's `ProjectionSlices`, cleared with the positional
+   * cache), so an inference forward copies no weight.
    */
   private qkHalves(): [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] {
-    const C = this.dim;
-    const w = this.qk.weight.value;
-    const b = this.qk.bias?.value ?? null;
-    const slice = (): [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] => [
-      tf.slice(w, [0, 0], [C, C]),
-      tf.slice(w, [0, C], [C, C]),
-      b ? tf.slice(b, [0], [C]) : null,
-      b ? tf.slice(b, [C], [C]) : null,
-    ];
-    if (this.training || tf.engine().isTapeOn()) return slice();
-    const ids = [w.dataId, b?.dataId ?? null];
-    if (!this.halves || ids.some((d, i) => d !== this.halves!.ids[i])) {
-      this.disposeHalves();
-      const t = tf.tidy(() => slice().filter((x): x is tf.Tensor => x !== null));
-      for (const x of t) tf.keep(x);
-      this.halves = { ids, t: [t[0]!, t[1]!, t[2] ?? null, t[3] ?? null] };
-    }
-    return this.halves.t;
+    const keep = !this.training && !tf.engine().isTapeOn();
+    const [q, k] = this.halves.get(this.qk.weight.value, this.qk.bias?.value ?? null, 2, keep) as [Projection, Projection];
+    return [q.weight, k.weight, q.bias, k.bias];
   }
 
-  private halves: { ids: readonly (object | null)[]; t: [tf.Tensor, tf.Tensor, tf.Tensor | null, tf.Tensor | null] } | null = null;
-
-  private disposeHalves(): void {
-    if (this.halves) tf.dispose(this.halves.t.filter((x): x is tf.Tensor => x !== null));
-    this.halves = null;
-  }
+  private readonly halves = new ProjectionSlices();
 
   /** The per-head slices of `pos` (built once and kept for a cached entry, fresh otherwise). */
   private perHeadOf(pos: PositionalTerms): { gated: tf.Tensor[]; keep: tf.Tensor[] } {
@@ -443,6 +425,6 @@ export class Gpsa extends TokenMixer {
     }
     this.cache.clear();
     this.cacheIds = null;
-    this.disposeHalves();
+    this.halves.clear();
   }
 }

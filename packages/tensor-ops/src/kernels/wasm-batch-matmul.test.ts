@@ -376,6 +376,10 @@ describeBackend('linear / linearGelu (SoftbiasLinear on wasm: bias and GELU in t
       const gFused = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x, w, b]).map((t) => t.dataSync() as Float32Array));
       const gSep = tf.tidy(() => tf.grads(loss((a, c, d) => gelu(tf.add(tf.matMul(a, c), d))))([x, w, b]).map((t) => t.dataSync() as Float32Array));
       for (let i = 0; i < 3; i++) expect(gFused[i], `gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
+      // Without a bias (ConViT's q, k, v).
+      const gNb = tf.tidy(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(linear(a, c, null))))([x3, w]).map((t) => t.dataSync() as Float32Array));
+      const gNbSep = tf.tidy(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, c))))([x, w]).map((t) => t.dataSync() as Float32Array));
+      for (let i = 0; i < 2; i++) expect(gNb[i], `no-bias gradient ${i}`).toEqual(gNbSep[i]);
       // Rank 3 (the kernel takes the leading dimensions as rows; its gradient reshapes back).
       const g3 = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x3, w, b]).map((t) => t.dataSync() as Float32Array));
       for (let i = 0; i < 3; i++) expect(g3[i], `rank-3 gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);

@@ -224,20 +224,20 @@ function gemm(backend: WasmHeapBackend, a: tf.TensorInfo, b: tf.TensorInfo, tran
 export const LINEAR_KERNEL = 'SoftbiasLinear';
 
 /**
- * `SoftbiasLinear`: y = x·w + bias, then GELU when `activation` is 'gelu', for x [..., K] (M rows), w [K, N], bias [N] (all
+ * `SoftbiasLinear`: y = x·w (+ bias), then GELU when `activation` is 'gelu', for x [..., K] (M rows), w [K, N], bias [N] (optional; all
  * float32) in one GEMM call: the bias and GELU are applied per register tile as it is stored (gemm.c's epilogue),
  * the same float32 operations as BatchMatMul + Add (+ SoftbiasGelu), so the result is bit-identical to the
  * unfused ops. Only for an unsplit K (`fusedLinearApplies`).
  */
 function linearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
-  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias: tf.TensorInfo };
+  const { x, weight, bias } = args.inputs as { x: tf.TensorInfo; weight: tf.TensorInfo; bias?: tf.TensorInfo };
   const { activation = 'none' } = (args.attrs ?? {}) as unknown as { activation?: 'none' | 'gelu' };
   const backend = args.backend as WasmHeapBackend;
   for (const t of [x, weight, bias]) {
-    if (t.dtype !== 'float32') throw new Error(`${LINEAR_KERNEL}: expected float32 inputs, got ${t.dtype}`);
+    if (t && t.dtype !== 'float32') throw new Error(`${LINEAR_KERNEL}: expected float32 inputs, got ${t.dtype}`);
   }
   const r = x.shape.length;
-  if (r < 2 || weight.shape.length !== 2 || bias.shape.length !== 1 || x.shape[r - 1] !== weight.shape[0] || bias.shape[0] !== weight.shape[1]) {
+  if (r < 2 || weight.shape.length !== 2 || x.shape[r - 1] !== weight.shape[0] || (bias && (bias.shape.length !== 1 || bias.shape[0] !== weight.shape[1]))) {
     throw new Error(`${LINEAR_KERNEL}: expected x [..., K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias.shape}]`);
   }
   if (!kernel(backend, 'gemm.gemm_f32')) throw new Error(`${LINEAR_KERNEL}: softbias' GEMM is not bound to this backend`);
@@ -247,7 +247,8 @@ function linearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
   if (gemmKSplit(1, M, N, K).chunks > 1) throw new Error(`${LINEAR_KERNEL}: K = ${K} is split for [${M}, ${N}]; use matMul + add`);
   // Rows of any leading shape are one [M, K] operand (contiguous): no reshape kernels around the product.
   const x2 = r === 2 ? x : { ...x, shape: [M, K] };
-  const y = gemm(backend, x2, weight, false, false, { bias: heapAddress(backend, bias), act: activation === 'gelu' ? 1 : 0 });
+  const act = activation === 'gelu' ? 1 : 0;
+  const y = gemm(backend, x2, weight, false, false, bias || act ? { bias: bias ? heapAddress(backend, bias) : 0, act } : null);
   return r === 2 ? y : { ...y, shape: [...x.shape.slice(0, -1), N] };
 }
 

@@ -76,7 +76,7 @@ export function linear(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tens
  */
 export function linearGelu(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null): tf.Tensor {
   checkLinear(x, w, b);
-  if (b && !recordingGradients()) return linearWith(x, w, b, 'gelu');
+  if (!recordingGradients()) return linearWith(x, w, b, 'gelu');
   return tf.tidy(() => gelu(linearWith(x, w, b, 'none')));
 }
 
@@ -96,9 +96,9 @@ function linearWith(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | null, activation:
   const outF = w.shape[1]!;
   return tf.tidy(() => {
     const rows = inF === 0 ? 0 : x.size / inF;
-    if (b && x.rank >= 2 && x.dtype === 'float32' && w.dtype === 'float32' && b.dtype === 'float32' && rows > 0 && fusedLinearApplies(rows, inF, outF)) {
+    if (x.rank >= 2 && x.dtype === 'float32' && w.dtype === 'float32' && (!b || b.dtype === 'float32') && rows > 0 && fusedLinearApplies(rows, inF, outF)) {
       // Any rank: the kernel takes the leading dimensions as rows (no reshapes).
-      return tf.engine().runKernel(LINEAR_KERNEL, { x, weight: w, bias: b }, { activation }) as tf.Tensor;
+      return tf.engine().runKernel(LINEAR_KERNEL, b ? { x, weight: w, bias: b } : { x, weight: w }, { activation }) as tf.Tensor;
     }
     const x2 = x.rank === 2 ? x : tf.reshape(x, [rows, inF]);
     let y = tf.matMul(x2, w);

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { parseSafetensors, type Module } from '@softbias/tensor-ops';
-import { Gpsa } from '@softbias/gpsa';
+import type { Gpsa } from '@softbias/gpsa';
 import { MacCounter, randomMaskData } from '@softbias/sparse-conv';
 import { createFcmae } from '@softbias/models-convnextv2';
 import { createBenchModel, type BenchModel } from './models.js';
@@ -115,7 +115,7 @@ function computations(model: BenchModel): number {
   return (model as unknown as Module)
     .namedModules()
     .map(([, m]) => m)
-    .filter((m): m is Gpsa => m instanceof Gpsa)
+    .filter((m): m is Gpsa => (m as { kind?: string }).kind === 'gpsa')
     .reduce((n, g) => n + g.cacheInfo().computations, 0);
 }
 

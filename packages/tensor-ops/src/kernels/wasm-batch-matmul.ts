@@ -238,7 +238,7 @@ function linearKernel(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; a
   }
   const r = x.shape.length;
   if (r < 2 || weight.shape.length !== 2 || x.shape[r - 1] !== weight.shape[0] || (bias && (bias.shape.length !== 1 || bias.shape[0] !== weight.shape[1]))) {
-    throw new Error(`${LINEAR_KERNEL}: expected x [..., K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias.shape}]`);
+    throw new Error(`${LINEAR_KERNEL}: expected x [..., K], weight [K, N], bias [N], got [${x.shape}], [${weight.shape}], [${bias?.shape ?? "none"}]`);
   }
   if (!kernel(backend, 'gemm.gemm_f32')) throw new Error(`${LINEAR_KERNEL}: softbias' GEMM is not bound to this backend`);
   const K = x.shape[r - 1]!;

@@ -361,6 +361,8 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   }
 
   const reset = () => {
+    s.step = 0;
+    s.totalSteps = 0;
     s.losses = [];
     s.epochs = [];
     s.status = null;

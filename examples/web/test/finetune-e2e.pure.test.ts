@@ -152,6 +152,32 @@ describe('examples/web fine-tune tab in headless Chromium (wasm in a Worker)', (
           expect(await page.locator('#ft-charts svg').count()).toBe(4); // loss, accuracy, gates, nonlocality
           expect(await page.locator('#memory').textContent()).toMatch(/training Worker: \d+ tensors/);
           await page.screenshot({ path: join(shots, 'e2e-finetune.png'), fullPage: true });
+
+          // Reloaded mid-training: a longer run (10 per class: 5 updates an epoch, 15 in all) uninterrupted, then
+          // again paused after update 3 (fit's AbortSignal: a checkpoint in IndexedDB), the page reloaded, resumed
+          // from the stored checkpoint: the same weights, bit for bit, as the uninterrupted run in this page.
+          await page.fill('#ft-per-class', '10');
+          await page.click('#ft-start');
+          const whole = await until('the longer run', (s) => s.state === 'done' && s.step === 15);
+          await page.click('#ft-start');
+          await until('the longer run, again', (s) => s.state === 'training' && s.step >= 3);
+          await page.click('#ft-pause');
+          const paused = await until('pausing', (s) => s.state === 'paused');
+          expect(paused.status).toBe('aborted');
+          expect(paused.step).toBeGreaterThanOrEqual(3);
+          expect(paused.step).toBeLessThan(15);
+          await page.reload();
+          const reloaded = await until('reloading', (s) => s.state === 'idle');
+          expect(reloaded.stored?.step).toBe(paused.step);
+          await page.click('#ft-resume');
+          const resumed = await until('resuming after the reload', (s) => s.state === 'done');
+          expect(resumed.status).toBe('completed');
+          expect(resumed.resumedFrom).toBe(paused.step);
+          expect(resumed.step).toBe(15);
+          expect(resumed.losses).toHaveLength(15 - paused.step);
+          expect(resumed.lastLoss).toBe(whole.lastLoss);
+          expect(resumed.checksum).toBe(whole.checksum);
+          expect(resumed.epochs.map((e) => e.epoch).slice(-3)).toEqual([1, 2, 3]);
         } catch (e) {
           await page.screenshot({ path: join(shots, 'e2e-finetune-failure.png'), fullPage: true }).catch(() => undefined);
           throw e;

@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect, afterEach } from 'vitest';
 import { describeBackend, currentBackend, backendState } from '@softbias/test-utils';
+import { fileURLToPath } from 'node:url';
+import { runTsInChild } from '../../../test-utils/child.js';
 import { setupBackend, probeWebGpu, BackendUnavailableError, isNode } from '@softbias/tensor-ops';
 
 afterEach(async () => {
@@ -101,6 +103,14 @@ describeBackend('setupBackend', () => {
     if (/swiftshader/i.test(`${probe.adapter.vendor} ${probe.adapter.architecture} ${probe.adapter.description}`)) {
       expect(probe.adapter.isFallbackAdapter).toBe(true);
     }
+  });
+
+  it.runIf(currentBackend === 'cpu')('auto: a wasm backend that cannot start falls back to cpu loudly, naming wasmPaths (child process)', () => {
+    const r = runTsInChild<{ backend: string; warnings: string[] }>(fileURLToPath(new URL('../test/auto-fallback.child.ts', import.meta.url)));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.result!.backend).toBe('cpu');
+    expect(r.result!.warnings).toHaveLength(1);
+    expect(r.result!.warnings[0]).toMatch(/wasm backend could not start.*running on cpu.*wasmPaths/s);
   });
 
   it('unknown backend names throw', async () => {

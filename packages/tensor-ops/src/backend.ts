@@ -38,8 +38,17 @@ export interface SetupBackendOptions {
   cpuForward?: boolean;
   /** webgpu: adapter power preference. */
   powerPreference?: 'high-performance' | 'low-power';
-  /** wasm: where the .wasm files are served from (browser). In Node they are found beside the package. */
+  /**
+   * wasm: where tfjs-backend-wasm's .wasm files are served from (a URL prefix ending in '/', or a map from file
+   * name to URL). In Node they are found beside the package; in a bundled app (Vite, webpack) copy
+   * `node_modules/@tensorflow/tfjs-backend-wasm/dist/*.wasm` to your public folder and pass its URL here.
+   */
   wasmPaths?: string | Record<string, string>;
+  /**
+   * `auto`: called when a faster backend failed to start and a slower one was taken (e.g. the wasm binaries were
+   * not found and cpu, 30–50× slower, runs instead). Default `console.warn`; pass `() => {}` to silence it.
+   */
+  onFallback?: (message: string) => void;
 }
 
 export interface AdapterDescription {
@@ -369,6 +378,14 @@ export async function setupBackend(request: BackendRequest = 'auto', opts: Setup
               .map((a) => `${a.backend} skipped: ${a.reason}`)
               .join('; ')})`
           : info.reason!;
+      const failedWasm = attempts.find((a) => a.backend === 'wasm' && !a.ok);
+      if (request === 'auto' && name === 'cpu' && failedWasm) {
+        (opts.onFallback ?? ((m: string) => console.warn(m)))(
+          `softbias setupBackend('auto'): the wasm backend could not start (${failedWasm.reason}); running on cpu, ` +
+            '30–50× slower. In a bundled app, serve tfjs-backend-wasm\'s .wasm files (node_modules/@tensorflow/' +
+            "tfjs-backend-wasm/dist/*.wasm) and pass setupBackend('auto', { wasmPaths: '<their URL>/' }).",
+        );
+      }
       return { ...info, backend: name, requested: request, reason, attempts, runtime } as BackendInfo;
     } catch (e) {
       attempts.push({ backend: name, ok: false, reason: (e as Error).message });

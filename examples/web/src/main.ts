@@ -3,7 +3,7 @@
  * the top 5, the GPSA gates and, for a clicked patch, every head's attention map (ConViT paper, Figure 7).
  *
  * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>`, `?tab=finetune`,
- * `?storage=memory` (the fine-tune Worker keeps its checkpoints in memory instead of IndexedDB).
+ * `?tab=fcmae`, `?storage=memory` (the fine-tune Worker keeps its checkpoints in memory instead of IndexedDB).
  * `window.softbiasDemo` mirrors the page state (used by the end-to-end test).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -26,6 +26,7 @@ import {
 } from './demo-model.js';
 import { cssColour, drawHeatmap, drawInput, patchAt } from './render.js';
 import { startFinetuneTab } from './finetune-page.js';
+import { showFcmae, startFcmaeTab } from './fcmae-page.js';
 
 export interface DemoState {
   state: 'starting' | 'ready' | 'loading' | 'running' | 'done' | 'error';
@@ -350,8 +351,13 @@ enqueue(async () => {
 
 // ------------------------------------------------------------------------------------------------- tabs
 
+let fcmaeShown = false;
 function showTab(tab: string): void {
   document.body.dataset.tab = tab;
+  if (tab === 'fcmae' && !fcmaeShown) {
+    fcmaeShown = true;
+    showFcmae();
+  }
 }
 for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs button'))) {
   b.addEventListener('click', () => {
@@ -360,6 +366,8 @@ for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs b
     history.replaceState(null, '', `?${params}`);
   });
 }
+// FCMAE runs on the page's backend, once it is up.
+startFcmaeTab(decode, queue);
 showTab(params.get('tab') ?? 'classify');
 // The fine-tune Worker starts its own backend (the same request: tfjs keeps one backend per thread).
 startFinetuneTab({ backend: requested, threads, storage: params.get('storage') === 'memory' ? 'memory' : 'indexeddb' });

@@ -1,11 +1,12 @@
 /**
- * End to end, the fine-tune tab: build the app (vite build), serve it on 127.0.0.1, open it in Debian's
+ * End to end, the fine-tune and FCMAE tabs: build the app (vite build), serve it on 127.0.0.1, open it in Debian's
  * headless Chromium through playwright-core on wasm, train on the embedded Fashion-MNIST subset for a few
  * updates with a fixed seed — in the page's Worker, through `fit`, checkpoints in IndexedDB — and compare with
  * Node's `fit` on wasm with the same config and data (the same `runFinetune`): final loss and every weight
  * within the tolerance rule (test-utils' defaultAtol), the same gates; `tf.memory().numTensors` the same after
- * each epoch; the page's requestAnimationFrame counter advancing while the Worker trains. Screenshot in
- * examples/web/test-results/.
+ * each epoch; the page's requestAnimationFrame counter advancing while the Worker trains; a run paused, the page
+ * reloaded and the run resumed from IndexedDB ending bit for bit as an uninterrupted one. Then the FCMAE tab:
+ * mask count, loss and per-patch loss as Node's at two slider positions. Screenshots in examples/web/test-results/.
  *
  * `*.pure.test.ts`: runs once (vitest project cpu); Node's reference switches this process to wasm and back.
  * Needs /usr/bin/chromium (or CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
@@ -23,6 +24,8 @@ import { memoryStorage } from '@softbias/train';
 import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
 import { FINETUNE_DEFAULTS, fashionMnistData, runFinetune, type FinetuneConfig, type FinetuneResult } from '../src/finetune.js';
 import type { FinetuneState } from '../src/finetune-page.js';
+import { samplePicture, type FcmaeState } from '../src/fcmae-page.js';
+import { fcmaeInput, fcmaeView, randomFcmae, type FcmaeView } from '../src/fcmae-view.js';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 const chromiumExe = chromiumPath();
@@ -33,7 +36,21 @@ const inCi = process.env.CI === 'true';
 const UI = { perClass: 4, epochs: 3, batch: 20, seed: 1 };
 const cfg: FinetuneConfig = { ...FINETUNE_DEFAULTS, perClass: UI.perClass, epochs: UI.epochs, batchSize: UI.batch, seed: UI.seed };
 
-async function nodeReference(): Promise<FinetuneResult> {
+/** Node's FCMAE tab on wasm: the random model, the built-in picture, the mask at these ratios (seed 0). */
+async function fcmaeReference(ratios: number[]): Promise<FcmaeView[]> {
+  const model = randomFcmae(0);
+  const x = fcmaeInput(model, samplePicture());
+  try {
+    const out: FcmaeView[] = [];
+    for (const r of ratios) out.push(await fcmaeView(model, x, r, 0));
+    return out;
+  } finally {
+    x.dispose();
+    model.dispose();
+  }
+}
+
+async function nodeReference(): Promise<{ fit: FinetuneResult; fcmae: FcmaeView[] }> {
   const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
   const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
   const data = await fashionMnistData(
@@ -43,21 +60,22 @@ async function nodeReference(): Promise<FinetuneResult> {
   const before = tf.getBackend();
   await setupBackend('wasm', { threads: 1 });
   try {
-    return await runFinetune(cfg, data, { storage: memoryStorage() });
+    return { fit: await runFinetune(cfg, data, { storage: memoryStorage() }), fcmae: await fcmaeReference([0.6, 0.25]) };
   } finally {
     await tf.setBackend(before);
   }
 }
 
-describe('examples/web fine-tune tab in headless Chromium (wasm in a Worker)', () => {
+describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', () => {
   it.skipIf(!haveChromium && !inCi)(
-    `trains like Node's fit on wasm, keeps the page responsive and the tensor count flat${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumExe}]`}`,
+    `trains like Node's fit on wasm (page responsive, tensor count flat, reload resumes); FCMAE as Node's${haveChromium ? '' : ` [skipped: no Chromium at ${chromiumExe}]`}`,
     async () => {
       if (!haveChromium) throw new Error(`CI: no Chromium at ${chromiumExe} (apt-get install chromium)`);
       const work = mkdtempSync(join(tmpdir(), 'softbias-web-ft-e2e-'));
       const cleanup: (() => unknown)[] = [];
       try {
-        const ref = await nodeReference();
+        const both = await nodeReference();
+        const ref = both.fit;
         expect(ref.status).toBe('completed');
 
         const outDir = join(work, 'dist');
@@ -178,6 +196,31 @@ describe('examples/web fine-tune tab in headless Chromium (wasm in a Worker)', (
           expect(resumed.lastLoss).toBe(whole.lastLoss);
           expect(resumed.checksum).toBe(whole.checksum);
           expect(resumed.epochs.map((e) => e.epoch).slice(-3)).toEqual([1, 2, 3]);
+
+          // The FCMAE tab (the page's own backend, wasm): the random model on the built-in picture at the default
+          // 60 % ratio, then the slider at 25 %: mask count, loss and per-patch loss as Node's.
+          await page.goto(`${server.origin}/index.html?backend=wasm&tab=fcmae`);
+          const fcState = (): Promise<FcmaeState> => page.evaluate(() => window.softbiasFcmae);
+          const fcUntil = async (what: string, ok: string) => {
+            try {
+              await page.waitForFunction(`window.softbiasFcmae && (window.softbiasFcmae.state === 'error' || (${ok}))`, undefined, { timeout: 30_000 });
+            } catch (e) {
+              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
+            }
+            const f = await fcState();
+            if (f.state === 'error') throw new Error(`${what}: the page reports: ${f.error}`);
+            return f;
+          };
+          for (const [i, ratio] of [0.6, 0.25].entries()) {
+            if (i > 0) await page.locator('#fc-ratio').fill(String(ratio)); // fires input and change
+            const f = await fcUntil(`FCMAE at ratio ${ratio}`, `window.softbiasFcmae.state === 'done' && window.softbiasFcmae.ratio === ${ratio}`);
+            const want = both.fcmae[i]!;
+            expect(f.removed).toBe(want.removed);
+            expect(Math.abs(f.loss! - want.loss)).toBeLessThanOrEqual(defaultAtol([want.loss]));
+            const worst = Math.max(...f.perPatch!.map((v, l) => Math.abs(v - want.perPatch[l]!)));
+            expect(worst, 'per-patch loss').toBeLessThanOrEqual(defaultAtol(want.perPatch));
+          }
+          await page.screenshot({ path: join(shots, 'e2e-fcmae.png'), fullPage: true });
         } catch (e) {
           await page.screenshot({ path: join(shots, 'e2e-finetune-failure.png'), fullPage: true }).catch(() => undefined);
           throw e;

@@ -4,10 +4,13 @@
  * bitwise equal to an uninterrupted run (weights, optimizer moments, EMA, per-step losses).
  */
 import { describe, it, expect } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, parseSafetensors } from '@softbias/tensor-ops';
 import { ArrayDataset, DataLoader } from '@softbias/data';
-import { fit, memoryStorage, notFound, checkpointMeta, type FitOptions } from '@softbias/train';
+import { fit, memoryStorage, nodeFileStorage, notFound, checkpointMeta, type FitOptions } from '@softbias/train';
 import { TinyViT } from '../test/tiny-model.js';
 
 function dataset(n: number): ArrayDataset {
@@ -101,5 +104,28 @@ describe('fit with memoryStorage', () => {
     r.ema?.dispose();
     await expect(fit(options(m, memoryStorage(), { epochs: 1, resume: 'run/missing.safetensors' }))).rejects.toThrow(/cannot resume from run\/missing\.safetensors/);
     m.dispose();
+  });
+
+  it('nodeFileStorage() as an explicit storage writes the same files as the default', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'softbias-storage-'));
+    const run = async (storage?: ReturnType<typeof nodeFileStorage>, sub = 'a') => {
+      const m = newModel();
+      const o = options(m, memoryStorage(), { epochs: 1, checkpoint: { path: join(dir, `${sub}.safetensors`) }, log: join(dir, `${sub}.jsonl`) });
+      if (storage) o.storage = storage;
+      else delete o.storage;
+      const r = await fit(o);
+      r.optimizer.dispose();
+      r.ema?.dispose();
+      m.dispose();
+    };
+    await run(undefined, 'default');
+    await run(nodeFileStorage(), 'explicit');
+    expect(Buffer.compare(readFileSync(join(dir, 'explicit.safetensors')), readFileSync(join(dir, 'default.safetensors')))).toBe(0);
+    const types = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    expect(types('explicit.jsonl')).toEqual(types('default.jsonl'));
+    expect(types('explicit.jsonl')[0]).toBe('start');
+    const s = nodeFileStorage();
+    await expect(s.read(join(dir, 'none'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await s.readText(join(dir, 'none'))).toBeUndefined();
   });
 });

@@ -40,6 +40,8 @@ const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ 
  */
 export function nodeFileStorage(): FitStorage {
   let fs: { appendFileSync(p: string, d: string): void; readFileSync(p: string, e: 'utf8'): string; rmSync(p: string, o: { force: boolean }): void } | undefined;
+  let pending: Promise<void> = Promise.resolve();
+  let failure: unknown;
   const load = async () => {
     fs ??= await dynamicImport('node:fs');
     return fs!;
@@ -50,7 +52,16 @@ export function nodeFileStorage(): FitStorage {
     write: (key, bytes) => writeFileAtomic(key, bytes),
     append(key, text) {
       if (fs) fs.appendFileSync(key, text);
-      else return load().then((f) => f.appendFileSync(key, text));
+      else {
+        // Only before node:fs is loaded (fit's first record): queued, its error kept for flush().
+        pending = pending.then(async () => {
+          try {
+            (await load()).appendFileSync(key, text);
+          } catch (e) {
+            failure ??= e;
+          }
+        });
+      }
     },
     async readText(key) {
       const f = await load();
@@ -62,6 +73,12 @@ export function nodeFileStorage(): FitStorage {
     },
     async flush() {
       await load();
+      await pending;
+      if (failure !== undefined) {
+        const e = failure;
+        failure = undefined;
+        throw e;
+      }
     },
     async remove(key) {
       (await load()).rmSync(key, { force: true });

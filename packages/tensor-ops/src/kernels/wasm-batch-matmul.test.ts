@@ -353,7 +353,19 @@ describeBackend('linear / linearGelu (SoftbiasLinear on wasm: bias and GELU in t
     [49, 40, 160],
     [33, 65, 7],
   ];
-  const run = (fn: () => tf.Tensor) => tf.tidy(() => fn().dataSync() as Float32Array);
+  // Host copies read asynchronously (webgpu in Node has no synchronous reads).
+  const run = async (fn: () => tf.Tensor) => {
+    const t = tf.tidy(fn);
+    const d = (await t.data()) as Float32Array;
+    t.dispose();
+    return d;
+  };
+  const runAll = async (fn: () => tf.Tensor[]) => {
+    const ts = tf.tidy(fn);
+    const ds = await Promise.all(ts.map(async (t) => (await t.data()) as Float32Array));
+    tf.dispose(ts);
+    return ds;
+  };
   it('equals matMul + add (+ gelu) bit for bit, forward and gradients, leaving no tensors', async () => {
     const { gelu } = await import('../layers/activation.js');
     const { linear, linearGelu } = await import('../layers/linear.js');
@@ -363,25 +375,25 @@ describeBackend('linear / linearGelu (SoftbiasLinear on wasm: bias and GELU in t
       const w = tf.tensor(Float32Array.from(randn(rng, k * n)), [k, n]);
       const b = tf.tensor(Float32Array.from(randn(rng, n)), [n]);
       const x3 = tf.reshape(x, [1, m, k]);
-      const sep = run(() => tf.add(tf.matMul(x, w), b));
-      const sepG = run(() => gelu(tf.add(tf.matMul(x, w), b)));
-      await expectNoLeak(() => {
-        expect(run(() => linear(x, w, b)), `linear [${m},${k}]x[${k},${n}]`).toEqual(sep);
-        expect(run(() => linear(x3, w, b)), `linear rank 3`).toEqual(sep);
-        expect(run(() => linearGelu(x, w, b)), `linearGelu [${m},${k}]x[${k},${n}]`).toEqual(sepG);
-        expect(run(() => linearGelu(x, w, null)), 'linearGelu without bias').toEqual(run(() => gelu(tf.matMul(x, w))));
+      const sep = await run(() => tf.add(tf.matMul(x, w), b));
+      const sepG = await run(() => gelu(tf.add(tf.matMul(x, w), b)));
+      await expectNoLeak(async () => {
+        expect(await run(() => linear(x, w, b)), `linear [${m},${k}]x[${k},${n}]`).toEqual(sep);
+        expect(await run(() => linear(x3, w, b)), 'linear rank 3').toEqual(sep);
+        expect(await run(() => linearGelu(x, w, b)), `linearGelu [${m},${k}]x[${k},${n}]`).toEqual(sepG);
+        expect(await run(() => linearGelu(x, w, null)), 'linearGelu without bias').toEqual(await run(() => gelu(tf.matMul(x, w))));
       });
       // Gradients: linearGelu records the GELU as its own kernel; both equal the separate ops' gradients.
       const loss = (f: (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.Tensor) => (a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) => tf.sum(tf.mul(f(a, c, d), f(a, c, d)));
-      const gFused = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x, w, b]).map((t) => t.dataSync() as Float32Array));
-      const gSep = tf.tidy(() => tf.grads(loss((a, c, d) => gelu(tf.add(tf.matMul(a, c), d))))([x, w, b]).map((t) => t.dataSync() as Float32Array));
+      const gFused = await runAll(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x, w, b]));
+      const gSep = await runAll(() => tf.grads(loss((a, c, d) => gelu(tf.add(tf.matMul(a, c), d))))([x, w, b]));
       for (let i = 0; i < 3; i++) expect(gFused[i], `gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
       // Without a bias (ConViT's q, k, v).
-      const gNb = tf.tidy(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(linear(a, c, null))))([x3, w]).map((t) => t.dataSync() as Float32Array));
-      const gNbSep = tf.tidy(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, c))))([x, w]).map((t) => t.dataSync() as Float32Array));
+      const gNb = await runAll(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(linear(a, c, null))))([x3, w]));
+      const gNbSep = await runAll(() => tf.grads((a: tf.Tensor, c: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, c))))([x, w]));
       for (let i = 0; i < 2; i++) expect(gNb[i], `no-bias gradient ${i}`).toEqual(gNbSep[i]);
       // Rank 3 (the kernel takes the leading dimensions as rows; its gradient reshapes back).
-      const g3 = tf.tidy(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x3, w, b]).map((t) => t.dataSync() as Float32Array));
+      const g3 = await runAll(() => tf.grads(loss((a, c, d) => linearGelu(a, c, d)))([x3, w, b]));
       for (let i = 0; i < 3; i++) expect(g3[i], `rank-3 gradient ${i} of [${m},${k}]x[${k},${n}]`).toEqual(gSep[i]);
       tf.dispose([x, w, b, x3]);
     }

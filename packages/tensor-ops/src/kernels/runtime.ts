@@ -35,6 +35,8 @@ export type KernelFn = (task: number, ntasks: number, ...args: number[]) => void
 
 const STACK_BYTES = 64 * 1024;
 const MAX_TASKS = 4095;
+/** How long an idle worker spins on the call counter before it sleeps (µs). */
+const SPIN_MICROS = 5;
 const MAX_ARGS = 24;
 // Control words (Int32Array over a SharedArrayBuffer).
 const SEQ = 0; // job sequence number (workers wait on it)
@@ -201,7 +203,15 @@ const WORKER_MAIN = `function softbiasKernelWorker(init) {
   var a = [];
   for (;;) {
     var s = Atomics.load(ctl, 0);
-    for (var spin = 0; s === seen && spin < 1000; spin++) s = Atomics.load(ctl, 0);
+    // Spin for up to init.spinMicros before sleeping: consecutive kernels of a forward come a few microseconds
+    // apart, and waking a sleeping thread (futex) costs tens of microseconds, as much as a small kernel.
+    if (s === seen) {
+      var t0 = performance.now();
+      for (var spin = 1; s === seen; spin++) {
+        s = Atomics.load(ctl, 0);
+        if ((spin & 255) === 0 && performance.now() - t0 > init.spinMicros / 1000) break;
+      }
+    }
     if (s === seen) { Atomics.wait(ctl, 0, seen); continue; }
     seen = s;
     var tag = s & 0x7ffff;
@@ -247,7 +257,7 @@ function startPool(backend: WasmHeapBackend, rt: Runtime, threads: number): Pool
   const workers: { terminate(): unknown }[] = [];
   const body = `(${WORKER_MAIN})`;
   for (let w = 0; w < threads - 1; w++) {
-    const init = { memory: rt.memory, families, ctl: ctlBuf, args: argBuf, stackTop: mallocStack(backend) };
+    const init = { memory: rt.memory, families, ctl: ctlBuf, args: argBuf, stackTop: mallocStack(backend), spinMicros: SPIN_MICROS };
     if (isNode) {
       if (!nodeWorkerCtor) return null;
       const src = `const { workerData } = require('node:worker_threads'); ${body}(workerData);`;
@@ -285,14 +295,19 @@ export function parallelFor(backend: unknown, name: string, ntasks: number, args
     return;
   }
   const { ctl } = pool;
+  pool.seq = (pool.seq + 1) & 0x7ffff;
+  const tag = pool.seq;
+  // Close the task counter under the new tag before anything else changes: a worker that woke for the previous
+  // call late (after this thread ran all of its tasks itself) may still be reading the previous call's function
+  // and arguments; with the counter closed its claim fails (wrong tag), so it never runs a task with a mix of the
+  // two calls' arguments. (t = 0xfff ≥ any ntasks: nothing can be claimed until the counter opens below.)
+  Atomics.store(ctl, NEXT, (tag << 12) | 0xfff);
   Atomics.store(ctl, FN, rt.index.get(name)!);
   Atomics.store(ctl, NTASK, ntasks);
   Atomics.store(ctl, NARGS, args.length);
   for (let i = 0; i < args.length; i++) pool.args[i] = args[i]!;
   Atomics.store(ctl, DONE, 0);
   Atomics.store(ctl, ERR, 0);
-  pool.seq = (pool.seq + 1) & 0x7ffff;
-  const tag = pool.seq;
   Atomics.store(ctl, NEXT, tag << 12);
   Atomics.store(ctl, SEQ, tag);
   Atomics.notify(ctl, SEQ);

@@ -30,7 +30,13 @@ const NR = 8;
 /** gemm_f32_ksplit's chunks are multiples of gemm.c's k block. */
 const KC = 256;
 /** Units of work per thread a product is cut into (more: better balance, less reuse of packed B per unit). */
-const UNITS_PER_THREAD = Number((globalThis as { process?: { env?: Record<string, string> } }).process?.env?.SOFTBIAS_GEMM_UNITS ?? 8);
+let UNITS_PER_THREAD = 8;
+
+/** Units per thread the GEMM cuts a product into (default 8; tests use more to stress the pool). Results do not change. */
+export function setGemmUnitsPerThread(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setGemmUnitsPerThread: ${n}`);
+  UNITS_PER_THREAD = n;
+}
 
 /** For each output batch index, the flat batch index into an operand with batch dims `dims` (NumPy rules). */
 function batchIndexMap(outDims: number[], dims: number[]): Int32Array {

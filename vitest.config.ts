@@ -20,6 +20,9 @@ export default defineConfig({
   resolve: { alias },
   test: {
     pool: 'forks',
+    // Two files at a time (vitest's default on 2 cores is one): many specs wait on child processes, a browser or
+    // shader compilation rather than compute; webgpu keeps one worker (below).
+    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: backends.map((backend) => ({

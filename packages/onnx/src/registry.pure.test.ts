@@ -1,7 +1,8 @@
 /**
  * Every registered ConViT, DeiT twin and ConvNeXt V2 up to base size, with seeded random weights: exported once
- * (opset 17, dynamic batch), run by onnxruntime-node at batch 1 and 2 from the same file, compared with
- * softbias' own forward (wasm) within the project's rule for comparisons without a fixture tolerance,
+ * (opset 17, dynamic batch), run by onnxruntime-node at batch 2 (the batch dimension is the graph's `batch`
+ * symbol: a batch size baked in at export would fail there; other batch sizes of exported graphs are run on small
+ * models in export.pure.test.ts and fixtures.pure.test.ts), compared with softbias' own forward (wasm, 2 threads) within the project's rule for comparisons without a fixture tolerance,
  * 1e-4·max(1, max|softbias|). Large and huge (over 2 GiB / slow here) are exported by scripts/export-large.ts.
  *
  * A `.pure` spec (runs once, in the cpu project) that sets up its own backend: wasm, for speed.
@@ -23,13 +24,13 @@ const models = [
 const rows: string[] = [];
 
 beforeAll(async () => {
-  await setupBackend('wasm');
+  await setupBackend('wasm', { threads: 2 });
 });
 afterAll(() => {
-  console.log(['| model | params | onnx MB | b1 max|Δ| | b2 max|Δ| | atol | s |', '|---|---|---|---|---|---|---|', ...rows].join('\n'));
+  console.log(['| model | params | onnx MB | b2 max|Δ| | atol | s |', '|---|---|---|---|---|---|', ...rows].join('\n'));
 });
 
-describe('every registered model up to base size: onnxruntime-node = softbias at batch 1 and 2 (one file, dynamic batch)', () => {
+describe('every registered model up to base size: onnxruntime-node = softbias at batch 2 (dynamic batch)', () => {
   it('covers both families up to base size', () => {
     expect(models.filter((m) => m.family === 'convit').length).toBe(9);
     expect(models.map((m) => m.name)).toContain('convnextv2_base');
@@ -50,11 +51,11 @@ describe('every registered model up to base size: onnxruntime-node = softbias at
         expect(s.inputs).toEqual([{ name: 'input', dims: ['batch', 224, 224, 3] }]);
         expect(s.outputs).toEqual([{ name: 'logits', dims: ['batch', 1000] }]);
         expect(s.opset).toBe(17);
-        const sess = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+        const sess = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
         const diffs: number[] = [];
         let atol = 0;
         try {
-          for (const B of [1, 2]) {
+          for (const B of [2]) {
             const xd = images([B, 224, 224, 3], 7 + B);
             const x = tf.tensor(xd, [B, 224, 224, 3]);
             const y = model.forward(x);
@@ -72,7 +73,7 @@ describe('every registered model up to base size: onnxruntime-node = softbias at
         }
         rows.push(
           `| ${name} | ${(model as unknown as { numParameters(): number }).numParameters().toLocaleString('en')} | ${(bytes.byteLength / 2 ** 20).toFixed(1)} | ` +
-            `${diffs[0]!.toExponential(1)} | ${diffs[1]!.toExponential(1)} | ${atol.toExponential(1)} | ${((performance.now() - t0) / 1000).toFixed(1)} |`,
+            `${diffs[0]!.toExponential(1)} | ${atol.toExponential(1)} | ${((performance.now() - t0) / 1000).toFixed(1)} |`,
         );
       } finally {
         model.dispose();

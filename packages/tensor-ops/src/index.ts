@@ -79,6 +79,6 @@ export { PatchEmbed, PatchProj, nonOverlappingConv2d, type PatchEmbedOptions } f
 export { registerSoftbiasWasmKernels } from './kernels/register.js';
 export { kernelThreads, setKernelThreads } from './kernels/runtime.js';
 export { sumOfSquaresOverPositions, gatherRowsFused } from './kernels/broadcast.js';
-export { hasSimdBatchMatMul } from './kernels/wasm-batch-matmul.js';
+export { hasSimdBatchMatMul, setFusedLinear } from './kernels/wasm-batch-matmul.js';
 export { hasRowDepthwiseKernels, ROW_DEPTHWISE_KERNEL, ROW_DEPTHWISE_FILTER_GRAD_KERNEL } from './kernels/depthwise.js';
 export { fusedAttentionForward, fusedAttentionActive, setFusedAttention, ATTENTION_KERNEL } from './kernels/attention.js';

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from './module.js';
 import { Rng } from './rng.js';
+import { recordingGradients } from './kernels/wasm-batch-matmul.js';
 
 /** The generators of `module`'s sub-modules (`rng` fields), in a fixed order. */
 function generators(module: Module): Rng[] {
@@ -26,17 +27,13 @@ function generators(module: Module): Rng[] {
   return out;
 }
 
-function recording(): boolean {
-  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
-}
-
 /**
  * `fn(x)` (the forward of `module` on x), with its activations recomputed in the backward pass instead of kept.
  * Outside gradient recording (inference, evaluation) it is just `fn(x)`. `fn` must depend only on x and on
  * `module`'s parameters (and read its generators): other tensors it closes over get no gradient.
  */
 export function gradCheckpoint(module: Module, x: tf.Tensor, fn: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
-  if (!recording()) return fn(x);
+  if (!recordingGradients()) return fn(x);
   const vars = module
     .namedParameters()
     .map(([, p]) => p.variable)

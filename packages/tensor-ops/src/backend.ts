@@ -49,6 +49,14 @@ export interface SetupBackendOptions {
    * not found and cpu, 30–50× slower, runs instead). Default `console.warn`; pass `() => {}` to silence it.
    */
   onFallback?: (message: string) => void;
+  /**
+   * Node: probe for a WebGPU adapter in a short-lived child process first. Dawn (the `webgpu` package) writes its
+   * adapter warnings (Vulkan loader messages, devices it rejects) straight to stderr, where JavaScript cannot
+   * filter them; with `quietProbe` they stay off the terminal and are kept in the webgpu attempt's `output`.
+   * WebGPU then starts in this process only when the child found an adapter this request would use (a real GPU,
+   * or a CPU-emulated one when `allowFallbackAdapter`). Costs one Node start (~0.1–0.5 s). Default false.
+   */
+  quietProbe?: boolean;
 }
 
 export interface AdapterDescription {
@@ -63,6 +71,8 @@ export interface BackendAttempt {
   backend: BackendName;
   ok: boolean;
   reason: string;
+  /** What the native WebGPU library wrote while probing, when `quietProbe` captured it (else on stderr). */
+  output?: string;
 }
 
 export interface BackendInfo {
@@ -150,22 +160,74 @@ export async function probeWebGpu(
     return { adapter: null, reason: (e as Error).message };
   }
   const adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
-  if (!adapter) {
+  if (!adapter) return { adapter: null, reason: NO_ADAPTER() };
+  return { adapter: describeAdapter(adapter), reason: 'adapter found' };
+}
+
+const NO_ADAPTER = () =>
+  isNode
+    ? 'no WebGPU adapter: Dawn found no Vulkan device. Without a GPU, install a CPU Vulkan driver ' +
+      "(Debian: apt-get install chromium libvulkan1) and set VK_ICD_FILENAMES to its vk_swiftshader_icd.json " +
+      '(dpkg -L chromium-common | grep icd) and XDG_RUNTIME_DIR to a writable folder.'
+    : 'no WebGPU adapter (requestAdapter returned null)';
+
+/** The child of `probeWebGpuInChild`: argv[1] the webgpu package's URL, argv[2] the power preference or ''. */
+const CHILD_PROBE = `
+const m = await import(process.argv[1]);
+Object.assign(globalThis, m.globals);
+const a = await m.create([]).requestAdapter(process.argv[2] ? { powerPreference: process.argv[2] } : {});
+const i = a ? (a.info ?? {}) : null;
+const r = i && { vendor: i.vendor, architecture: i.architecture, description: i.description, device: i.device,
+  isFallbackAdapter: i.isFallbackAdapter ?? a.isFallbackAdapter ?? false };
+process.stdout.write('PROBE ' + JSON.stringify(r) + '\\n', () => process.exit(0));
+`;
+
+/**
+ * `probeWebGpu` in a child Node process (its stderr captured: Dawn's native warnings never reach this one's).
+ * Null when the child could not run at all (then probe in this process).
+ */
+async function probeWebGpuInChild(opts: {
+  powerPreference?: 'high-performance' | 'low-power';
+}): Promise<{ adapter: AdapterDescription | null; reason: string; output: string } | null> {
+  let url: string;
+  try {
+    const { createRequire } = await dynamicImport('node:module');
+    const { pathToFileURL } = await dynamicImport('node:url');
+    url = pathToFileURL(createRequire(import.meta.url).resolve('webgpu')).href;
+  } catch (e) {
     return {
       adapter: null,
-      reason: isNode
-        ? 'no WebGPU adapter: Dawn found no Vulkan device. Without a GPU, install a CPU Vulkan driver ' +
-          "(Debian: apt-get install chromium libvulkan1) and set VK_ICD_FILENAMES to its vk_swiftshader_icd.json " +
-          '(dpkg -L chromium-common | grep icd) and XDG_RUNTIME_DIR to a writable folder.'
-        : 'no WebGPU adapter (requestAdapter returned null)',
+      reason: `WebGPU in Node needs the optional peer dependency 'webgpu' (Dawn): npm install webgpu. (${(e as Error).message.split('\n')[0]})`,
+      output: '',
     };
   }
-  return { adapter: describeAdapter(adapter), reason: 'adapter found' };
+  const { execFile } = await dynamicImport('node:child_process');
+  const r = await new Promise<{ error: (Error & { code?: unknown }) | null; stdout: string; stderr: string }>((done) =>
+    execFile(
+      process.execPath,
+      ['--input-type=module', '-e', CHILD_PROBE, url, opts.powerPreference ?? ''],
+      { encoding: 'utf8', timeout: 30_000, maxBuffer: 4 * 1024 * 1024 },
+      (error: (Error & { code?: unknown }) | null, stdout: string, stderr: string) => done({ error, stdout, stderr }),
+    ),
+  );
+  const line = r.stdout.split('\n').find((l) => l.startsWith('PROBE '));
+  const output = r.stderr.trim();
+  if (!line) {
+    // Not started at all (no process to run, e.g. spawning refused): let the caller probe here.
+    if (r.error && typeof r.error.code === 'string' && !output) return null;
+    return { adapter: null, reason: `the WebGPU probe process failed (${r.error?.message.split('\n')[0] ?? 'no answer'})`, output };
+  }
+  const info = JSON.parse(line.slice(6)) as { isFallbackAdapter?: unknown } | null;
+  if (!info) return { adapter: null, reason: NO_ADAPTER(), output };
+  return { adapter: describeInfo(info, Boolean(info.isFallbackAdapter)), reason: 'adapter found', output };
 }
 
 function describeAdapter(adapter: GPUAdapter): AdapterDescription {
   const info: any = (adapter as any).info ?? {};
-  const isFallbackAdapter = Boolean(info.isFallbackAdapter ?? (adapter as any).isFallbackAdapter ?? false);
+  return describeInfo(info, Boolean(info.isFallbackAdapter ?? (adapter as any).isFallbackAdapter ?? false));
+}
+
+function describeInfo(info: any, isFallbackAdapter: boolean): AdapterDescription {
   const text = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.description ?? ''} ${info.device ?? ''}`;
   return {
     vendor: String(info.vendor ?? ''),
@@ -310,16 +372,30 @@ async function setupWebGpu(
   opts: SetupBackendOptions,
   info: Partial<BackendInfo>,
   allowFallback: boolean,
+  captured: { output?: string },
 ): Promise<void> {
-  const probe = await probeWebGpu(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
-  if (!probe.adapter) throw new BackendUnavailableError('webgpu', probe.reason);
-  if (probe.adapter.isFallbackAdapter && !allowFallback) {
-    throw new BackendUnavailableError(
-      'webgpu',
-      `only a CPU-emulated adapter (${probe.adapter.vendor} ${probe.adapter.architecture} ${probe.adapter.description}`.trim() +
-        '): correct but far slower than wasm, so auto skips it (ask for webgpu explicitly to use it)',
-    );
+  const pp = opts.powerPreference ? { powerPreference: opts.powerPreference } : {};
+  const refuse = (adapter: AdapterDescription | null, reason: string) => {
+    if (!adapter) throw new BackendUnavailableError('webgpu', reason);
+    if (adapter.isFallbackAdapter && !allowFallback) {
+      throw new BackendUnavailableError(
+        'webgpu',
+        `only a CPU-emulated adapter (${adapter.vendor} ${adapter.architecture} ${adapter.description}`.trim() +
+          '): correct but far slower than wasm, so auto skips it (ask for webgpu explicitly to use it)',
+      );
+    }
+  };
+  // Dawn already loaded here (an earlier probe): nothing more it would print on its start.
+  if (opts.quietProbe && isNode && !nodeGpu && !(globalThis as any).navigator?.gpu) {
+    const child = await probeWebGpuInChild(pp);
+    if (child) {
+      if (child.output) captured.output = child.output;
+      refuse(child.adapter, child.reason);
+    }
   }
+  const probe = await probeWebGpu(pp);
+  refuse(probe.adapter, probe.reason);
+  if (!probe.adapter) return; // (refuse threw)
   await import('@tensorflow/tfjs-backend-webgpu');
   await trySetBackend('webgpu');
   tf.env().set('WEBGPU_CPU_FORWARD', opts.cpuForward ?? false);
@@ -365,12 +441,13 @@ export async function setupBackend(request: BackendRequest = 'auto', opts: Setup
   }
   for (const name of order) {
     const info: Partial<BackendInfo> = {};
+    const captured: { output?: string } = {};
     try {
       if (name === 'cpu') await setupCpu(info);
       else if (name === 'wasm') await setupWasm(opts, info);
-      else if (name === 'webgpu') await setupWebGpu(opts, info, opts.allowFallbackAdapter ?? request === 'webgpu');
+      else if (name === 'webgpu') await setupWebGpu(opts, info, opts.allowFallbackAdapter ?? request === 'webgpu', captured);
       else await setupTensorflow(info);
-      attempts.push({ backend: name, ok: true, reason: info.reason! });
+      attempts.push({ backend: name, ok: true, reason: info.reason!, ...(captured.output ? { output: captured.output } : {}) });
       const reason =
         request === 'auto' && attempts.length > 1
           ? `${info.reason} (auto: ${attempts
@@ -388,7 +465,7 @@ export async function setupBackend(request: BackendRequest = 'auto', opts: Setup
       }
       return { ...info, backend: name, requested: request, reason, attempts, runtime } as BackendInfo;
     } catch (e) {
-      attempts.push({ backend: name, ok: false, reason: (e as Error).message });
+      attempts.push({ backend: name, ok: false, reason: (e as Error).message, ...(captured.output ? { output: captured.output } : {}) });
       if (request !== 'auto') {
         if (e instanceof BackendUnavailableError) throw e;
         throw new BackendUnavailableError(name, `backend '${name}' could not start: ${(e as Error).message}`);

@@ -75,7 +75,12 @@ export async function main(argv: string[]): Promise<number> {
   if (!COMMANDS[command]) {
     throw new UsageError(`unknown command '${command}' (${[...Object.keys(COMMANDS), 'export'].join(', ')}; softbias --help)`);
   }
-  const values = parseCommand(command, rest) as Record<string, string | undefined> & { set?: string[]; resume?: boolean; 'allow-settings-change'?: boolean };
+  const values = parseCommand(command, rest) as Record<string, string | undefined> & {
+    set?: string[];
+    resume?: boolean;
+    'allow-settings-change'?: boolean;
+    verbose?: boolean;
+  };
   const backend = choiceOption(values.backend, 'backend', 'auto', BACKENDS) as BackendRequest;
   const progress = choiceOption(values.progress, 'progress', process.stdout.isTTY ? 'bar' : 'lines', PROGRESS);
   const dataDir = values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {};
@@ -89,7 +94,9 @@ export async function main(argv: string[]): Promise<number> {
       const opts = {
         ...DEMO_DEFAULTS,
         backend,
-        progress: values.progress ? progress : ('none' as const),
+        // A bar inside epochs on a terminal; elsewhere (CI, pipes) only the epoch lines.
+        progress: values.progress ? progress : process.stdout.isTTY ? ('bar' as const) : ('none' as const),
+        verbose: values.verbose === true,
         epochs: intOption(values.epochs, 'epochs', DEMO_DEFAULTS.epochs, 1),
         fraction: fraction(DEMO_DEFAULTS.fraction),
         data: choiceOption(values.data, 'data', DEMO_DEFAULTS.data, DEMO_DATA),

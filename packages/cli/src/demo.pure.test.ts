@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { runDemo, DEMO_DEFAULTS, backendLines, demoReport, fittedRange, linesOverlap } from './demo.js';
 import { lineChart, escapeHtml, type ExperimentResult } from '@softbias/experiments';
 import type { BackendInfo } from '@softbias/tensor-ops';
+import { loadModel } from '@softbias/models-convit';
 
 it('runs the demo and writes the report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'softbias-demo-'));
@@ -80,6 +81,15 @@ it('runs the demo and writes the report', async () => {
   expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   expect(json.results[0].history.length).toBe(3);
+  // Where the experiment runner hands the trained model over (ExperimentIo.onTrained), the ConViT is saved and
+  // loads back as the same architecture.
+  if (r.weightsPath) {
+    const m = await loadModel(readFileSync(r.weightsPath));
+    expect(m.numParameters()).toBe(convit!.parameters);
+    expect(m.config.localUpToLayer).toBe(1);
+    m.dispose();
+    expect(lines.some((l) => l.startsWith(`weights: ${r.weightsPath}`))).toBe(true);
+  }
   expect(lines.at(-1)).toMatch(/^report: /);
   expect(lines.some((l) => /^ConViT\s+top-1 \d+\.\d%/.test(l))).toBe(true);
 });

@@ -183,7 +183,13 @@ function result(label: string, gates: (number | null)[][], perHead?: number[][][
 
 it('report: loss beside accuracy, axes fitted to the data, per-head small multiples where layer lines overlap', () => {
   const o = { ...DEMO_DEFAULTS, depth: 3, localUpToLayer: 2 };
-  const backend = { backend: 'wasm', requested: 'auto', reason: 'r', attempts: [], runtime: 'node' } as BackendInfo;
+  const backend: BackendInfo = {
+    backend: 'wasm',
+    requested: 'auto',
+    reason: `wasm SIMD (auto: webgpu skipped: ${VULKAN})`,
+    attempts: [attempt('webgpu', false, VULKAN, DAWN), attempt('wasm', true, 'wasm SIMD')],
+    runtime: 'node',
+  };
   // Two GPSA layers whose mean gates stay within 0.001 of each other (0.72-0.73), a plain layer (null).
   const gates = [0, 1, 2].map((e) => [0.7311 - 0.004 * e, 0.7312 - 0.004 * e, null]);
   const heads = [0, 1, 2].map((e) => [
@@ -193,6 +199,8 @@ it('report: loss beside accuracy, axes fitted to the data, per-head small multip
   ]) as number[][][];
   const deit = result('DeiT twin', [0, 1, 2].map(() => [null, null, null]));
   const html = demoReport(backend, [result('ConViT', gates, heads), deit], o);
+  expect(html).toContain('Backend: wasm, wasm SIMD (auto: no WebGPU adapter).');
+  expect(html).not.toMatch(/VK_ICD_FILENAMES|Dawn/); // the set-up advice is the terminal's --verbose, and results.json's
   const svgs = charts(html);
   // accuracy, loss, gates, 2 × nonlocality, then 2 + 2 per-head panels (gates, nonlocality; one per GPSA layer).
   expect(svgs.length).toBe(9);

@@ -93,19 +93,23 @@ function shortSkip(a: BackendInfo['attempts'][number]): string {
  * `verbose`, every attempt's full reason and what the native libraries printed while probing.
  */
 export function backendLines(info: BackendInfo, verbose: boolean, warnings: readonly string[] = []): string[] {
-  const chosen = info.attempts.find((a) => a.ok && a.backend === info.backend)?.reason ?? info.reason;
-  const skipped = info.attempts.filter((a) => !a.ok);
-  if (!verbose) {
-    const why = info.requested === 'auto' && skipped.length ? ` (auto: ${skipped.map(shortSkip).join('; ')}; --verbose says why)` : '';
-    return [`backend: ${info.backend}, ${chosen}${why}`];
-  }
-  const lines = [`backend: ${info.backend}, ${chosen}`];
+  if (!verbose) return [`backend: ${backendNote(info, '; --verbose says why')}`];
+  const lines = [`backend: ${info.backend}, ${chosenReason(info)}`];
   for (const a of info.attempts) {
     if (!a.ok) lines.push(`  ${a.backend} skipped: ${a.reason}`);
     if (a.output) lines.push(`  ${a.backend} probe output:`, ...a.output.split('\n').map((l) => `    ${l}`));
   }
   for (const w of warnings) lines.push(`  ${w}`);
   return lines;
+}
+
+const chosenReason = (info: BackendInfo) => info.attempts.find((a) => a.ok && a.backend === info.backend)?.reason ?? info.reason;
+
+/** The backend in a few words: what ran, and in a clause what `auto` skipped (the full story: verbose, results.json). */
+function backendNote(info: BackendInfo, hint = ''): string {
+  const skipped = info.attempts.filter((a) => !a.ok);
+  const why = info.requested === 'auto' && skipped.length ? ` (auto: ${skipped.map(shortSkip).join('; ')}${hint})` : '';
+  return `${info.backend}, ${chosenReason(info)}${why}`;
 }
 
 const clock = (seconds: number) => {
@@ -376,7 +380,7 @@ export function demoReport(backend: BackendInfo, results: ExperimentResult[], o:
     `${r.seconds.toFixed(0)} s`,
   ]);
   const body = `<h1>softbias demo: ConViT vs its DeiT twin on Fashion-MNIST</h1>
-<p class="note">Backend: ${escapeHtml(backend.backend)} (${escapeHtml(backend.reason)}). Both models: 28×28 input, patch 4
+<p class="note">Backend: ${escapeHtml(backendNote(backend))}. Both models: 28×28 input, patch 4
 (7×7 tokens), ${o.embedDim} wide, depth ${o.depth}, ${o.numHeads} heads, MLP ratio 2; the ConViT's first
 ${o.localUpToLayer} layers are GPSA with the convolutional initialisation (locality strength 1) and the class token joins
 after them; the DeiT twin is the same trunk with plain self-attention everywhere. AdamW (lr 2e-3, weight decay 0.05,

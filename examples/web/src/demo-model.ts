@@ -4,13 +4,40 @@
  * ConViT's gates and attention maps.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { labelNamesFor, models, preprocess, readWeights, type VisionModel } from '@softbias/tensor-ops/models';
+import {
+  labelNamesFor,
+  models,
+  preprocess,
+  pretrainedConfigFromTimm,
+  readWeights,
+  type PretrainedConfig,
+  type VisionModel,
+  type WeightsFile,
+} from '@softbias/tensor-ops/models';
 import { ConViT } from '@softbias/models-convit'; // also registers the ConViT family
 import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2 (and FCMAE files)
 
+/** `pretrained`: the eval transform's numbers (the model's, with the file's own `pretrained_cfg` over them). */
 export type DemoModel =
-  | { kind: 'convit'; model: ConViT; labels: string[] | null; description: string }
-  | { kind: 'classifier'; family: string; model: VisionModel; labels: string[] | null; description: string };
+  | { kind: 'convit'; model: ConViT; labels: string[] | null; pretrained: PretrainedConfig; description: string }
+  | { kind: 'classifier'; family: string; model: VisionModel; labels: string[] | null; pretrained: PretrainedConfig; description: string };
+
+/**
+ * The preprocessing a file was trained with: `__metadata__.pretrained_cfg` (timm's snake_case
+ * `pretrained_cfg` as JSON: mean, std, crop_pct, input_size…; the shipped Fashion-MNIST model has one) over
+ * the model's own pretrained config.
+ */
+function pretrainedOf(file: WeightsFile, model: VisionModel): PretrainedConfig {
+  const raw = file.metadata['pretrained_cfg'];
+  if (raw === undefined) return model.pretrainedConfig;
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(raw);
+  } catch {
+    return model.pretrainedConfig;
+  }
+  return cfg && typeof cfg === 'object' ? pretrainedConfigFromTimm(cfg as Record<string, unknown>, model.pretrainedConfig) : model.pretrainedConfig;
+}
 
 /**
  * Class names for the top-5: the file's own (`__metadata__.labels` / its config, remembered by
@@ -47,9 +74,10 @@ export async function loadDemoModel(bytes: Uint8Array): Promise<DemoModel> {
   const family = models.familyOf(file).name;
   const model = await models.fromFile(file);
   const labels = labelsOf(model);
+  const pretrained = pretrainedOf(file, model);
   const description = describe(model, family);
-  if (model instanceof ConViT) return { kind: 'convit', model, labels, description };
-  return { kind: 'classifier', family, model, labels, description };
+  if (model instanceof ConViT) return { kind: 'convit', model, labels, pretrained, description };
+  return { kind: 'classifier', family, model, labels, pretrained, description };
 }
 
 /** An RGBA image as the browser decodes it. */
@@ -59,19 +87,45 @@ export interface Rgba {
   height: number;
 }
 
-/** The model's eval transform (timm's: resize, crop, normalise; the same for every family) → [1, H, W, 3]. */
+/** Input channels the model takes (1: grey, e.g. the demo's Fashion-MNIST ConViT; else 3). */
+export function inputChannels(m: DemoModel): number {
+  const c = (m.model as { config?: { inChans?: unknown } }).config?.inChans;
+  return typeof c === 'number' ? c : 3;
+}
+
+/** ITU-R BT.601 luma weights: RGB → grey for a one-channel model. */
+const LUMA = [0.299, 0.587, 0.114] as const;
+
+/**
+ * The model's eval transform (timm's: resize, crop, normalise; the same for every family) → [1, H, W, C]. A
+ * grey model (C = 1) gets the luma of the normalised RGB (normalised with its one mean and std, the same on
+ * each channel, so this is the normalised luma of the resized image: a grey image's own values).
+ */
 export function preprocessFor(m: DemoModel, image: Rgba): tf.Tensor4D {
   const input = { data: image.data, width: image.width, height: image.height, channels: 4 };
-  return m.kind === 'convit' ? preprocess(input, m.model, { size: m.model.config.imgSize }) : preprocess(input, m.model);
+  const size = m.kind === 'convit' ? { size: m.model.config.imgSize } : {};
+  if (inputChannels(m) !== 1) return preprocess(input, m.pretrained, size);
+  const { mean, std } = m.pretrained;
+  const m0 = mean[0]!;
+  const s0 = std[0]!;
+  return tf.tidy(() => {
+    const rgb = preprocess(input, m.pretrained, { ...size, mean: [m0, m0, m0], std: [s0, s0, s0] });
+    return tf.sum(tf.mul(rgb, LUMA as unknown as number[]), -1, true) as tf.Tensor4D;
+  });
 }
 
 /** The preprocessed input back in [0, 1] RGB (for display), [H, W, 3] row-major. */
 export async function displayPixels(m: DemoModel, x: tf.Tensor4D): Promise<{ rgb: Float32Array; height: number; width: number }> {
-  const { mean, std } = m.model.pretrainedConfig;
+  const { mean, std } = m.pretrained;
   const data = (await x.data()) as Float32Array;
-  const [, height, width] = x.shape;
+  const [, height, width, c] = x.shape;
   const rgb = new Float32Array(height * width * 3);
-  for (let i = 0; i < rgb.length; i++) rgb[i] = Math.min(1, Math.max(0, data[i]! * std[i % 3]! + mean[i % 3]!));
+  for (let i = 0; i < rgb.length; i++) {
+    // A grey input is drawn as grey (its one channel on R, G and B).
+    const k = c === 1 ? 0 : i % 3;
+    const v = c === 1 ? data[Math.floor(i / 3)]! : data[i]!;
+    rgb[i] = Math.min(1, Math.max(0, v * std[k]! + mean[k]!));
+  }
   return { rgb, height, width };
 }
 

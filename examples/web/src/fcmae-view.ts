@@ -6,7 +6,10 @@
  * FCMAE is re-implemented here.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '@softbias/tensor-ops';
 import { randomMaskData } from '@softbias/sparse-conv';
+import { ArrayDataset, DataLoader } from '@softbias/data';
+import { constantSchedule, fit } from '@softbias/train';
 import { createFcmae, loadFcmae, type Fcmae } from '@softbias/models-convnextv2/fcmae';
 import type { Rgba } from './demo-model.js';
 
@@ -117,5 +120,106 @@ export async function fcmaeView(model: Fcmae, x: tf.Tensor4D, ratio: number, see
     }
   } finally {
     tf.dispose([out.loss, out.pred, out.mask]);
+  }
+}
+
+// ------------------------------------------------------------------------------------ pre-training steps
+
+/** Centre-crop an RGBA image to a square and resize it (bilinear, half-pixel centres) to size×size RGB bytes: a training image. */
+export function trainingImage(image: Rgba, size: number): Uint8Array {
+  const side = Math.min(image.height, image.width);
+  const top = Math.floor((image.height - side) / 2);
+  const left = Math.floor((image.width - side) / 2);
+  const out = new Uint8Array(size * size * 3);
+  const scale = side / size;
+  for (let y = 0; y < size; y++) {
+    const sy = Math.min(Math.max((y + 0.5) * scale - 0.5, 0), side - 1);
+    const y0 = Math.floor(sy);
+    const y1 = Math.min(y0 + 1, side - 1);
+    const fy = sy - y0;
+    for (let x = 0; x < size; x++) {
+      const sx = Math.min(Math.max((x + 0.5) * scale - 0.5, 0), side - 1);
+      const x0 = Math.floor(sx);
+      const x1 = Math.min(x0 + 1, side - 1);
+      const fx = sx - x0;
+      for (let c = 0; c < 3; c++) {
+        const at = (yy: number, xx: number) => image.data[((top + yy) * image.width + left + xx) * 4 + c]!;
+        const v = (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1));
+        out[(y * size + x) * 3 + c] = Math.round(v);
+      }
+    }
+  }
+  return out;
+}
+
+/** A few FCMAE pre-training steps: what the page's Worker runs and the Node test repeats. */
+export interface PretrainSpec {
+  /** The model's safetensors (`Fcmae.saveWeights()`). */
+  weights: Uint8Array;
+  /** `count` RGB images of the model's input size, row-major [count, H, W, 3] bytes (`trainingImage`); each step trains on all of them. */
+  images: Uint8Array;
+  count: number;
+  steps: number;
+  lr: number;
+  /** Share of the patches removed in each step's masks. */
+  ratio: number;
+  /** Seed of the masks, the batch order and fit's own randomness. */
+  seed: number;
+}
+
+export interface PretrainResult {
+  /** The loss of every step (mean over the removed patches). */
+  losses: number[];
+  /** The trained weights (safetensors, as `Fcmae.saveWeights()` writes them). */
+  weights: Uint8Array;
+}
+
+/**
+ * Train the model the spec's weights hold for `steps` updates through `@softbias/train`'s `fit({ loss })` with
+ * FCMAE's own loss (`computeLoss`: sparse encoder over the visible patches, decoder, loss on the removed ones;
+ * norm-pix as the model is configured) — as `softbias pretrain` does: AdamW with weight decay 0.05, gradients
+ * clipped at 5; a constant learning rate (a few steps: no warm-up or decay). One batch (all the images) per
+ * epoch, so `steps` epochs. No training loop here.
+ */
+export async function fcmaePretrain(spec: PretrainSpec, onStep?: (step: number, loss: number) => void): Promise<PretrainResult> {
+  const model = await loadFcmae(spec.weights);
+  try {
+    const [H, W] = model.config.imgSize;
+    if (!(spec.count >= 1) || spec.images.length !== spec.count * H * W * 3) {
+      throw new RangeError(`FCMAE pre-training: ${spec.count} images of ${H}×${W}×3 bytes expected, got ${spec.images.length} bytes`);
+    }
+    if (!(spec.ratio > 0 && spec.ratio < 1)) throw new RangeError(`FCMAE pre-training: the mask ratio must be in (0, 1), got ${spec.ratio}`);
+    if (!(Number.isInteger(spec.steps) && spec.steps >= 1)) throw new RangeError(`FCMAE pre-training: steps must be a positive integer, got ${spec.steps}`);
+    const data = new ArrayDataset({
+      images: spec.images,
+      labels: new Array<number>(spec.count).fill(0),
+      imageShape: [H, W, 3],
+      classNames: ['image'],
+      source: 'your images',
+    });
+    const loader = new DataLoader(data, { batchSize: spec.count, seed: spec.seed, mean: IMAGENET_MEAN, std: IMAGENET_STD, dropLast: true });
+    const rng = new Rng(spec.seed);
+    const losses: number[] = [];
+    const result = await fit({
+      model,
+      data: loader,
+      epochs: spec.steps,
+      // FCMAE's masked reconstruction loss, the masks drawn at the page's ratio from a seeded generator.
+      loss: (_m, b) => model.computeLoss(b.x, { mask: randomMaskData({ batch: b.x.shape[0]!, numPatches: model.gridOf(b.x), ratio: spec.ratio, rng }) }),
+      optimizer: { lr: spec.lr, weightDecay: 0.05 },
+      schedule: constantSchedule(spec.lr),
+      clipGradNorm: 5,
+      seed: spec.seed,
+      progress: 'none',
+      onProgress: (p) => {
+        if (p.phase !== 'train') return;
+        losses.push(p.loss);
+        onStep?.(p.step, p.loss);
+      },
+    });
+    result.optimizer.dispose();
+    return { losses, weights: await model.saveWeights() };
+  } finally {
+    model.dispose();
   }
 }

@@ -2,7 +2,11 @@
  * The page: pick a backend (WebGPU, else wasm), load a model from a file or a URL, classify an image, show
  * the top 5, the GPSA gates and, for a clicked patch, every head's attention map (ConViT paper, Figure 7).
  *
- * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>`, `?tab=finetune`,
+ * It opens with something to try: the demo's ConViT trained on Fashion-MNIST (public/models/, float16, its
+ * label names in the file) and the Fashion-MNIST test images of public/samples/ to click.
+ *
+ * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>` (`none`: no model at
+ * start), `?tab=finetune`,
  * `?tab=fcmae`, `?storage=memory` (the fine-tune Worker keeps its checkpoints in memory instead of IndexedDB).
  * `window.softbiasDemo` mirrors the page state (used by the end-to-end test).
  */
@@ -41,6 +45,8 @@ export interface DemoState {
   /** What they show: per layer, each head's attention of the selected patch over the patches (row-major). */
   attention: { layer: number; kind: string; which: string; heads: number[][] }[];
   forwardMs: number | null;
+  /** The sample image shown (its file under public/), or null for the user's own. */
+  sample: string | null;
   error: string | null;
 }
 
@@ -57,6 +63,8 @@ const el = {
   weightsFile: $<HTMLInputElement>('weights-file'),
   weightsUrl: $<HTMLInputElement>('weights-url'),
   weightsLoad: $<HTMLButtonElement>('weights-load'),
+  weightsDefault: $<HTMLButtonElement>('weights-default'),
+  samples: $('samples'),
   imageFile: $<HTMLInputElement>('image-file'),
   modelInfo: $('model-info'),
   status: $('status'),
@@ -78,6 +86,7 @@ const demo: DemoState = {
   heatmaps: 0,
   attention: [],
   forwardMs: null,
+  sample: null,
   error: null,
 };
 window.softbiasDemo = demo;
@@ -207,6 +216,8 @@ async function decode(file: Blob): Promise<Rgba> {
 el.imageFile.addEventListener('change', () => {
   const f = el.imageFile.files?.[0];
   if (!f) return;
+  demo.sample = null;
+  markSample(null);
   enqueue(async () => {
     try {
       image = await decode(f);
@@ -217,6 +228,52 @@ el.imageFile.addEventListener('change', () => {
     else setState('ready', 'Now load a model.');
   });
 });
+
+// ------------------------------------------------------------------------------- shipped model, samples
+
+/** The demo's ConViT trained on Fashion-MNIST (`softbias demo`'s model, float16; scripts/make-assets.mjs). */
+const SHIPPED_MODEL = 'models/fashion-mnist-convit.safetensors';
+
+interface Sample {
+  file: string;
+  label: string;
+}
+
+function markSample(file: string | null): void {
+  for (const b of Array.from(el.samples.querySelectorAll<HTMLButtonElement>('button'))) b.classList.toggle('selected', b.dataset.file === file);
+}
+
+async function showSample(file: string): Promise<void> {
+  const r = await fetch(file);
+  if (!r.ok) throw new Error(`${file}: HTTP ${r.status}`);
+  image = await decode(await r.blob());
+  demo.sample = file;
+  markSample(file);
+  if (model) await analyse();
+  else setState('ready', 'Now load a model.');
+}
+
+/** The sample strip (public/samples/samples.json); resolves with the samples. */
+async function startSamples(): Promise<Sample[]> {
+  const r = await fetch('samples/samples.json');
+  if (!r.ok) return [];
+  const samples = (await r.json()) as Sample[];
+  for (const s of samples) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.dataset.file = s.file;
+    b.title = `${s.label} (Fashion-MNIST test set)`;
+    const img = document.createElement('img');
+    img.src = s.file;
+    img.alt = s.label;
+    b.append(img);
+    b.addEventListener('click', () => enqueue(() => showSample(s.file)));
+    el.samples.append(b);
+  }
+  return samples;
+}
+
+el.weightsDefault.addEventListener('click', () => enqueue(async () => loadModelBytes(await fetchModelBytes(SHIPPED_MODEL), 'the shipped Fashion-MNIST ConViT')));
 
 // ---------------------------------------------------------------------------------------------- analysis
 
@@ -339,14 +396,21 @@ function escapeHtml(s: string): string {
 
 // ----------------------------------------------------------------------------------------------- start
 
+const samplesReady = startSamples().catch(() => [] as Sample[]);
 enqueue(async () => {
   await startBackend();
   setState('ready', 'Load a model, then choose an image.');
   const url = params.get('weights');
+  if (url === 'none') return;
   if (url) {
     el.weightsUrl.value = url;
     await loadModelBytes(await fetchModelBytes(url), url);
+    return;
   }
+  // Something to try: the shipped model on the first sample.
+  await loadModelBytes(await fetchModelBytes(SHIPPED_MODEL), 'the shipped Fashion-MNIST ConViT (softbias demo, float16)');
+  const first = (await samplesReady)[0];
+  if (first && !image) await showSample(first.file);
 });
 
 // ------------------------------------------------------------------------------------------------- tabs
@@ -367,7 +431,7 @@ for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs b
   });
 }
 // FCMAE runs on the page's backend, once it is up.
-startFcmaeTab(decode, queue);
+startFcmaeTab(decode, queue, { backend: requested, threads });
 showTab(params.get('tab') ?? 'classify');
 // The fine-tune Worker starts its own backend (the same request: tfjs keeps one backend per thread).
 startFinetuneTab({ backend: requested, threads, storage: params.get('storage') === 'memory' ? 'memory' : 'indexeddb' });

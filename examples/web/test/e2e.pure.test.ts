@@ -5,21 +5,33 @@
  * same weights and image: same top-1, logits within 1e-3·max|logit|, same gates, same attention maps for a
  * clicked patch. Saves a screenshot to examples/web/test-results/.
  *
+ * Then, on wasm (Node's reference on wasm too, compared within the tolerance rule, test-utils' defaultAtol):
+ * the page opened bare loads the shipped Fashion-MNIST ConViT and classifies the first sample: its top-5 shows
+ * Fashion-MNIST names, and its logits equal Node's on the same image; a clicked sample likewise. The FCMAE tab
+ * runs 3 pre-training steps in its Worker (fit with FCMAE's loss) on the built-in picture: each step's loss, then
+ * the trained model's reconstruction, loss and per-patch loss equal Node's `fcmaePretrain` + `fcmaeView`.
+ * Refreshes the README's screenshots (examples/web/docs/classify.png, docs/fcmae.png).
+ *
  * `*.pure.test.ts`: runs once (vitest project cpu), not once per backend. Needs /usr/bin/chromium (or
  * CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
  */
 import { describe, it, expect } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
-import { loadFixture, repoRoot } from '@softbias/test-utils';
+import { defaultAtol, loadFixture, repoRoot } from '@softbias/test-utils';
 import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
 import { createModel, loadModel } from '@softbias/models-convit';
+import { setupBackend } from '@softbias/tensor-ops';
+import { decodePng, FASHION_MNIST_CLASSES } from '@softbias/data';
 import type { DemoState } from '../src/main.js';
+import { classify, loadDemoModel, preprocessFor } from '../src/demo-model.js';
+import { samplePicture, type FcmaeState } from '../src/fcmae-page.js';
+import { fcmaeInput, fcmaePretrain, fcmaeView, loadFcmaeBytes, randomFcmae, trainingImage, type FcmaeView } from '../src/fcmae-view.js';
 
 const appDir = fileURLToPath(new URL('..', import.meta.url));
 const chromiumExe = chromiumPath();
@@ -68,6 +80,64 @@ function picture(width = 64, height = 48): Uint8Array {
   return rgb;
 }
 
+// ------------------------------------------------------------------------- Node's references on wasm
+
+const publicDir = join(appDir, 'public');
+const FCMAE_STEPS = 3;
+
+/** Run `f` on Node's wasm backend (the page's), then go back to this project's backend. */
+async function onWasm<T>(f: () => Promise<T>): Promise<T> {
+  const before = tf.getBackend();
+  await setupBackend('wasm', { threads: 1 });
+  try {
+    return await f();
+  } finally {
+    await tf.setBackend(before);
+  }
+}
+
+/** A sample PNG as the browser hands it to the page: RGBA (a grey PNG decodes to R = G = B). */
+async function sampleRgba(file: string): Promise<{ data: Uint8ClampedArray; width: number; height: number }> {
+  const png = await decodePng(new Uint8Array(readFileSync(join(publicDir, file))));
+  const c = png.channels;
+  const data = new Uint8ClampedArray(png.width * png.height * 4);
+  for (let i = 0; i < png.width * png.height; i++) {
+    for (let k = 0; k < 3; k++) data[4 * i + k] = png.data[i * c + (c < 3 ? 0 : k)]!;
+    data[4 * i + 3] = 255;
+  }
+  return { data, width: png.width, height: png.height };
+}
+
+/** The shipped model's logits on each sample file, and the FCMAE tab's 3 pre-training steps and the view after. */
+async function wasmReferences(files: string[]): Promise<{ logits: Map<string, number[]>; fcmae: { losses: number[]; view: FcmaeView } }> {
+  return onWasm(async () => {
+    const dm = await loadDemoModel(new Uint8Array(readFileSync(join(publicDir, 'models/fashion-mnist-convit.safetensors'))));
+    const logits = new Map<string, number[]>();
+    try {
+      for (const f of files) {
+        const x = preprocessFor(dm, await sampleRgba(f));
+        logits.set(f, Array.from((await classify(dm, x)).logits));
+        x.dispose();
+      }
+    } finally {
+      dm.model.dispose();
+    }
+    // The page's FCMAE tab: the random model (seed 0), the built-in picture, the slider's 60 %, seed 0, lr 1e-3.
+    const m0 = randomFcmae(0);
+    const weights = await m0.saveWeights();
+    m0.dispose();
+    const r = await fcmaePretrain({ weights, images: trainingImage(samplePicture(), 128), count: 1, steps: FCMAE_STEPS, lr: 1e-3, ratio: 0.6, seed: 0 });
+    const trained = await loadFcmaeBytes(r.weights);
+    const x = fcmaeInput(trained, samplePicture());
+    try {
+      return { logits, fcmae: { losses: r.losses, view: await fcmaeView(trained, x, 0.6, 0) } };
+    } finally {
+      x.dispose();
+      trained.dispose();
+    }
+  });
+}
+
 // -------------------------------------------------------------------------------------------------- test
 
 describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
@@ -107,6 +177,9 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
         const nodeLogits = Array.from((await logitsT.data()) as Float32Array);
         const nodeGates = (await ref.gates()).map((g) => (g ? Array.from(g) : null));
         const maxLogit = Math.max(...nodeLogits.map(Math.abs));
+        const samples = JSON.parse(readFileSync(join(publicDir, 'samples/samples.json'), 'utf8')) as { file: string; label: string }[];
+        const clickedSample = samples[9]!;
+        const wasmRef = await wasmReferences([samples[0]!.file, clickedSample.file]);
         const top1 = (a: number[]) => a.indexOf(Math.max(...a));
         const worstDiff = (logits: number[]) => Math.max(...logits.map((v, i) => Math.abs(v - nodeLogits[i]!)));
 
@@ -218,6 +291,76 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           const mtDone = await until('classifying on wasm with 2 threads', (s) => s.state === 'done');
           expect(top1(mtDone.logits!)).toBe(top1(nodeLogits));
           expect(worstDiff(mtDone.logits!)).toBeLessThanOrEqual(1e-3 * maxLogit);
+
+          // Opened bare (wasm): the shipped Fashion-MNIST ConViT on the first sample, Fashion-MNIST names in its top-5,
+          // the logits as Node's on wasm; then a clicked sample.
+          await page.goto(`${server.origin}/index.html?backend=wasm`);
+          const names = [...FASHION_MNIST_CLASSES] as string[];
+          const checkSample = (s: DemoState, file: string) => {
+            const want = wasmRef.logits.get(file)!;
+            expect(s.model).toMatch(/convit_tiny: 28×28 input/);
+            expect(s.top5!.map((p) => p.label).every((l) => names.includes(l)), `top-5 names ${s.top5!.map((p) => p.label)}`).toBe(true);
+            expect(s.top5![0]!.label).toBe(names[top1(want)]);
+            const worst = Math.max(...s.logits!.map((v, i) => Math.abs(v - want[i]!)));
+            expect(worst, `${file}: max |page − Node| logit`).toBeLessThanOrEqual(defaultAtol(want));
+          };
+          const opened = await until('the shipped model on the first sample', (s) => s.state === 'done' && s.sample === 'samples/0-t-shirt-top.png');
+          expect(opened.sample).toBe(samples[0]!.file);
+          checkSample(opened, samples[0]!.file);
+          await page.locator(`#samples button[data-file="${clickedSample.file}"]`).click();
+          const clicked2 = await until(`clicking the ${clickedSample.label} sample`, (s) => s.state === 'done' && s.sample === 'samples/9-ankle-boot.png');
+          expect(clicked2.sample).toBe(clickedSample.file);
+          checkSample(clicked2, clickedSample.file);
+          console.log(`examples/web e2e: shipped model on ${clickedSample.file}: top-5 ${clicked2.top5!.map((p) => `${p.label} ${(100 * p.probability).toFixed(0)}%`).join(', ')}`);
+          const docs = join(appDir, 'docs');
+          mkdirSync(docs, { recursive: true });
+          // The README's screenshots: the whole page in one viewport (the fixed footer at its foot, not over the content).
+          const docShot = async (name: string) => {
+            const height = await page.evaluate(() => document.documentElement.scrollHeight);
+            await page.setViewportSize({ width: 1280, height });
+            await page.screenshot({ path: join(docs, name) });
+            await page.setViewportSize({ width: 1280, height: 900 });
+          };
+          await docShot('classify.png');
+
+          // The FCMAE tab: 3 pre-training steps in its Worker (wasm), each step's loss and the trained model's view as Node's.
+          await page.goto(`${server.origin}/index.html?backend=wasm&tab=fcmae`);
+          const fcUntil = async (what: string, ok: string, ms = 60_000): Promise<FcmaeState> => {
+            try {
+              await page.waitForFunction(
+                `window.softbiasFcmae && (window.softbiasFcmae.state === 'error' || window.softbiasFcmae.pretrain.state === 'error' || (${ok}))`,
+                undefined,
+                { timeout: ms },
+              );
+            } catch (e) {
+              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
+            }
+            const f = await page.evaluate(() => window.softbiasFcmae);
+            if (f.state === 'error' || f.pretrain.state === 'error') throw new Error(`${what}: the page reports: ${f.error ?? f.pretrain.error}`);
+            return f;
+          };
+          await fcUntil('the FCMAE tab', `window.softbiasFcmae.state === 'done'`);
+          await page.locator('#fc-steps').fill(String(FCMAE_STEPS));
+          await page.locator('#fc-train').click();
+          const t0 = performance.now();
+          const f = await fcUntil('FCMAE pre-training steps', `window.softbiasFcmae.pretrain.runs === 1 && window.softbiasFcmae.state === 'done'`);
+          const want = wasmRef.fcmae;
+          console.log(
+            `examples/web e2e: FCMAE ${FCMAE_STEPS} steps in the page's Worker (${f.pretrain.backend}, ${((performance.now() - t0) / 1000).toFixed(1)} s): ` +
+              `losses ${f.pretrain.losses.map((l) => l.toFixed(5)).join(' ')} vs Node ${want.losses.map((l) => l.toFixed(5)).join(' ')}`,
+          );
+          expect(f.pretrain.backend).toBe('wasm');
+          expect(f.pretrain.losses).toHaveLength(FCMAE_STEPS);
+          for (const [i, l] of want.losses.entries()) expect(Math.abs(f.pretrain.losses[i]! - l), `step ${i + 1} loss`).toBeLessThanOrEqual(defaultAtol([l]));
+          expect(f.model).toMatch(/\+ 3 pre-training steps in the page/);
+          expect(f.removed).toBe(want.view.removed);
+          expect(Math.abs(f.loss! - want.view.loss)).toBeLessThanOrEqual(defaultAtol([want.view.loss]));
+          const worstPatch = Math.max(...f.perPatch!.map((v, l) => Math.abs(v - want.view.perPatch[l]!)));
+          expect(worstPatch, 'per-patch loss after training').toBeLessThanOrEqual(defaultAtol(want.view.perPatch));
+          expect(f.reconstruction).toHaveLength(want.view.reconstruction.length);
+          const worstPixel = Math.max(...f.reconstruction!.map((v, i) => Math.abs(v - want.view.reconstruction[i]!)));
+          expect(worstPixel, 'reconstruction after training').toBeLessThanOrEqual(defaultAtol(want.view.reconstruction));
+          await docShot('fcmae.png');
         } catch (e) {
           // What the page showed when it failed, for the CI log's reader.
           await page.screenshot({ path: join(shots, 'e2e-failure.png'), fullPage: true }).catch(() => undefined);

@@ -6,9 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { it, expect } from 'vitest';
 import { describeBackend } from '@softbias/test-utils';
-import { createFcmae } from '@softbias/models-convnextv2/fcmae';
-import { numRemoved } from '@softbias/sparse-conv';
-import { fcmaeInput, fcmaeView } from '../src/fcmae-view.js';
+import { createFcmae, loadFcmae } from '@softbias/models-convnextv2/fcmae';
+import { numRemoved, randomMaskData } from '@softbias/sparse-conv';
+import { Rng } from '@softbias/tensor-ops';
+import { IMAGENET_MEAN, IMAGENET_STD, fcmaeInput, fcmaePretrain, fcmaeView, trainingImage } from '../src/fcmae-view.js';
 
 function picture(w: number, h: number) {
   const data = new Uint8ClampedArray(w * h * 4);
@@ -63,5 +64,47 @@ describeBackend('web app: FCMAE mask, visible input, reconstruction, per-patch l
     expect(worst).toBeLessThanOrEqual(1e-5);
     tf.dispose([rec, out.loss, out.pred, out.mask, x]);
     model.dispose();
+  });
+
+  it('pre-training steps: fit on FCMAE’s loss — step 1’s loss is the model’s masked loss, the weights move, repeatable, no leak', async () => {
+    const start = tf.memory().numTensors;
+    const model = createFcmae({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], imgSize: 64, decoderDepth: 1, decoderEmbedDim: 16, normPixLoss: true, seed: 4 });
+    const weights = await model.saveWeights();
+    model.dispose();
+    const images = new Uint8Array(2 * 64 * 64 * 3);
+    images.set(trainingImage(picture(80, 70), 64), 0);
+    images.set(trainingImage(picture(50, 90), 64), 64 * 64 * 3);
+    const spec = { weights, images, count: 2, steps: 2, lr: 1e-3, ratio: 0.5, seed: 7 };
+    const seen: number[] = [];
+    const a = await fcmaePretrain(spec, (step) => seen.push(step));
+    expect(seen).toEqual([1, 2]);
+    expect(a.losses).toHaveLength(2);
+    // Step 1 trains the untouched model: its loss is FCMAE's masked loss on the batch (both images; the
+    // loader's order is seeded, so both orders are tried) with the first mask of Rng(seed).
+    const m0 = await loadFcmae(weights);
+    const mask = randomMaskData({ batch: 2, numPatches: [2, 2], ratio: 0.5, rng: new Rng(7) });
+    const lossOf = async (order: number[]) => {
+      const l = tf.tidy(() => {
+        const x = tf.div(tf.sub(tf.div(tf.tensor4d(Float32Array.from(images), [2, 64, 64, 3]), 255), IMAGENET_MEAN as unknown as number[]), IMAGENET_STD as unknown as number[]);
+        return m0.computeLoss(tf.gather(x, order), { mask });
+      });
+      const v = (await l.data())[0]!;
+      l.dispose();
+      return v;
+    };
+    const candidates = [await lossOf([0, 1]), await lossOf([1, 0])];
+    const closest = Math.min(...candidates.map((c) => Math.abs(c - a.losses[0]!)));
+    expect(closest).toBeLessThanOrEqual(1e-4 * Math.max(1, a.losses[0]!));
+    // The trained weights differ from the start, and a second run gives the same.
+    const m1 = await loadFcmae(a.weights);
+    const w0 = (await m0.namedParameters()[0]![1].variable.data()) as Float32Array;
+    const w1 = (await m1.namedParameters()[0]![1].variable.data()) as Float32Array;
+    expect(w1.some((v, i) => v !== w0[i])).toBe(true);
+    m0.dispose();
+    m1.dispose();
+    const b = await fcmaePretrain(spec);
+    expect(b.losses).toEqual(a.losses);
+    expect(Buffer.from(b.weights).equals(Buffer.from(a.weights))).toBe(true);
+    expect(tf.memory().numTensors).toBe(start);
   });
 });

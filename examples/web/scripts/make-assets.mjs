@@ -1,0 +1,90 @@
+/**
+ * Writes the web app's committed assets (examples/web/public/), from the built packages (npm run build):
+ *
+ *   node examples/web/scripts/make-assets.mjs [path/to/convit.safetensors]
+ *
+ * - public/samples/<k>-<name>.png: the first test image of each Fashion-MNIST class from @softbias/data's
+ *   embedded subset (28×28 grey PNG), shown as the Classify tab's samples;
+ * - public/models/fashion-mnist-convit.safetensors: the demo's trained ConViT (`softbias demo` writes
+ *   <out>/convit.safetensors, or `softbias train` with the demo's trunk: see the README) re-saved in float16,
+ *   with the Fashion-MNIST class names in `__metadata__.labels` and the preprocessing it was trained with
+ *   (Fashion-MNIST's mean and std, 28×28, no crop) in `__metadata__.pretrained_cfg` (timm's names).
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { deflateSync, crc32 } from 'node:zlib';
+import '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, readIdx } from '@softbias/data';
+import { loadModel } from '@softbias/models-convit';
+import { writeWeights } from '@softbias/tensor-ops/models';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '../../..');
+const pub = join(here, '../public');
+
+/** An 8-bit grey PNG. */
+function greyPng(px, width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), Buffer.from(data)]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 0; // grey
+  const raw = Buffer.alloc(height * (1 + width));
+  for (let y = 0; y < height; y++) Buffer.from(px.subarray(y * width, (y + 1) * width)).copy(raw, y * (1 + width) + 1);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
+}
+
+const dir = join(root, 'packages/data/assets/fashion-mnist');
+const images = await readIdx(new Uint8Array(readFileSync(join(dir, 't10k-images-idx3-ubyte.gz'))));
+const labels = await readIdx(new Uint8Array(readFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'))));
+const [, h, w] = images.shape;
+mkdirSync(join(pub, 'samples'), { recursive: true });
+const list = [];
+for (let k = 0; k < 10; k++) {
+  const i = Array.from(labels.data).indexOf(k);
+  const name = `${k}-${FASHION_MNIST_CLASSES[k].toLowerCase().replace(/[^a-z]+/g, '-')}.png`;
+  writeFileSync(join(pub, 'samples', name), greyPng(images.data.subarray(i * h * w, (i + 1) * h * w), w, h));
+  list.push({ file: `samples/${name}`, label: FASHION_MNIST_CLASSES[k], index: i });
+}
+writeFileSync(join(pub, 'samples', 'samples.json'), `${JSON.stringify(list, null, 2)}\n`);
+console.log(`wrote ${list.length} samples to ${join(pub, 'samples')}`);
+
+const src = process.argv[2];
+if (src) {
+  const model = await loadModel(new Uint8Array(readFileSync(src)));
+  mkdirSync(join(pub, 'models'), { recursive: true });
+  const out = join(pub, 'models', 'fashion-mnist-convit.safetensors');
+  const [mean] = FASHION_MNIST_MEAN;
+  const [std] = FASHION_MNIST_STD;
+  const c = model.config;
+  const pretrainedCfg = {
+    input_size: [c.inChans, c.imgSize[0], c.imgSize[1]],
+    crop_pct: 1,
+    interpolation: 'bilinear',
+    mean: [mean, mean, mean],
+    std: [std, std, std],
+    num_classes: c.numClasses,
+    label_names: [...FASHION_MNIST_CLASSES],
+  };
+  // What model.saveWeights({ dtype: 'float16' }) writes, plus the labels and the preprocessing.
+  const bytes = await writeWeights(model, {
+    arch: model.name,
+    family: 'convit',
+    config: c,
+    dtype: 'float16',
+    metadata: { labels: JSON.stringify([...FASHION_MNIST_CLASSES]), pretrained_cfg: JSON.stringify(pretrainedCfg) },
+    path: out,
+  });
+  console.log(`wrote ${out} (${bytes.length} bytes, float16)`);
+  model.dispose();
+}

@@ -33,6 +33,8 @@ export interface FcmaeState {
     spec: Omit<PretrainSpec, 'weights' | 'images'> | null;
     /** The loss of each step so far. */
     losses: number[];
+    /** tf.memory().numTensors in the Worker after each step (flat: nothing leaks per step). */
+    stepTensors: number[];
     /** Runs completed (the view is redrawn with the trained weights after each). */
     runs: number;
     memory: Memory | null;
@@ -103,7 +105,7 @@ export function startFcmaeTab(decode: (f: Blob) => Promise<Rgba>, ready: Promise
     perPatch: null,
     reconstruction: null,
     error: null,
-    pretrain: { state: 'idle', backend: null, spec: null, losses: [], runs: 0, memory: null, ms: null, error: null },
+    pretrain: { state: 'idle', backend: null, spec: null, losses: [], stepTensors: [], runs: 0, memory: null, ms: null, error: null },
   };
   window.softbiasFcmae = s;
   let model: Fcmae | null = null;
@@ -257,6 +259,7 @@ export function startFcmaeTab(decode: (f: Blob) => Promise<Rgba>, ready: Promise
           resolve();
         } else if (m.type === 'step') {
           p.losses.push(m.loss);
+          p.stepTensors.push(m.memory.numTensors);
           p.memory = m.memory;
           drawTraining(`step ${m.step}/${p.spec?.steps ?? '?'}: loss ${m.loss.toFixed(4)} (Worker: ${p.backend}, ${m.memory.numTensors} tensors)`);
         } else if (m.type === 'done') {
@@ -278,7 +281,7 @@ export function startFcmaeTab(decode: (f: Blob) => Promise<Rgba>, ready: Promise
     enqueue(async () => {
       if (!model) setModel(randomFcmae(Number(el.seed.value) || 0), 'random FCMAE (ConvNeXt V2 atto)');
       const m = model!;
-      const steps = Math.max(1, Math.min(50, Math.round(Number(el.steps.value)) || 1));
+      const steps = Math.max(1, Math.min(200, Math.round(Number(el.steps.value)) || 1));
       const lr = Number(el.lr.value) || 1e-3;
       const ratio = Number(el.ratio.value);
       const seed = Number(el.seed.value) || 0;
@@ -289,6 +292,7 @@ export function startFcmaeTab(decode: (f: Blob) => Promise<Rgba>, ready: Promise
       p.state = 'starting';
       p.error = null;
       p.losses = [];
+      p.stepTensors = [];
       p.spec = { count: images.length, steps, lr, ratio, seed };
       drawTraining('starting the pre-training Worker…');
       el.train.disabled = true;

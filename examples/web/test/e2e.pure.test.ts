@@ -9,7 +9,8 @@
  * the page opened bare loads the shipped Fashion-MNIST ConViT and classifies the first sample: its top-5 shows
  * Fashion-MNIST names, and its logits equal Node's on the same image; a clicked sample likewise. The FCMAE tab
  * runs 3 pre-training steps in its Worker (fit with FCMAE's loss) on the built-in picture: each step's loss, then
- * the trained model's reconstruction, loss and per-patch loss equal Node's `fcmaePretrain` + `fcmaeView`.
+ * the trained model's reconstruction, loss and per-patch loss equal Node's `fcmaePretrain` + `fcmaeView`; the
+ * Worker's tensor count is the same after each step.
  * Refreshes the README's screenshots (examples/web/docs/classify.png, docs/fcmae.png).
  *
  * `*.pure.test.ts`: runs once (vitest project cpu), not once per backend. Needs /usr/bin/chromium (or
@@ -351,6 +352,7 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           );
           expect(f.pretrain.backend).toBe('wasm');
           expect(f.pretrain.losses).toHaveLength(FCMAE_STEPS);
+          expect(new Set(f.pretrain.stepTensors).size, `Worker tensors after each step: ${f.pretrain.stepTensors}`).toBe(1);
           for (const [i, l] of want.losses.entries()) expect(Math.abs(f.pretrain.losses[i]! - l), `step ${i + 1} loss`).toBeLessThanOrEqual(defaultAtol([l]));
           expect(f.model).toMatch(/\+ 3 pre-training steps in the page/);
           expect(f.removed).toBe(want.view.removed);

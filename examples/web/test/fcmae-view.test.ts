@@ -66,7 +66,7 @@ describeBackend('web app: FCMAE mask, visible input, reconstruction, per-patch l
     model.dispose();
   });
 
-  it('pre-training steps: fit on FCMAE’s loss — step 1’s loss is the model’s masked loss, the weights move, repeatable, no leak', async () => {
+  it('pre-training steps: fit on FCMAE’s loss — a step’s loss is the model’s masked loss, the weights move, repeatable, no leak', async () => {
     const start = tf.memory().numTensors;
     const model = createFcmae({ depths: [1, 1, 1, 1], dims: [8, 16, 32, 64], imgSize: 64, decoderDepth: 1, decoderEmbedDim: 16, normPixLoss: true, seed: 4 });
     const weights = await model.saveWeights();
@@ -74,12 +74,12 @@ describeBackend('web app: FCMAE mask, visible input, reconstruction, per-patch l
     const images = new Uint8Array(2 * 64 * 64 * 3);
     images.set(trainingImage(picture(80, 70), 64), 0);
     images.set(trainingImage(picture(50, 90), 64), 64 * 64 * 3);
-    const spec = { weights, images, count: 2, steps: 2, lr: 1e-3, ratio: 0.5, seed: 7 };
+    const spec = { weights, images, count: 2, steps: 1, lr: 1e-3, ratio: 0.5, seed: 7 };
     const seen: number[] = [];
     const a = await fcmaePretrain(spec, (step) => seen.push(step));
-    expect(seen).toEqual([1, 2]);
-    expect(a.losses).toHaveLength(2);
-    // Step 1 trains the untouched model: its loss is FCMAE's masked loss on the batch (both images; the
+    expect(seen).toEqual([1]);
+    expect(a.losses).toHaveLength(1);
+    // The step trains the untouched model: its loss is FCMAE's masked loss on the batch (both images; the
     // loader's order is seeded, so both orders are tried) with the first mask of Rng(seed).
     const m0 = await loadFcmae(weights);
     const mask = randomMaskData({ batch: 2, numPatches: [2, 2], ratio: 0.5, rng: new Rng(7) });

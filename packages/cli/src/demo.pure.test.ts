@@ -14,6 +14,8 @@ import { runDemo, DEMO_DEFAULTS, backendLines, demoReport, fittedRange, linesOve
 import { lineChart, escapeHtml, type ExperimentResult } from '@softbias/experiments';
 import type { BackendInfo } from '@softbias/tensor-ops';
 import { loadModel } from '@softbias/models-convit';
+import { labelNamesOf, readWeights } from '@softbias/tensor-ops/models';
+import { FASHION_MNIST_CLASSES } from '@softbias/data';
 
 it('runs the demo and writes the report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'softbias-demo-'));
@@ -87,6 +89,7 @@ it('runs the demo and writes the report', async () => {
     const m = await loadModel(readFileSync(r.weightsPath));
     expect(m.numParameters()).toBe(convit!.parameters);
     expect(m.config.localUpToLayer).toBe(1);
+    expect(labelNamesOf(await readWeights(readFileSync(r.weightsPath)))).toEqual([...FASHION_MNIST_CLASSES]);
     m.dispose();
     expect(lines.some((l) => l.startsWith(`weights: ${r.weightsPath}`))).toBe(true);
   }

@@ -12,7 +12,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setupBackend, type BackendInfo, type BackendRequest } from '@softbias/tensor-ops';
-import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, subset, type ImageDataset } from '@softbias/data';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, subset, type ImageDataset } from '@softbias/data';
+import { setLabelNames } from '@softbias/tensor-ops/models';
 import { ProgressPrinter, defaultOutput, type FitProgress, type ProgressOutput } from '@softbias/train';
 import type { ConViT } from '@softbias/models-convit';
 import {
@@ -219,6 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         ? {
             onTrained: async (model: ConViT) => {
               weightsPath = join(out, 'convit.safetensors');
+              setLabelNames(model, train.classNames.length ? train.classNames : FASHION_MNIST_CLASSES); // saved in __metadata__.labels
               await model.saveWeights(weightsPath);
             },
           }

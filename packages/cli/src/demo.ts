@@ -337,14 +337,14 @@ export function demoReport(backend: BackendInfo, results: ExperimentResult[], o:
     series: gpsaLayers.map((l, i) => ({ name: `layer ${l}`, values: gateLines[i]!, color: color(i) })),
   });
   const nonlocLines = (r: ExperimentResult) => [...Array(r.history[0]?.nonlocality.length ?? 0).keys()].map((l) => r.history.map((h) => h.nonlocality[l] ?? null));
-  const nonlocRange = fittedRange(results.flatMap((r) => nonlocLines(r).flat()), { minSpan: 0.2, lo: 0 });
+  const nonlocRange = (r: ExperimentResult) => fittedRange(nonlocLines(r).flat(), { minSpan: 0.2, lo: 0 });
   const nonloc = (r: ExperimentResult, idx: number) =>
     lineChart({
       title: `${r.spec.label}: nonlocality per layer (mean over heads, patches)`,
       xLabel: 'epoch (0 = initialisation)',
       yLabel: 'mean attention distance (patches)',
       x: epochs,
-      ...nonlocRange,
+      ...nonlocRange(r),
       series: nonlocLines(r).map((values, l) => ({ name: `layer ${l}`, values, color: color(l), dashed: idx > 0 })),
     });
   // Small multiples: one panel per GPSA layer, one line per head, on a scale shared by the panels.
@@ -367,9 +367,10 @@ export function demoReport(backend: BackendInfo, results: ExperimentResult[], o:
     return `<h2>${escapeHtml(convit.spec.label)}: ${escapeHtml(what)} per head</h2>\n<div class="charts">${panels.join('')}</div>`;
   };
   const gpsaNonloc = nonlocLines(convit).filter((_, l) => gpsaLayers.includes(l));
+  const convitNonloc = nonlocRange(convit);
   const perHead = [
     linesOverlap(gateLines, gateRange.yMax - gateRange.yMin) ? multiples('gatesPerHead', 'gate σ(λ)', 'gate', { minSpan: 0.02, lo: 0, hi: 1 }) : '',
-    linesOverlap(gpsaNonloc, nonlocRange.yMax - nonlocRange.yMin) ? multiples('nonlocalityPerHead', 'nonlocality', 'patches', { minSpan: 0.2, lo: 0 }) : '',
+    linesOverlap(gpsaNonloc, convitNonloc.yMax - convitNonloc.yMin) ? multiples('nonlocalityPerHead', 'nonlocality', 'patches', { minSpan: 0.2, lo: 0 }) : '',
   ].join('\n');
   const rows = results.map((r) => [
     r.spec.label,

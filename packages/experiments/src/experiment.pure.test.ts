@@ -39,14 +39,23 @@ describe('runExperiment', () => {
   it('records accuracy, gates and nonlocality per epoch, and frees its model, probe and optimizer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'softbias-experiment-'));
     const before = tf.memory().numTensors;
+    const trained: { classes: number; gates: (number | null)[] }[] = [];
     const r = await runExperiment(spec, {
       train: dataset(24, 1),
       test: dataset(12, 2),
       probeSize: 4,
       progress: 'none',
       log: join(dir, 'log.jsonl'),
+      onTrained: async (model) => {
+        trained.push({ classes: model.numClasses, gates: (await model.gates()).map((g) => (g ? g.reduce((a, b) => a + b, 0) / g.length : null)) });
+      },
     });
     expect(tf.memory().numTensors).toBe(before);
+    // The trained model, handed over once before it is freed: its gates are the last epoch's.
+    expect(trained).toHaveLength(1);
+    expect(trained[0]!.classes).toBe(3);
+    expect(trained[0]!.gates[0]).toBeCloseTo(r.history.at(-1)!.gates[0]!, 6);
+    expect(trained[0]!.gates[0]).not.toBeCloseTo(r.history[0]!.gates[0]!, 6);
     expect(r.status).toBe('completed');
     expect(r.trainSamples).toBe(24);
     expect(r.history.map((h) => h.epoch)).toEqual([0, 1, 2]);

@@ -74,6 +74,11 @@ export interface ExperimentIo {
   /** Probe batch size for nonlocality (first images of the test set). Default 64. */
   probeSize?: number;
   progress?: 'bar' | 'lines' | 'none';
+  /**
+   * Called once with the trained model when the run completed (not when aborted), before the runner frees it:
+   * save it here (`model.saveWeights`). The model is the runner's: do not dispose it.
+   */
+  onTrained?: (model: ConViT) => void | Promise<void>;
 }
 
 function meanOrNull(a: Float32Array | null): number | null {
@@ -187,6 +192,7 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
     // The runner keeps nothing of the optimizer (nor an EMA): free them with the run.
     result.optimizer.dispose();
     result.ema?.dispose();
+    if (result.status === 'completed') await io.onTrained?.(model);
     for (const r of result.history) {
       history.push({
         epoch: r.epoch + 1,

@@ -83,15 +83,16 @@ it('runs the demo and writes the report', async () => {
   expect(html).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/);
   const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   expect(json.results[0].history.length).toBe(3);
-  // Where the experiment runner hands the trained model over (ExperimentIo.onTrained), the ConViT is saved and
-  // loads back as the same architecture.
-  if (r.weightsPath) {
-    const m = await loadModel(readFileSync(r.weightsPath));
+  // The trained ConViT is saved (ExperimentIo.onTrained) and loads back as the same architecture, with the
+  // Fashion-MNIST label names.
+  expect(r.weightsPath).toBe(join(out, 'convit.safetensors'));
+  {
+    const m = await loadModel(readFileSync(r.weightsPath!));
     expect(m.numParameters()).toBe(convit!.parameters);
     expect(m.config.localUpToLayer).toBe(1);
-    expect(labelNamesOf(await readWeights(readFileSync(r.weightsPath)))).toEqual([...FASHION_MNIST_CLASSES]);
+    expect(labelNamesOf(await readWeights(readFileSync(r.weightsPath!)))).toEqual([...FASHION_MNIST_CLASSES]);
     m.dispose();
-    expect(lines.some((l) => l.startsWith(`weights: ${r.weightsPath}`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`weights: ${r.weightsPath} `))).toBe(true);
   }
   expect(lines.at(-1)).toMatch(/^report: /);
   expect(lines.some((l) => /^ConViT\s+top-1 \d+\.\d%/.test(l))).toBe(true);

@@ -146,7 +146,7 @@ export interface DemoResult {
   results: ExperimentResult[];
   reportPath: string;
   seconds: number;
-  /** The trained ConViT's weights, where the experiment runner hands the model over (`onTrained`). */
+  /** The trained ConViT's weights (with the data's label names). */
   weightsPath?: string;
 }
 
@@ -193,7 +193,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     say(`\n== ${spec.label}: ${spec.model} ${o.embedDim} wide, depth ${o.depth}, ${o.numHeads} heads` +
       `${spec.overrides.localUpToLayer ? `, GPSA in layers 0-${(spec.overrides.localUpToLayer as number) - 1}` : ', plain self-attention'}`);
     printer = undefined;
-    const io: ExperimentIo & { onTrained?: (model: ConViT) => Promise<void> } = {
+    const io: ExperimentIo = {
       train,
       test,
       progress: 'none',

@@ -2,7 +2,8 @@
  * Where `fit` keeps its checkpoints and its JSON-lines log: a `FitStorage`. The default is Node's file system
  * (what `fit` always did: atomic safetensors files, a log appended synchronously); `memoryStorage()` keeps them
  * in a Map (tests, a page that does not need them to outlive it), `indexedDbStorage()` in a browser's IndexedDB
- * (a Worker included), so a reload can resume from the stored checkpoint.
+ * (a Worker included), `opfsStorage()` in its origin-private file system, so a reload can resume from the
+ * stored checkpoint.
  */
 import { readBytes, writeFileAtomic } from '@softbias/tensor-ops';
 
@@ -201,6 +202,146 @@ export function indexedDbStorage(dbName = 'softbias-train', opts: { indexedDB?: 
     async remove(key) {
       await pending;
       await request('readwrite', (s) => s.delete(key));
+    },
+  };
+}
+
+/** The parts of a `FileSystemDirectoryHandle` (OPFS) that `opfsStorage` uses; a fake one will do in a test. */
+export interface OpfsDirectory {
+  getDirectoryHandle(name: string, opts?: { create?: boolean }): Promise<OpfsDirectory>;
+  getFileHandle(name: string, opts?: { create?: boolean }): Promise<OpfsFile>;
+  removeEntry(name: string): Promise<void>;
+}
+/** The parts of a `FileSystemFileHandle` that `opfsStorage` uses (`move` is not in every browser). */
+export interface OpfsFile {
+  getFile(): Promise<Blob>;
+  createWritable(opts?: { keepExistingData?: boolean }): Promise<{
+    write(data: Uint8Array | string | { type: 'write'; position: number; data: Uint8Array | string }): Promise<void>;
+    close(): Promise<void>;
+    abort(reason?: unknown): Promise<void>;
+  }>;
+  move?(dir: OpfsDirectory, name: string): Promise<void>;
+}
+
+/** True when this context has the origin-private file system (`navigator.storage.getDirectory`). */
+export function opfsAvailable(): boolean {
+  const nav = (globalThis as { navigator?: { storage?: { getDirectory?: unknown } } }).navigator;
+  return typeof nav?.storage?.getDirectory === 'function';
+}
+
+const isNotFound = (e: unknown) => (e as { name?: string } | null)?.name === 'NotFoundError';
+
+/**
+ * The browser's origin-private file system (OPFS; pages and Workers): one file per key in the directory
+ * `dirName` (a key is stored under its `encodeURIComponent` name, so '/' in a key makes no subdirectory).
+ * A write goes to a temporary file that is then moved over the key's file (`FileSystemFileHandle.move`);
+ * where `move` is missing, `createWritable` on the key's file itself (its bytes are committed at `close()`,
+ * so a reader still sees the old bytes or the new). Appends are queued in order; `flush()` waits for them.
+ * `opts.root` replaces `navigator.storage.getDirectory()` (a test's fake directory).
+ */
+export function opfsStorage(dirName = 'softbias-train', opts: { root?: OpfsDirectory | Promise<OpfsDirectory> } = {}): FitStorage {
+  let dir: Promise<OpfsDirectory> | undefined;
+  const open = (): Promise<OpfsDirectory> => {
+    if (!dir) {
+      const nav = (globalThis as { navigator?: { storage?: { getDirectory?: () => Promise<OpfsDirectory> } } }).navigator;
+      const root = opts.root ?? nav?.storage?.getDirectory?.();
+      dir = root
+        ? Promise.resolve(root).then((r) => r.getDirectoryHandle(dirName, { create: true }))
+        : Promise.reject(new Error('opfsStorage: the origin-private file system (navigator.storage.getDirectory) is not available here'));
+    }
+    return dir;
+  };
+  const fileName = (key: string) => encodeURIComponent(key);
+  let tmpCount = 0;
+  let pending: Promise<void> = Promise.resolve();
+  let failure: unknown;
+  const name = `opfs:${dirName}`;
+  const getFile = async (key: string): Promise<Blob | undefined> => {
+    const d = await open();
+    try {
+      return await (await d.getFileHandle(fileName(key))).getFile();
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  };
+  const writeWhole = async (h: OpfsFile, data: Uint8Array | string) => {
+    const w = await h.createWritable({ keepExistingData: false });
+    try {
+      await w.write(data);
+    } catch (e) {
+      await w.abort(e).catch(() => {});
+      throw e;
+    }
+    await w.close();
+  };
+  return {
+    name,
+    async read(key) {
+      await pending;
+      const f = await getFile(key);
+      if (!f) throw notFound(name, key);
+      return new Uint8Array(await f.arrayBuffer());
+    },
+    async write(key, bytes) {
+      await pending;
+      const d = await open();
+      const target = fileName(key);
+      const tmp = `${target}.tmp-${Date.now().toString(36)}-${tmpCount++}`;
+      const h = await d.getFileHandle(tmp, { create: true });
+      if (typeof h.move !== 'function') {
+        await d.removeEntry(tmp).catch(() => {});
+        await writeWhole(await d.getFileHandle(target, { create: true }), bytes.slice());
+        return;
+      }
+      try {
+        await writeWhole(h, bytes.slice());
+        await h.move!(d, target);
+      } catch (e) {
+        await d.removeEntry(tmp).catch(() => {});
+        throw e;
+      }
+    },
+    append(key, text) {
+      pending = pending.then(async () => {
+        try {
+          const d = await open();
+          const h = await d.getFileHandle(fileName(key), { create: true });
+          const size = (await h.getFile()).size;
+          const w = await h.createWritable({ keepExistingData: true });
+          try {
+            await w.write({ type: 'write', position: size, data: text });
+          } catch (e) {
+            await w.abort(e).catch(() => {});
+            throw e;
+          }
+          await w.close();
+        } catch (e) {
+          failure ??= e;
+        }
+      });
+    },
+    async readText(key) {
+      await pending;
+      const f = await getFile(key);
+      return f ? await f.text() : undefined;
+    },
+    async flush() {
+      await pending;
+      if (failure !== undefined) {
+        const e = failure;
+        failure = undefined;
+        throw e;
+      }
+    },
+    async remove(key) {
+      await pending;
+      const d = await open();
+      try {
+        await d.removeEntry(fileName(key));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
     },
   };
 }

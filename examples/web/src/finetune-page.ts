@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { color, lineChart } from '@softbias/experiments';
 import type { FitProgress } from '@softbias/train';
-import { FINETUNE_DEFAULTS, IMG_SIZE, type EpochReport, type FinetuneConfig } from './finetune.js';
+import { FINETUNE_DEFAULTS, IMG_SIZE, type EpochReport, type FinetuneConfig, type Prediction } from './finetune.js';
 import type { Memory, RunSpec, ToPage, ToWorker } from './worker-protocol.js';
 
 export interface FinetuneState {
@@ -35,6 +35,8 @@ export interface FinetuneState {
   framesAtStart: number | null;
   framesAtEnd: number | null;
   error: string | null;
+  /** The last 'Classify' answer: per dropped image, its file name and top-k (the run's class names). */
+  predictions: { file: string; top: Prediction[] }[] | null;
 }
 
 declare global {
@@ -67,6 +69,21 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     charts: $('ft-charts'),
     footer: $('memory'),
   };
+  // Classify new images with the fine-tuned model (built here: index.html belongs to the whole app).
+  const classifyBox = document.createElement('div');
+  classifyBox.id = 'ft-classify';
+  const classifyLabel = document.createElement('label');
+  const classifyInput = document.createElement('input');
+  classifyInput.type = 'file';
+  classifyInput.multiple = true;
+  classifyInput.accept = 'image/*';
+  classifyInput.id = 'ft-classify-files';
+  classifyInput.disabled = true;
+  classifyLabel.append('Classify new images with the fine-tuned model: ', classifyInput);
+  const classifyOut = document.createElement('ol');
+  classifyOut.id = 'ft-predictions';
+  classifyBox.append(classifyLabel, classifyOut);
+  $('ft-download').insertAdjacentElement('afterend', classifyBox);
   const s: FinetuneState = {
     state: 'starting',
     backend: null,
@@ -86,6 +103,7 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     framesAtStart: null,
     framesAtEnd: null,
     error: null,
+    predictions: null,
   };
   window.softbiasFinetune = s;
   let weights: Uint8Array | null = null;
@@ -113,6 +131,7 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     el.abort.disabled = state !== 'training' && state !== 'paused';
     el.resume.disabled = !(state === 'paused' || (state === 'idle' && s.stored));
     el.download.disabled = weights === null;
+    classifyInput.disabled = weights === null || state === 'training' || state === 'loading';
   };
 
   const footer = () => {
@@ -261,6 +280,20 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
             : `paused at update ${m.step} (checkpoint stored; Resume continues, also after a reload)`,
         );
         break;
+      case 'predictions': {
+        s.workerMemory = m.memory;
+        s.predictions = m.predictions.map((top, i) => ({ file: m.names[i] ?? `image ${i + 1}`, top }));
+        classifyOut.replaceChildren(
+          ...s.predictions.map((p) => {
+            const li = document.createElement('li');
+            li.textContent = `${p.file}: ${p.top.map((t) => `${t.name} ${(100 * t.prob).toFixed(1)}%`).join(', ')}`;
+            return li;
+          }),
+        );
+        setState(s.state, `classified ${m.predictions.length} image(s) in the Worker`);
+        footer();
+        break;
+      }
       case 'cleared':
         s.stored = null;
         setState('idle', 'stopped; the stored run was removed');
@@ -405,6 +438,29 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     a.download = `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.safetensors`;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  });
+
+  classifyInput.addEventListener('change', () => {
+    const files = classifyInput.files ? Array.from({ length: classifyInput.files.length }, (_, k) => classifyInput.files!.item(k)!) : [];
+    if (!files.length) return;
+    Promise.all(
+      files.map((f) =>
+        toGrey(f).catch((e: unknown) => {
+          throw new Error(`${f.name}: not an image this browser can decode (${(e as Error).message})`);
+        }),
+      ),
+    )
+      .then((ims) => {
+        const all = new Uint8Array(ims.length * IMG_SIZE * IMG_SIZE);
+        for (const [i, im] of ims.entries()) all.set(im, i * IMG_SIZE * IMG_SIZE);
+        el.status.textContent = `classifying ${files.length} image(s)…`;
+        send({ type: 'classify', images: all, k: Math.min(3, classNames.length || 3), names: files.map((f) => f.name) }, [all.buffer as ArrayBuffer]);
+      })
+      .catch((e: unknown) => {
+        s.error = (e as Error).message;
+        el.status.textContent = s.error;
+        el.status.className = 'error';
+      });
   });
 
   setInterval(footer, 1000);

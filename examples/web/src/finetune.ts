@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { crc32 } from '@softbias/tensor-ops';
-import { writeWeights } from '@softbias/tensor-ops/models';
+import { labelNamesOf, readWeights, writeWeights } from '@softbias/tensor-ops/models';
 import {
   ArrayDataset,
   DataLoader,
@@ -270,6 +270,48 @@ export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: F
     };
   } finally {
     probeX?.dispose();
+    model.dispose();
+  }
+}
+
+/** One image's top-k: class index, the user's class name, softmax probability (highest first). */
+export interface Prediction {
+  index: number;
+  name: string;
+  prob: number;
+}
+
+/**
+ * Classify 28×28 grey images (uint8, N·784 bytes) with a run's weights (what `runFinetune` returns: the class
+ * names are in the file's labels): the model rebuilt from `cfg`, the weights loaded strictly, the images
+ * normalised exactly as training and evaluation did (the same DataLoader, no augmentation), softmax, top-k.
+ */
+export async function classifyImages(cfg: FinetuneConfig, weights: Uint8Array, images: Uint8Array, k = 3): Promise<Prediction[][]> {
+  const px = IMG_SIZE * IMG_SIZE;
+  const n = images.length / px;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`classify: ${images.length} bytes is not a whole number of 28×28 images`);
+  const file = await readWeights(weights);
+  const classNames = labelNamesOf(file);
+  if (!classNames || classNames.length < 2) throw new Error('classify: the weights carry no class names (labels)');
+  const model = buildModel(cfg, classNames.length);
+  try {
+    await model.loadWeights(file);
+    const ds = new ArrayDataset({ images, labels: new Array<number>(n).fill(0), imageShape: [IMG_SIZE, IMG_SIZE, 1], classNames });
+    const out: Prediction[][] = [];
+    for await (const b of new DataLoader(ds, { batchSize: 50, shuffle: false, dropLast: false, ...loaderOptions(cfg) }).batches()) {
+      b.y.dispose();
+      const probs = tf.tidy(() => tf.softmax(model.forward(b.x) as tf.Tensor2D));
+      b.x.dispose();
+      const p = (await probs.data()) as Float32Array;
+      probs.dispose();
+      const c = classNames.length;
+      for (let i = 0; i < p.length / c; i++) {
+        const row = Array.from(p.subarray(i * c, (i + 1) * c), (prob, index) => ({ index, name: classNames[index]!, prob }));
+        out.push(row.sort((a, b) => b.prob - a.prob || a.index - b.index).slice(0, Math.min(k, c)));
+      }
+    }
+    return out;
+  } finally {
     model.dispose();
   }
 }

@@ -13,7 +13,7 @@ import trainImagesUrl from '../../../packages/data/assets/fashion-mnist/train-im
 import trainLabelsUrl from '../../../packages/data/assets/fashion-mnist/train-labels-idx1-ubyte.gz?url';
 import testImagesUrl from '../../../packages/data/assets/fashion-mnist/t10k-images-idx3-ubyte.gz?url';
 import testLabelsUrl from '../../../packages/data/assets/fashion-mnist/t10k-labels-idx1-ubyte.gz?url';
-import { fashionMnistData, runFinetune, userData, type FinetuneConfig, type FinetuneData } from './finetune.js';
+import { classifyImages, fashionMnistData, runFinetune, userData, type FinetuneConfig, type FinetuneData } from './finetune.js';
 import type { ToPage, ToWorker, RunSpec } from './worker-protocol.js';
 
 const post = (m: ToPage, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
@@ -25,6 +25,8 @@ const LOG_KEY = 'finetune/log.jsonl';
 
 let storage: FitStorage = memoryStorage();
 let controller: AbortController | null = null;
+/** The last finished (or paused) run's config and weights: what 'classify' uses. */
+let last: { config: FinetuneConfig; weights: Uint8Array } | null = null;
 
 async function fetchBytes(url: string): Promise<Uint8Array> {
   const r = await fetch(url);
@@ -90,6 +92,7 @@ async function train(spec: RunSpec, resume: boolean): Promise<void> {
     onEpoch: (report) => post({ type: 'epoch', report }),
   });
   controller = null;
+  last = { config: spec.config as FinetuneConfig, weights: r.weights.slice() };
   post(
     {
       type: 'done',
@@ -137,6 +140,11 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         });
       } else if (m.type === 'start') await train(m.spec, false);
       else if (m.type === 'resume') await train(m.spec ?? ({} as RunSpec), true);
+      else if (m.type === 'classify') {
+        if (!last) throw new Error('classify: train (or resume) a model first');
+        const predictions = await classifyImages(last.config, last.weights, m.images, m.k ?? 3);
+        post({ type: 'predictions', predictions, names: m.names ?? [], memory: tf.memory() });
+      }
     })
     .catch((e: unknown) => {
       controller = null;

@@ -1,7 +1,7 @@
 /** Messages between the page and the fine-tune Worker (train-worker.ts). */
 import type { BackendRequest } from '@softbias/tensor-ops';
 import type { FitProgress } from '@softbias/train';
-import type { EpochReport, FinetuneConfig } from './finetune.js';
+import type { EpochReport, FinetuneConfig, Prediction } from './finetune.js';
 
 export interface Memory {
   numTensors: number;
@@ -25,7 +25,9 @@ export type ToWorker =
   /** Stop before the next update, keeping the checkpoint (resume later, or after a reload). */
   | { type: 'pause' }
   /** Stop and forget the stored run. */
-  | { type: 'abort' };
+  | { type: 'abort' }
+  /** Classify 28×28 grey images (N·784 bytes) with the last run's fine-tuned weights: top-k per image. */
+  | { type: 'classify'; images: Uint8Array; k?: number; names?: string[] };
 
 export type ToPage =
   | {
@@ -53,4 +55,5 @@ export type ToPage =
       memory: Memory;
     }
   | { type: 'cleared' }
+  | { type: 'predictions'; predictions: Prediction[][]; names: string[]; memory: Memory }
   | { type: 'error'; message: string };

@@ -22,7 +22,7 @@ import { defaultAtol, repoRoot } from '@softbias/test-utils';
 import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
 import { memoryStorage } from '@softbias/train';
 import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
-import { FINETUNE_DEFAULTS, fashionMnistData, runFinetune, type FinetuneConfig, type FinetuneResult } from '../src/finetune.js';
+import { FINETUNE_DEFAULTS, classifyImages, fashionMnistData, runFinetune, type FinetuneConfig, type FinetuneResult, type Prediction } from '../src/finetune.js';
 import type { FinetuneState } from '../src/finetune-page.js';
 import { samplePicture, type FcmaeState } from '../src/fcmae-page.js';
 import { fcmaeInput, fcmaeView, randomFcmae, type FcmaeView } from '../src/fcmae-view.js';
@@ -50,7 +50,10 @@ async function fcmaeReference(ratios: number[]): Promise<FcmaeView[]> {
   }
 }
 
-async function nodeReference(): Promise<{ fit: FinetuneResult; fcmae: FcmaeView[] }> {
+/** Test images the page classifies after training (28×28 grey, the first of the held-out split). */
+const CLASSIFY_N = 3;
+
+async function nodeReference(): Promise<{ fit: FinetuneResult; fcmae: FcmaeView[]; images: Uint8Array; predictions: Prediction[][] }> {
   const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
   const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
   const data = await fashionMnistData(
@@ -60,7 +63,10 @@ async function nodeReference(): Promise<{ fit: FinetuneResult; fcmae: FcmaeView[
   const before = tf.getBackend();
   await setupBackend('wasm', { threads: 1 });
   try {
-    return { fit: await runFinetune(cfg, data, { storage: memoryStorage() }), fcmae: await fcmaeReference([0.6, 0.25]) };
+    const fit = await runFinetune(cfg, data, { storage: memoryStorage() });
+    const images = await data.test.readImages(Int32Array.from({ length: CLASSIFY_N }, (_, i) => i));
+    const predictions = await classifyImages(cfg, fit.weights, images, 3);
+    return { fit, fcmae: await fcmaeReference([0.6, 0.25]), images, predictions };
   } finally {
     await tf.setBackend(before);
   }
@@ -169,6 +175,34 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
           expect(done.framesAtEnd! - done.framesAtStart!).toBeGreaterThanOrEqual(3);
           expect(await page.locator('#ft-charts svg').count()).toBe(4); // loss, accuracy, gates, nonlocality
           expect(await page.locator('#memory').textContent()).toMatch(/training Worker: \d+ tensors/);
+
+          // Classify new images with the fine-tuned model, in the Worker: three held-out images handed to the
+          // file input as lossless grey PNGs (made in the page), top-3 as Node's classifyImages on the same weights.
+          await page.evaluate(
+            async ([px, n]) => {
+              const input = document.getElementById('ft-classify-files') as HTMLInputElement;
+              const dt = new DataTransfer();
+              for (let i = 0; i < n; i++) {
+                const c = new OffscreenCanvas(28, 28);
+                const ctx = c.getContext('2d')!;
+                const im = ctx.createImageData(28, 28);
+                for (let j = 0; j < 784; j++) im.data.set([px[i * 784 + j]!, px[i * 784 + j]!, px[i * 784 + j]!, 255], 4 * j);
+                ctx.putImageData(im, 0, 0);
+                dt.items.add(new File([await c.convertToBlob({ type: 'image/png' })], `test-${i}.png`, { type: 'image/png' }));
+              }
+              input.files = dt.files;
+              input.dispatchEvent(new Event('change'));
+            },
+            [Array.from(both.images), CLASSIFY_N] as const,
+          );
+          const classified = await until('classifying', (s) => s.predictions !== null);
+          expect(classified.predictions!.map((p) => p.file)).toEqual(Array.from({ length: CLASSIFY_N }, (_, i) => `test-${i}.png`));
+          for (const [i, p] of classified.predictions!.entries()) {
+            const want = both.predictions[i]!;
+            expect(p.top.map((t) => t.name)).toEqual(want.map((t) => t.name));
+            for (const [j, t] of p.top.entries()) expect(Math.abs(t.prob - want[j]!.prob), `image ${i} top-${j + 1}`).toBeLessThanOrEqual(defaultAtol(want.map((w) => w.prob)));
+          }
+          expect(await page.locator('#ft-predictions li').count()).toBe(CLASSIFY_N);
           await page.screenshot({ path: join(shots, 'e2e-finetune.png'), fullPage: true });
 
           // Reloaded mid-training: a longer run (10 per class: 5 updates an epoch, 15 in all) uninterrupted, then

@@ -1,7 +1,8 @@
 /**
  * The fine-tune tab's run (what its Worker executes), in Node on each backend: `fit` through a memory storage
  * reports loss, top-1, gates and nonlocality per epoch with a flat tensor count; a run stopped mid-training
- * through its AbortSignal and resumed from the stored checkpoint ends with the uninterrupted run's weights.
+ * through its AbortSignal and resumed from the stored checkpoint ends with the uninterrupted run's weights;
+ * `classifyImages` with the trained weights reproduces the evaluation's top-1.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,7 @@ import { it, expect } from 'vitest';
 import { describeBackend, excludedHere, repoRoot } from '@softbias/test-utils';
 import { memoryStorage } from '@softbias/train';
 import { readWeights } from '@softbias/tensor-ops/models';
-import { fashionMnistData, runFinetune, userData, type FinetuneConfig } from '../src/finetune.js';
+import { classifyImages, fashionMnistData, runFinetune, userData, type FinetuneConfig } from '../src/finetune.js';
 
 const cfg: FinetuneConfig = { model: 'convit_tiny', embedDim: 16, depth: 2, numHeads: 2, localUpToLayer: 1, epochs: 2, batchSize: 10, lr: 2e-3, seed: 1 };
 
@@ -45,6 +46,23 @@ describeBackend('fine-tune tab: fit in a storage, reports, resume', () => {
     const file = await readWeights(full.weights);
     expect(file.metadata['labels']).toBe(JSON.stringify(d.classNames));
     expect(file.names()).toContain('blocks.0.attn.gating_param');
+
+    // Classify with the fine-tuned weights: the test set's top-1 is what fit's evaluation reported for the
+    // last epoch (same weights, same normalisation), probabilities sorted and, over all k classes, summing to 1.
+    const testImages = await d.test.readImages(Int32Array.from({ length: d.test.length }, (_, i) => i));
+    const top3 = await classifyImages(cfg, full.weights, testImages, 3);
+    expect(top3).toHaveLength(d.test.length);
+    for (const p of top3) {
+      expect(p).toHaveLength(3);
+      expect(p[0]!.prob).toBeGreaterThanOrEqual(p[1]!.prob);
+      expect(p[1]!.prob).toBeGreaterThanOrEqual(p[2]!.prob);
+      expect(p[0]!.name).toBe(d.classNames[p[0]!.index]);
+    }
+    const correct = top3.filter((p, i) => p[0]!.index === d.test.labels[i]).length;
+    expect(correct / d.test.length).toBeCloseTo(full.history[2]!.top1, 6) // a fraction;
+    const all = await classifyImages(cfg, full.weights, testImages.subarray(0, 28 * 28), 10);
+    expect(all[0]!.reduce((s, p) => s + p.prob, 0)).toBeCloseTo(1, 5);
+    await expect(classifyImages(cfg, full.weights, new Uint8Array(100))).rejects.toThrow(/whole number/);
     expect(tf.memory().numTensors).toBe(start);
   }, 240_000); // SwiftShader WebGPU in Node: about 20 s
 

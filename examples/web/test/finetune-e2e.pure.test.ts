@@ -5,8 +5,12 @@
  * Node's `fit` on wasm with the same config and data (the same `runFinetune`): final loss and every weight
  * within the tolerance rule (test-utils' defaultAtol), the same gates; `tf.memory().numTensors` the same after
  * each epoch; the page's requestAnimationFrame counter advancing while the Worker trains; a run paused, the page
- * reloaded and the run resumed from IndexedDB ending bit for bit as an uninterrupted one. Then the FCMAE tab:
- * mask count, loss and per-patch loss as Node's at two slider positions. Screenshots in examples/web/test-results/.
+ * reloaded and the run resumed from IndexedDB ending bit for bit as an uninterrupted one; new images classified in
+ * the Worker with the fine-tuned weights (top-3 as Node's). Then the FCMAE tab: mask count, loss and per-patch loss
+ * as Node's at two slider positions. Last, WebGPU on SwiftShader (VK_ICD_FILENAMES, default Debian's
+ * /usr/lib/chromium/vk_swiftshader_icd.json; skipped with a message when absent): one training update and one
+ * forward in the Worker on webgpu against Node on wasm, within loose tolerances stated where they are checked.
+ * Screenshots in examples/web/test-results/. About 20 s without the WebGPU pass, 63 s with it (measured).
  *
  * `*.pure.test.ts`: runs once (vitest project cpu); Node's reference switches this process to wasm and back.
  * Needs /usr/bin/chromium (or CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
@@ -50,26 +54,60 @@ async function fcmaeReference(ratios: number[]): Promise<FcmaeView[]> {
   }
 }
 
-/** Test images the page classifies after training (28×28 grey, the first of the held-out split). */
-const CLASSIFY_N = 3;
+/** The WebGPU pass (SwiftShader is slow): one epoch of one update (2 per class, one batch of 20). */
+const cfgGpu: FinetuneConfig = { ...cfg, perClass: 2, epochs: 1 };
+const SWIFTSHADER_ICD = process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
+const haveSwiftShader = existsSync(SWIFTSHADER_ICD);
 
-async function nodeReference(): Promise<{ fit: FinetuneResult; fcmae: FcmaeView[]; images: Uint8Array; predictions: Prediction[][] }> {
-  const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
-  const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
-  const data = await fashionMnistData(
-    { trainImages: f('train-images-idx3-ubyte'), trainLabels: f('train-labels-idx1-ubyte'), testImages: f('t10k-images-idx3-ubyte'), testLabels: f('t10k-labels-idx1-ubyte') },
-    { perClass: cfg.perClass!, testPerClass: 10, seed: cfg.seed }, // the Worker's test split: 10 per class
-  );
+/** Node on wasm for a moment (the reference backend), then back. */
+async function onWasm<T>(f: () => Promise<T>): Promise<T> {
   const before = tf.getBackend();
   await setupBackend('wasm', { threads: 1 });
   try {
-    const fit = await runFinetune(cfg, data, { storage: memoryStorage() });
-    const images = await data.test.readImages(Int32Array.from({ length: CLASSIFY_N }, (_, i) => i));
-    const predictions = await classifyImages(cfg, fit.weights, images, 3);
-    return { fit, fcmae: await fcmaeReference([0.6, 0.25]), images, predictions };
+    return await f();
   } finally {
     await tf.setBackend(before);
   }
+}
+
+/** Test images the page classifies after training (28×28 grey, the first of the held-out split). */
+const CLASSIFY_N = 3;
+
+async function nodeReference(): Promise<{ fit: FinetuneResult; fitGpu: FinetuneResult; fcmae: FcmaeView[]; images: Uint8Array; predictions: Prediction[][] }> {
+  const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
+  const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
+  const files = { trainImages: f('train-images-idx3-ubyte'), trainLabels: f('train-labels-idx1-ubyte'), testImages: f('t10k-images-idx3-ubyte'), testLabels: f('t10k-labels-idx1-ubyte') };
+  // The Worker's test split: 10 per class.
+  const data = await fashionMnistData(files, { perClass: cfg.perClass!, testPerClass: 10, seed: cfg.seed });
+  const dataGpu = await fashionMnistData(files, { perClass: cfgGpu.perClass!, testPerClass: 10, seed: cfgGpu.seed });
+  return onWasm(async () => {
+    const fit = await runFinetune(cfg, data, { storage: memoryStorage() });
+    const fitGpu = await runFinetune(cfgGpu, dataGpu, { storage: memoryStorage() });
+    const images = await data.test.readImages(Int32Array.from({ length: CLASSIFY_N }, (_, i) => i));
+    const predictions = await classifyImages(cfg, fit.weights, images, 3);
+    return { fit, fitGpu, fcmae: await fcmaeReference([0.6, 0.25]), images, predictions };
+  });
+}
+
+/** Hand 28×28 grey images to the classify file input as lossless grey PNGs made in the page. */
+async function dropForClassify(page: import('playwright-core').Page, images: Uint8Array, n: number): Promise<void> {
+  await page.evaluate(
+    async ([px, count]) => {
+      const input = document.getElementById('ft-classify-files') as HTMLInputElement;
+      const dt = new DataTransfer();
+      for (let i = 0; i < count; i++) {
+        const c = new OffscreenCanvas(28, 28);
+        const ctx = c.getContext('2d')!;
+        const im = ctx.createImageData(28, 28);
+        for (let j = 0; j < 784; j++) im.data.set([px[i * 784 + j]!, px[i * 784 + j]!, px[i * 784 + j]!, 255], 4 * j);
+        ctx.putImageData(im, 0, 0);
+        dt.items.add(new File([await c.convertToBlob({ type: 'image/png' })], `test-${i}.png`, { type: 'image/png' }));
+      }
+      input.files = dt.files;
+      input.dispatchEvent(new Event('change'));
+    },
+    [Array.from(images.subarray(0, n * 784)), n] as const,
+  );
 }
 
 describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', () => {
@@ -94,7 +132,12 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
         cleanup.push(() => server.server.close());
 
         const { chromium } = await import('playwright-core');
-        const browser = await chromium.launch({ executablePath: chromiumExe, headless: true, args: CHROMIUM_ARGS });
+        const browser = await chromium.launch({
+          executablePath: chromiumExe,
+          headless: true,
+          args: CHROMIUM_ARGS,
+          env: { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD },
+        });
         cleanup.push(() => browser.close());
         const shots = join(appDir, 'test-results');
         mkdirSync(shots, { recursive: true });
@@ -178,23 +221,7 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
 
           // Classify new images with the fine-tuned model, in the Worker: three held-out images handed to the
           // file input as lossless grey PNGs (made in the page), top-3 as Node's classifyImages on the same weights.
-          await page.evaluate(
-            async ([px, n]) => {
-              const input = document.getElementById('ft-classify-files') as HTMLInputElement;
-              const dt = new DataTransfer();
-              for (let i = 0; i < n; i++) {
-                const c = new OffscreenCanvas(28, 28);
-                const ctx = c.getContext('2d')!;
-                const im = ctx.createImageData(28, 28);
-                for (let j = 0; j < 784; j++) im.data.set([px[i * 784 + j]!, px[i * 784 + j]!, px[i * 784 + j]!, 255], 4 * j);
-                ctx.putImageData(im, 0, 0);
-                dt.items.add(new File([await c.convertToBlob({ type: 'image/png' })], `test-${i}.png`, { type: 'image/png' }));
-              }
-              input.files = dt.files;
-              input.dispatchEvent(new Event('change'));
-            },
-            [Array.from(both.images), CLASSIFY_N] as const,
-          );
+          await dropForClassify(page, both.images, CLASSIFY_N);
           const classified = await until('classifying', (s) => s.predictions !== null);
           expect(classified.predictions!.map((p) => p.file)).toEqual(Array.from({ length: CLASSIFY_N }, (_, i) => `test-${i}.png`));
           for (const [i, p] of classified.predictions!.entries()) {
@@ -255,6 +282,62 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
             expect(worst, 'per-patch loss').toBeLessThanOrEqual(defaultAtol(want.perPatch));
           }
           await page.screenshot({ path: join(shots, 'e2e-fcmae.png'), fullPage: true });
+
+          // WebGPU (SwiftShader, so one training update and one forward only): the Worker on webgpu, one epoch of
+          // one update, against Node's fit on wasm with the same config and data; then the page classifies on
+          // webgpu with its weights, against Node's classifyImages on wasm with the same (the page's) weights.
+          // Loose tolerances, and why: WebGPU float32 (SwiftShader's shader arithmetic, other summation orders
+          // and exp/log) is not wasm's. The step's loss to 1e-3·max(1,|loss|). After one AdamW step a weight
+          // moves by ≈ lr·g/(|g|+ε): sign(g)·lr except where |g| is near ε, where a tiny difference in g moves
+          // the step anywhere in [−lr, lr]; so every weight within 2·lr + 1e-4·max|w|, and 99 % of them within
+          // 1e-4·max(1,max|w|). The forward's probabilities within 1e-3.
+          if (haveSwiftShader) {
+            const t0 = Date.now();
+            await page.goto(`${server.origin}/index.html?backend=webgpu&tab=finetune`);
+            const gpuReady = await until('starting the training Worker on webgpu', (s) => s.state === 'idle', 60_000);
+            expect(gpuReady.backend, `the Worker's backend: ${gpuReady.reason}`).toBe('webgpu');
+            await page.fill('#ft-per-class', String(cfgGpu.perClass));
+            await page.fill('#ft-epochs', String(cfgGpu.epochs));
+            await page.fill('#ft-batch', String(cfgGpu.batchSize));
+            await page.fill('#ft-seed', String(cfgGpu.seed));
+            await page.click('#ft-start');
+            const gpu = await until('one update on webgpu', (s) => s.state === 'done', 120_000);
+            const refGpu = both.fitGpu;
+            expect(gpu.step).toBe(1);
+            expect(refGpu.step).toBe(1);
+            expect(Math.abs(gpu.lastLoss! - refGpu.lastLoss)).toBeLessThanOrEqual(1e-3 * Math.max(1, Math.abs(refGpu.lastLoss)));
+            const gpuBytes = new Uint8Array((await page.evaluate(() => window.softbiasFinetuneWeights()))!);
+            const gpuFile = parseSafetensors(gpuBytes);
+            const wasmFile = parseSafetensors(refGpu.weights);
+            let total = 0;
+            let close = 0;
+            for (const n of wasmFile.names()) {
+              const want = wasmFile.getFloat32(n).data;
+              const got = gpuFile.getFloat32(n).data;
+              const scale = Math.max(1, ...Array.from(want, Math.abs));
+              for (let i = 0; i < want.length; i++) {
+                const d = Math.abs(got[i]! - want[i]!);
+                expect(d, `webgpu weight ${n}[${i}]`).toBeLessThanOrEqual(2 * cfgGpu.lr + 1e-4 * scale);
+                total++;
+                if (d <= 1e-4 * scale) close++;
+              }
+            }
+            expect(close / total, `weights within 1e-4 of wasm's: ${close}/${total}`).toBeGreaterThanOrEqual(0.99);
+            await dropForClassify(page, both.images, CLASSIFY_N);
+            const gpuClassified = await until('classifying on webgpu', (s) => s.predictions !== null, 60_000);
+            const wantGpu = await onWasm(() => classifyImages(cfgGpu, gpuBytes, both.images.slice(0, CLASSIFY_N * 784), 3));
+            for (const [i, p] of gpuClassified.predictions!.entries()) {
+              for (const [j, t] of p.top.entries()) {
+                const w = wantGpu[i]!.find((x) => x.index === t.index);
+                if (w) expect(Math.abs(t.prob - w.prob), `webgpu image ${i} class ${t.name}`).toBeLessThanOrEqual(1e-3);
+                else expect(t.prob, `webgpu image ${i} top-${j + 1} ${t.name} not in wasm's top-3`).toBeLessThanOrEqual(wantGpu[i]![2]!.prob + 1e-3);
+              }
+            }
+            console.log(
+              `fine-tune e2e, webgpu (${gpuReady.reason}): step loss ${gpu.lastLoss} vs wasm ${refGpu.lastLoss}; ${close}/${total} weights within 1e-4; ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+            );
+            await page.screenshot({ path: join(shots, 'e2e-finetune-webgpu.png'), fullPage: true });
+          } else console.log(`fine-tune e2e: no SwiftShader ICD at ${SWIFTSHADER_ICD}: the WebGPU pass is skipped`);
         } catch (e) {
           await page.screenshot({ path: join(shots, 'e2e-finetune-failure.png'), fullPage: true }).catch(() => undefined);
           throw e;
@@ -264,6 +347,6 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
         rmSync(work, { recursive: true, force: true });
       }
     },
-    60_000,
+    180_000,
   );
 });

@@ -44,6 +44,8 @@ declare global {
     softbiasFinetune: FinetuneState;
     /** The last run's weights file (safetensors bytes), or null. */
     softbiasFinetuneWeights: () => number[] | null;
+    /** The last ONNX export's bytes, or null. */
+    softbiasFinetuneOnnx: () => number[] | null;
   }
 }
 
@@ -84,6 +86,12 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   classifyOut.id = 'ft-predictions';
   classifyBox.append(classifyLabel, classifyOut);
   $('ft-download').insertAdjacentElement('afterend', classifyBox);
+  const onnxButton = document.createElement('button');
+  onnxButton.type = 'button';
+  onnxButton.id = 'ft-download-onnx';
+  onnxButton.textContent = 'Download ONNX (.onnx)';
+  onnxButton.disabled = true;
+  $('ft-download').insertAdjacentElement('afterend', onnxButton);
   const s: FinetuneState = {
     state: 'starting',
     backend: null,
@@ -108,6 +116,8 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   window.softbiasFinetune = s;
   let weights: Uint8Array | null = null;
   window.softbiasFinetuneWeights = () => (weights ? Array.from(weights) : null);
+  let onnx: Uint8Array | null = null;
+  window.softbiasFinetuneOnnx = () => (onnx ? Array.from(onnx) : null);
   let classNames: string[] = [];
   let config: FinetuneConfig | null = null;
   let lastProgress: FitProgress | null = null;
@@ -132,6 +142,7 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     el.resume.disabled = !(state === 'paused' || (state === 'idle' && s.stored));
     el.download.disabled = weights === null;
     classifyInput.disabled = weights === null || state === 'training' || state === 'loading';
+    onnxButton.disabled = classifyInput.disabled;
   };
 
   const footer = () => {
@@ -294,6 +305,12 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
         footer();
         break;
       }
+      case 'onnx': {
+        onnx = m.bytes;
+        save(onnx, `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.onnx`);
+        setState(s.state, `ONNX export: ${(onnx.length / 2 ** 20).toFixed(2)} MiB (input NHWC [batch, 28, 28, 1] normalised as in training, output logits)`);
+        break;
+      }
       case 'cleared':
         s.stored = null;
         setState('idle', 'stopped; the stored run was removed');
@@ -431,13 +448,20 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     el.status.textContent = 'stopping…';
     send({ type: 'abort' });
   });
-  el.download.addEventListener('click', () => {
-    if (!weights) return;
+  function save(bytes: Uint8Array, name: string) {
     const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([weights as BlobPart], { type: 'application/octet-stream' }));
-    a.download = `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.safetensors`;
+    a.href = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
+    a.download = name;
     a.click();
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  }
+  el.download.addEventListener('click', () => {
+    if (weights) save(weights, `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.safetensors`);
+  });
+  onnxButton.addEventListener('click', () => {
+    el.status.textContent = 'exporting ONNX in the Worker…';
+    onnx = null;
+    send({ type: 'onnx' });
   });
 
   classifyInput.addEventListener('change', () => {

@@ -22,6 +22,7 @@ import {
   type ImageDataset,
 } from '@softbias/data';
 import { fit, type FitProgress, type FitStorage } from '@softbias/train';
+import { exportOnnx } from '@softbias/onnx';
 import { fashionMnistTrunk } from '@softbias/experiments';
 import { createModel, type ConViT } from '@softbias/models-convit';
 
@@ -311,6 +312,24 @@ export async function classifyImages(cfg: FinetuneConfig, weights: Uint8Array, i
       }
     }
     return out;
+  } finally {
+    model.dispose();
+  }
+}
+
+/**
+ * The fine-tuned model as ONNX (`@softbias/onnx`'s `exportOnnx`, which runs in a browser: no Node module on
+ * this path): NHWC float32 `input` [batch, 28, 28, 1] normalised as in training, output `logits`
+ * [batch, classes]; the class names in its metadata (`labels`).
+ */
+export async function finetunedOnnx(cfg: FinetuneConfig, weights: Uint8Array): Promise<Uint8Array> {
+  const file = await readWeights(weights);
+  const classNames = labelNamesOf(file);
+  if (!classNames) throw new Error('ONNX export: the weights carry no class names (labels)');
+  const model = buildModel(cfg, classNames.length);
+  try {
+    await model.loadWeights(file);
+    return exportOnnx(model, { metadata: { labels: JSON.stringify(classNames), mean: String(FASHION_MNIST_MEAN), std: String(FASHION_MNIST_STD) } });
   } finally {
     model.dispose();
   }

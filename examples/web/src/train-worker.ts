@@ -13,7 +13,7 @@ import trainImagesUrl from '../../../packages/data/assets/fashion-mnist/train-im
 import trainLabelsUrl from '../../../packages/data/assets/fashion-mnist/train-labels-idx1-ubyte.gz?url';
 import testImagesUrl from '../../../packages/data/assets/fashion-mnist/t10k-images-idx3-ubyte.gz?url';
 import testLabelsUrl from '../../../packages/data/assets/fashion-mnist/t10k-labels-idx1-ubyte.gz?url';
-import { classifyImages, fashionMnistData, runFinetune, userData, type FinetuneConfig, type FinetuneData } from './finetune.js';
+import { classifyImages, fashionMnistData, finetunedOnnx, runFinetune, userData, type FinetuneConfig, type FinetuneData } from './finetune.js';
 import type { ToPage, ToWorker, RunSpec } from './worker-protocol.js';
 
 const post = (m: ToPage, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(m, transfer);
@@ -144,6 +144,10 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
         if (!last) throw new Error('classify: train (or resume) a model first');
         const predictions = await classifyImages(last.config, last.weights, m.images, m.k ?? 3);
         post({ type: 'predictions', predictions, names: m.names ?? [], memory: tf.memory() });
+      } else if (m.type === 'onnx') {
+        if (!last) throw new Error('ONNX export: train (or resume) a model first');
+        const bytes = await finetunedOnnx(last.config, last.weights);
+        post({ type: 'onnx', bytes }, [bytes.buffer as ArrayBuffer]);
       }
     })
     .catch((e: unknown) => {

@@ -27,7 +27,9 @@ export type ToWorker =
   /** Stop and forget the stored run. */
   | { type: 'abort' }
   /** Classify 28×28 grey images (N·784 bytes) with the last run's fine-tuned weights: top-k per image. */
-  | { type: 'classify'; images: Uint8Array; k?: number; names?: string[] };
+  | { type: 'classify'; images: Uint8Array; k?: number; names?: string[] }
+  /** The last run's fine-tuned model as ONNX. */
+  | { type: 'onnx' };
 
 export type ToPage =
   | {
@@ -56,4 +58,5 @@ export type ToPage =
     }
   | { type: 'cleared' }
   | { type: 'predictions'; predictions: Prediction[][]; names: string[]; memory: Memory }
+  | { type: 'onnx'; bytes: Uint8Array }
   | { type: 'error'; message: string };

@@ -10,12 +10,14 @@
  * as Node's at two slider positions. Last, WebGPU on SwiftShader (VK_ICD_FILENAMES, default Debian's
  * /usr/lib/chromium/vk_swiftshader_icd.json; skipped with a message when absent): one training update and one
  * forward in the Worker on webgpu against Node on wasm, within loose tolerances stated where they are checked.
- * Screenshots in examples/web/test-results/. About 20 s without the WebGPU pass, 63 s with it (measured).
+ * Screenshots in examples/web/test-results/. About 20 s without the WebGPU pass, 65 s with it (measured).
  *
  * `*.pure.test.ts`: runs once (vitest project cpu); Node's reference switches this process to wasm and back.
  * Needs /usr/bin/chromium (or CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
  */
 import { describe, it, expect } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '@softbias/data';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -230,6 +232,21 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
             for (const [j, t] of p.top.entries()) expect(Math.abs(t.prob - want[j]!.prob), `image ${i} top-${j + 1}`).toBeLessThanOrEqual(defaultAtol(want.map((w) => w.prob)));
           }
           expect(await page.locator('#ft-predictions li').count()).toBe(CLASSIFY_N);
+          // The ONNX download (exported in the Worker): onnxruntime on Node runs it to the page's probabilities.
+          const download = page.waitForEvent('download');
+          await page.click('#ft-download-onnx');
+          expect((await download).suggestedFilename()).toBe('convit_tiny-finetuned-10classes.onnx');
+          const onnxBytes = new Uint8Array((await page.evaluate(() => window.softbiasFinetuneOnnx()))!);
+          const sess = await ort.InferenceSession.create(onnxBytes);
+          const x = Float32Array.from(both.images.subarray(0, CLASSIFY_N * 784), (v) => (v / 255 - FASHION_MNIST_MEAN[0]) / FASHION_MNIST_STD[0]);
+          const logits = (await sess.run({ input: new ort.Tensor('float32', x, [CLASSIFY_N, 28, 28, 1]) }))['logits']!.data as Float32Array;
+          await sess.release();
+          for (const [i, p] of classified.predictions!.entries()) {
+            const row = Array.from(logits.subarray(10 * i, 10 * i + 10));
+            const m = Math.max(...row);
+            const z = row.reduce((a, v) => a + Math.exp(v - m), 0);
+            for (const t of p.top) expect(Math.abs(Math.exp(row[t.index]! - m) / z - t.prob), `ONNX image ${i} class ${t.name}`).toBeLessThanOrEqual(1e-4);
+          }
           await page.screenshot({ path: join(shots, 'e2e-finetune.png'), fullPage: true });
 
           // Reloaded mid-training: a longer run (10 per class: 5 updates an epoch, 15 in all) uninterrupted, then

@@ -11,7 +11,10 @@ import { it, expect } from 'vitest';
 import { describeBackend, excludedHere, repoRoot } from '@softbias/test-utils';
 import { memoryStorage } from '@softbias/train';
 import { readWeights } from '@softbias/tensor-ops/models';
-import { classifyImages, fashionMnistData, runFinetune, userData, type FinetuneConfig } from '../src/finetune.js';
+import * as ort from 'onnxruntime-node';
+import { inspectOnnx } from '@softbias/onnx';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '@softbias/data';
+import { classifyImages, fashionMnistData, finetunedOnnx, runFinetune, userData, type FinetuneConfig } from '../src/finetune.js';
 
 const cfg: FinetuneConfig = { model: 'convit_tiny', embedDim: 16, depth: 2, numHeads: 2, localUpToLayer: 1, epochs: 2, batchSize: 10, lr: 2e-3, seed: 1 };
 
@@ -63,6 +66,25 @@ describeBackend('fine-tune tab: fit in a storage, reports, resume', () => {
     const all = await classifyImages(cfg, full.weights, testImages.subarray(0, 28 * 28), 10);
     expect(all[0]!.reduce((s, p) => s + p.prob, 0)).toBeCloseTo(1, 5);
     await expect(classifyImages(cfg, full.weights, new Uint8Array(100))).rejects.toThrow(/whole number/);
+
+    // The ONNX download: the same weights in onnxruntime (cpu) on the images normalised as in training give
+    // the probabilities classifyImages gives, within 1e-4·max(1, max|p|).
+    const onnx = await finetunedOnnx(cfg, full.weights);
+    const info = inspectOnnx(onnx);
+    expect(info.inputs[0]!.dims).toEqual(['batch', 28, 28, 1]);
+    expect(info.outputs[0]!.dims).toEqual(['batch', 10]);
+    expect(info.metadata['labels']).toBe(JSON.stringify(d.classNames));
+    const sess = await ort.InferenceSession.create(onnx);
+    const x = Float32Array.from(testImages, (v) => (v / 255 - FASHION_MNIST_MEAN[0]) / FASHION_MNIST_STD[0]);
+    const logits = (await sess.run({ input: new ort.Tensor('float32', x, [d.test.length, 28, 28, 1]) }))['logits']!.data as Float32Array;
+    const probsAll = await classifyImages(cfg, full.weights, testImages, 10);
+    for (let i = 0; i < d.test.length; i++) {
+      const row = Array.from(logits.subarray(10 * i, 10 * i + 10));
+      const m = Math.max(...row);
+      const z = row.reduce((a, v) => a + Math.exp(v - m), 0);
+      for (const p of probsAll[i]!) expect(Math.abs(Math.exp(row[p.index]! - m) / z - p.prob), `image ${i} class ${p.index}`).toBeLessThanOrEqual(1e-4);
+    }
+    await sess.release();
     expect(tf.memory().numTensors).toBe(start);
   }, 240_000); // SwiftShader WebGPU in Node: about 20 s
 

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { color, lineChart } from '@softbias/experiments';
 import type { FitProgress } from '@softbias/train';
 import { FINETUNE_DEFAULTS, IMG_SIZE, type EpochReport, type FinetuneConfig, type Prediction } from './finetune.js';
-import type { Memory, RunSpec, ToPage, ToWorker } from './worker-protocol.js';
+import type { Memory, RunSpec, StorageChoice, ToPage, ToWorker } from './worker-protocol.js';
 
 export interface FinetuneState {
   state: 'starting' | 'idle' | 'loading' | 'training' | 'paused' | 'done' | 'error';
@@ -51,7 +51,7 @@ declare global {
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 
-export function startFinetuneTab(opts: { backend: string; threads: number; storage: 'indexeddb' | 'memory' }): FinetuneState {
+export function startFinetuneTab(opts: { backend: string; threads: number; storage: StorageChoice }): FinetuneState {
   const el = {
     source: $<HTMLSelectElement>('ft-source'),
     perClass: $<HTMLInputElement>('ft-per-class'),

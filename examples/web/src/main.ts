@@ -7,7 +7,8 @@
  *
  * URL parameters: `?backend=auto|webgpu|wasm|cpu`, `?weights=<url of a .safetensors>` (`none`: no model at
  * start), `?tab=finetune`,
- * `?tab=fcmae`, `?storage=memory` (the fine-tune Worker keeps its checkpoints in memory instead of IndexedDB).
+ * `?tab=fcmae`, `?storage=memory|indexeddb|opfs` (where the fine-tune Worker keeps its checkpoints; default OPFS where
+ * the browser has it, else IndexedDB).
  * `window.softbiasDemo` mirrors the page state (used by the end-to-end test).
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,6 +32,7 @@ import {
 import { cssColour, drawHeatmap, drawInput, patchAt } from './render.js';
 import { startFinetuneTab } from './finetune-page.js';
 import { showFcmae, startFcmaeTab } from './fcmae-page.js';
+import type { StorageChoice } from './worker-protocol.js';
 
 export interface DemoState {
   state: 'starting' | 'ready' | 'loading' | 'running' | 'done' | 'error';
@@ -434,4 +436,9 @@ for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs b
 startFcmaeTab(decode, queue, { backend: requested, threads });
 showTab(params.get('tab') ?? 'classify');
 // The fine-tune Worker starts its own backend (the same request: tfjs keeps one backend per thread).
-startFinetuneTab({ backend: requested, threads, storage: params.get('storage') === 'memory' ? 'memory' : 'indexeddb' });
+startFinetuneTab({ backend: requested, threads, storage: storageChoice(params.get('storage')) });
+
+/** `?storage=`: memory, indexeddb or opfs; anything else (or none) the default, OPFS where available. */
+function storageChoice(v: string | null): StorageChoice {
+  return v === 'memory' || v === 'indexeddb' || v === 'opfs' ? v : 'persistent';
+}

@@ -4,7 +4,7 @@
  * AbortSignal. The page only sends commands and draws what comes back, so it stays responsive.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkpointMeta, indexedDbStorage, memoryStorage, type FitStorage } from '@softbias/train';
+import { checkpointMeta, indexedDbStorage, memoryStorage, opfsAvailable, opfsStorage, type FitStorage } from '@softbias/train';
 import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
 import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
@@ -126,7 +126,14 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
           threads: m.threads,
           wasmPaths: { 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded },
         });
-        storage = m.storage === 'memory' ? memoryStorage() : indexedDbStorage(m.dbName ?? 'softbias-web');
+        const db = m.dbName ?? 'softbias-web';
+        // OPFS (files, atomic replace) where the browser has it, else IndexedDB; `?storage=` picks one.
+        storage =
+          m.storage === 'memory'
+            ? memoryStorage()
+            : m.storage === 'opfs' || (m.storage === 'persistent' && opfsAvailable())
+              ? opfsStorage(db)
+              : indexedDbStorage(db);
         const stored = await storedRun();
         post({
           type: 'ready',

@@ -18,8 +18,11 @@ export interface RunSpec {
   checkpointEverySteps?: number;
 }
 
+/** Where the Worker keeps checkpoints: 'persistent' = OPFS where the browser has it, else IndexedDB. */
+export type StorageChoice = 'persistent' | 'opfs' | 'indexeddb' | 'memory';
+
 export type ToWorker =
-  | { type: 'init'; backend: BackendRequest; threads: number; storage: 'indexeddb' | 'memory'; dbName?: string }
+  | { type: 'init'; backend: BackendRequest; threads: number; storage: StorageChoice; dbName?: string }
   | { type: 'start'; spec: RunSpec }
   | { type: 'resume'; spec?: RunSpec }
   /** Stop before the next update, keeping the checkpoint (resume later, or after a reload). */

@@ -31,4 +31,14 @@ export {
   type EvaluateResult,
 } from './fit.js';
 export { ProgressPrinter, defaultOutput, type ProgressOutput, type FitProgress, type ProgressMode } from './progress.js';
-export { nodeFileStorage, memoryStorage, indexedDbStorage, notFound, type FitStorage } from './storage.js';
+export {
+  nodeFileStorage,
+  memoryStorage,
+  indexedDbStorage,
+  opfsStorage,
+  opfsAvailable,
+  notFound,
+  type FitStorage,
+  type OpfsDirectory,
+  type OpfsFile,
+} from './storage.js';

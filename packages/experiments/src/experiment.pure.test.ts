@@ -75,4 +75,19 @@ describe('runExperiment', () => {
       .filter((x) => x.type === 'step');
     expect(steps).toHaveLength(6);
   });
+
+  it('records gates and nonlocality per head; their means are the per-layer values', async () => {
+    const r = await runExperiment(spec, { train: dataset(24, 1), test: dataset(12, 2), probeSize: 4, progress: 'none' });
+    const mean = (a: readonly number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    for (const h of r.history) {
+      expect(h.gatesPerHead).toHaveLength(2);
+      expect(h.gatesPerHead![0]).toHaveLength(2); // 2 heads
+      expect(h.gatesPerHead![1]).toBeNull(); // layer 1 is plain self-attention
+      expect(mean(h.gatesPerHead![0]!)).toBeCloseTo(h.gates[0]!, 6);
+      for (let l = 0; l < 2; l++) {
+        expect(h.nonlocalityPerHead![l]).toHaveLength(2);
+        expect(mean(h.nonlocalityPerHead![l]!)).toBeCloseTo(h.nonlocality[l]!, 5);
+      }
+    }
+  });
 });

@@ -48,6 +48,10 @@ export interface EpochPoint {
   gates: (number | null)[];
   /** Per layer: mean nonlocality over heads (null where the layer has no attention map). */
   nonlocality: (number | null)[];
+  /** Per layer, per head: gate σ(λ_h) (null for non-GPSA layers). Absent where not evaluated. */
+  gatesPerHead?: (number[] | null)[];
+  /** Per layer, per head: nonlocality (null where the layer has no attention map). Absent where not evaluated. */
+  nonlocalityPerHead?: (number[] | null)[];
   seconds: number;
 }
 
@@ -79,6 +83,15 @@ export interface ExperimentIo {
    * save it here (`model.saveWeights`). The model is the runner's: do not dispose it.
    */
   onTrained?: (model: ConViT) => void | Promise<void>;
+}
+
+const perHead = (a: Float32Array | null): number[] | null => (a ? Array.from(a) : null);
+
+/** Gates and nonlocality of the model now: per layer (mean over heads) and per head. */
+async function measure(model: ConViT, probe: tf.Tensor4D) {
+  const g = await model.gates();
+  const n = await model.nonlocality(probe, { input: 'patch-embedding' });
+  return { gates: g.map(meanOrNull), nonlocality: n.map(meanOrNull), gatesPerHead: g.map(perHead), nonlocalityPerHead: n.map(perHead) };
 }
 
 function meanOrNull(a: Float32Array | null): number | null {
@@ -140,14 +153,7 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
     });
     const evalData = () => new DataLoader(io.test, { batchSize: 250, shuffle: false, mean: spec.mean, std: spec.std, ...size }).batches();
     // Epoch 0: the initialisation (gates σ(1) ≈ 0.73; GPSA heads local, plain attention near uniform).
-    const initial: EpochPoint = {
-      epoch: 0,
-      trainLoss: NaN,
-      top1: NaN,
-      gates: (await model.gates()).map(meanOrNull),
-      nonlocality: (await model.nonlocality(probeX, { input: 'patch-embedding' })).map(meanOrNull),
-      seconds: 0,
-    };
+    const initial: EpochPoint = { epoch: 0, trainLoss: NaN, top1: NaN, ...(await measure(model, probeX)), seconds: 0 };
     history.push(initial);
     let epochStart = performance.now();
     const result = await fit({
@@ -173,20 +179,18 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
           epochSeconds.set(epoch, seconds);
           return {};
         }
-        const gates = (await model.gates()).map(meanOrNull);
-        const nonlocality = (await model.nonlocality(probeX, { input: 'patch-embedding' })).map(meanOrNull);
+        const measured = await measure(model, probeX);
         const point: EpochPoint = {
           epoch: epoch + 1,
           trainLoss: record.trainLoss,
           top1: record.eval?.top1 ?? NaN,
-          gates,
-          nonlocality,
+          ...measured,
           seconds: (performance.now() - epochStart) / 1000,
         };
         epochStart = performance.now();
         epochSeconds.set(epoch, point.seconds);
         io.onEpoch?.(point);
-        return { gates, nonlocality };
+        return measured;
       },
     });
     // The runner keeps nothing of the optimizer (nor an EMA): free them with the run.
@@ -200,6 +204,8 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
         top1: r.eval?.top1 ?? NaN,
         gates: (r['gates'] as (number | null)[]) ?? [],
         nonlocality: (r['nonlocality'] as (number | null)[]) ?? [],
+        ...(r['gatesPerHead'] ? { gatesPerHead: r['gatesPerHead'] as (number[] | null)[] } : {}),
+        ...(r['nonlocalityPerHead'] ? { nonlocalityPerHead: r['nonlocalityPerHead'] as (number[] | null)[] } : {}),
         seconds: epochSeconds.get(r.epoch) ?? NaN,
       });
     }

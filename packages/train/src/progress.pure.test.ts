@@ -24,7 +24,7 @@ describe('progress output', () => {
     expect(bar.mode).toBe('bar');
     bar.step(p(5));
     bar.message('epoch done');
-    expect(tty[0]).toMatch(/^\repoch 2\/3 \[=+> +\] 5\/10 loss 1\.2500 lr 1\.00e-3 42\.0 img\/s 1m05s/);
+    expect(tty[0]).toMatch(/^\repoch 2\/3 \[=+> +\] 5\/10 loss 1\.2500 lr 1\.00e-3 42\.0 img\/s 1m05s ETA 1m05s/); // 15 of 30 updates in 65 s: 65 s to go
     expect(tty.slice(1)).toEqual(['\n', 'epoch done\n']);
 
     const ci: string[] = [];
@@ -32,7 +32,7 @@ describe('progress output', () => {
     expect(lines.mode).toBe('lines');
     for (let b = 1; b <= 10; b++) lines.step(p(b, { gradNorm: 0.5 }));
     expect(ci).toHaveLength(5); // every ⌊10/5⌋ = 2 batches
-    expect(ci[0]).toBe('epoch 2/3 batch 2/10 step 12/30 loss 1.5000 (avg 1.2500) lr 1.00e-3 |g| 0.500 42.0 img/s 1m05s\n');
+    expect(ci[0]).toBe('epoch 2/3 batch 2/10 step 12/30 loss 1.5000 (avg 1.2500) lr 1.00e-3 |g| 0.500 42.0 img/s 1m05s ETA 1m38s\n'); // 18 updates to go at 65/12 s each
     expect(ci.every((l) => !l.includes('\r'))).toBe(true);
 
     const none: string[] = [];

@@ -56,6 +56,9 @@ const fmtTime = (ms: number) => {
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 };
 
+/** Time left at the run's mean pace so far (elapsed per update × updates to go), '?' before the first update. */
+const eta = (p: FitProgress) => (p.step > 0 ? fmtTime((p.elapsedMs / p.step) * Math.max(0, p.totalSteps - p.step)) : '?');
+
 export class ProgressPrinter {
   readonly mode: 'bar' | 'lines' | 'none';
   private barShown = false;
@@ -78,7 +81,7 @@ export class ProgressPrinter {
       `epoch ${p.epoch + 1}/${p.epochs} batch ${p.batch}/${p.batchesPerEpoch} step ${p.step}/${p.totalSteps} ` +
       `loss ${p.loss.toFixed(4)} (avg ${p.epochLoss.toFixed(4)}) lr ${fmtLr(p.lr)}` +
       (p.gradNorm !== undefined ? ` |g| ${p.gradNorm.toFixed(3)}` : '') +
-      ` ${p.imagesPerSecond.toFixed(1)} img/s ${fmtTime(p.elapsedMs)}`
+      ` ${p.imagesPerSecond.toFixed(1)} img/s ${fmtTime(p.elapsedMs)} ETA ${eta(p)}`
     );
   }
 
@@ -91,7 +94,7 @@ export class ProgressPrinter {
     const width = Math.max(10, Math.min(30, (this.out!.columns ?? 100) - 100));
     const filled = Math.round((width * p.batch) / p.batchesPerEpoch);
     const bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? (filled === width ? '=' : '>') : ''}${' '.repeat(width - filled)}]`;
-    const text = `epoch ${p.epoch + 1}/${p.epochs} ${bar} ${p.batch}/${p.batchesPerEpoch} loss ${p.epochLoss.toFixed(4)} lr ${fmtLr(p.lr)} ${p.imagesPerSecond.toFixed(1)} img/s ${fmtTime(p.elapsedMs)}`;
+    const text = `epoch ${p.epoch + 1}/${p.epochs} ${bar} ${p.batch}/${p.batchesPerEpoch} loss ${p.epochLoss.toFixed(4)} lr ${fmtLr(p.lr)} ${p.imagesPerSecond.toFixed(1)} img/s ${fmtTime(p.elapsedMs)} ETA ${eta(p)}`;
     const cols = this.out!.columns ?? 120;
     this.out!.write('\r' + text.slice(0, cols - 1).padEnd(Math.min(cols - 1, text.length + 2)));
     this.barShown = true;

@@ -8,11 +8,9 @@ import {
   labelNamesFor,
   models,
   preprocess,
-  pretrainedConfigFromTimm,
   readWeights,
   type PretrainedConfig,
   type VisionModel,
-  type WeightsFile,
 } from '@softbias/tensor-ops/models';
 import { ConViT } from '@softbias/models-convit'; // also registers the ConViT family
 import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2 (and FCMAE files)
@@ -21,23 +19,6 @@ import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers Conv
 export type DemoModel =
   | { kind: 'convit'; model: ConViT; labels: string[] | null; pretrained: PretrainedConfig; description: string }
   | { kind: 'classifier'; family: string; model: VisionModel; labels: string[] | null; pretrained: PretrainedConfig; description: string };
-
-/**
- * The preprocessing a file was trained with: `__metadata__.pretrained_cfg` (timm's snake_case
- * `pretrained_cfg` as JSON: mean, std, crop_pct, input_size…; the shipped Fashion-MNIST model has one) over
- * the model's own pretrained config.
- */
-function pretrainedOf(file: WeightsFile, model: VisionModel): PretrainedConfig {
-  const raw = file.metadata['pretrained_cfg'];
-  if (raw === undefined) return model.pretrainedConfig;
-  let cfg: unknown;
-  try {
-    cfg = JSON.parse(raw);
-  } catch {
-    return model.pretrainedConfig;
-  }
-  return cfg && typeof cfg === 'object' ? pretrainedConfigFromTimm(cfg as Record<string, unknown>, model.pretrainedConfig) : model.pretrainedConfig;
-}
 
 /**
  * Class names for the top-5: the file's own (`__metadata__.labels` / its config, remembered by
@@ -74,7 +55,8 @@ export async function loadDemoModel(bytes: Uint8Array): Promise<DemoModel> {
   const family = models.familyOf(file).name;
   const model = await models.fromFile(file);
   const labels = labelsOf(model);
-  const pretrained = pretrainedOf(file, model);
+  // The preprocessing it was trained with: `models.fromFile` restores the file's `__metadata__.pretrained_cfg`.
+  const pretrained = model.pretrainedConfig;
   const description = describe(model, family);
   if (model instanceof ConViT) return { kind: 'convit', model, labels, pretrained, description };
   return { kind: 'classifier', family, model, labels, pretrained, description };

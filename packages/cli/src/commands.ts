@@ -21,7 +21,7 @@ import type { TrainSettings } from '@softbias/experiments';
 import { ConfusionMatrix, countMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
 import { ConViT } from '@softbias/models-convit';
 import { ConvNeXtV2 } from '@softbias/models-convnextv2';
-import { fromPretrainedWithInfo, models } from '@softbias/tensor-ops/models';
+import { explicitPretrainedConfig, fromPretrainedWithInfo, models, setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
 import { downloadProgress } from './download-progress.js';
 import { checkTrainingMemory, convitPatchSize, explainOutOfMemory } from './memory.js';
@@ -150,8 +150,17 @@ async function fineTuneStart(a: TrainArgs, data: LoadedData, log: (s: string) =>
   const had = model.numClasses;
   if (had !== numClasses) model.resetClassifier(numClasses);
   const name = (model.config as { name?: unknown }).name;
-  log(`fine-tuning ${a.weights}${had !== numClasses ? `: a new ${numClasses}-class head (it had ${had})` : ''}`);
-  return { model, name: typeof name === 'string' ? name : family, family, size: inputSize(model, data.train), mean: data.mean, std: data.std };
+  // A file that says what it was trained with (its pretrained_cfg): that preprocessing; else the data's.
+  const own = explicitPretrainedConfig(model);
+  const size: [number, number] = own ? [own.inputSize[1], own.inputSize[2]] : inputSize(model, data.train);
+  const perChannel = (v: readonly number[]) => Array.from({ length: C }, (_, i) => v[i % v.length]!);
+  const [mean, std] = own ? [perChannel(own.mean), perChannel(own.std)] : [data.mean, data.std];
+  const fmt = (v: readonly number[]) => `[${v.map((x) => x.toFixed(3)).join(', ')}]`;
+  log(
+    `fine-tuning ${a.weights}${had !== numClasses ? `: a new ${numClasses}-class head (it had ${had})` : ''}` +
+      `${own ? `; the file's preprocessing: ${size[0]}×${size[1]}, mean ${fmt(mean)}, std ${fmt(std)}` : ''}`,
+  );
+  return { model, name: typeof name === 'string' ? name : family, family, size, mean, std };
 }
 
 export interface TrainOutcome {
@@ -216,9 +225,10 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
         mean: norm.mean,
         std: norm.std,
         outputSize: size,
-        // Fine-tuning at another size than the data's (a checkpoint's input size): a random resized crop.
+        // At another size than the data's (a checkpoint's input size, ConvNeXt V2's 32 px minimum on 28 px
+        // images): a random resized crop; at the data's size, a padded random crop.
         augment:
-          (a.pretrained || a.weights) && (size[0] !== data.train.imageShape[0] || size[1] !== data.train.imageShape[1])
+          size[0] !== data.train.imageShape[0] || size[1] !== data.train.imageShape[1]
             ? { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true }
             : { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(size[0] / 8)) }, hflip: true },
       }),
@@ -244,6 +254,16 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
       log(`aborted${stoppedBy ? ` (${stoppedBy})` : ''} at step ${result.step}; checkpoint ${ckptPath} (continue with --resume)`);
       return { status: result.status, step: result.step, ...(stoppedBy ? { signal: stoppedBy } : {}) };
     }
+    // The file carries what it was trained with: its preprocessing (pretrained_cfg) and the data's class names.
+    const triple = (v: readonly number[]) => [0, 1, 2].map((i) => v[i % v.length]!) as [number, number, number];
+    setPretrainedConfig(model, {
+      inputSize: [data.train.imageShape[2], size[0], size[1]],
+      cropPct: 1,
+      interpolation: 'bilinear',
+      mean: triple(norm.mean),
+      std: triple(norm.std),
+    });
+    if (data.train.classNames.length === model.numClasses) setLabelNames(model, data.train.classNames);
     await model.saveWeights(join(out, 'model.safetensors'));
     const last = result.history.at(-1);
     log(`${result.status}: ${result.epochs} epochs, step ${result.step}` + (last?.eval ? `, test top-1 ${(100 * last.eval.top1).toFixed(2)}%` : ''));

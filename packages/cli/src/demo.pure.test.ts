@@ -15,7 +15,7 @@ import { lineChart, escapeHtml, type ExperimentResult } from '@softbias/experime
 import type { BackendInfo } from '@softbias/tensor-ops';
 import { loadModel } from '@softbias/models-convit';
 import { labelNamesOf, readWeights } from '@softbias/tensor-ops/models';
-import { FASHION_MNIST_CLASSES } from '@softbias/data';
+import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '@softbias/data';
 
 it('runs the demo and writes the report', async () => {
   const out = mkdtempSync(join(tmpdir(), 'softbias-demo-'));
@@ -91,6 +91,10 @@ it('runs the demo and writes the report', async () => {
     expect(m.numParameters()).toBe(convit!.parameters);
     expect(m.config.localUpToLayer).toBe(1);
     expect(labelNamesOf(await readWeights(readFileSync(r.weightsPath!)))).toEqual([...FASHION_MNIST_CLASSES]);
+    // …and the preprocessing it was trained with (28×28 grey, Fashion-MNIST's mean / std), for the web app.
+    expect(m.pretrainedConfig).toMatchObject({ inputSize: [1, 28, 28], cropPct: 1 });
+    expect(m.pretrainedConfig.mean[0]).toBeCloseTo(FASHION_MNIST_MEAN[0]!, 6);
+    expect(m.pretrainedConfig.std[0]).toBeCloseTo(FASHION_MNIST_STD[0]!, 6);
     m.dispose();
     expect(lines.some((l) => l.startsWith(`weights: ${r.weightsPath} `))).toBe(true);
   }

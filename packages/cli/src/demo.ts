@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setupBackend, type BackendInfo, type BackendRequest } from '@softbias/tensor-ops';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, subset, type ImageDataset } from '@softbias/data';
-import { setLabelNames } from '@softbias/tensor-ops/models';
+import { setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 import { ProgressPrinter, defaultOutput, type FitProgress, type ProgressOutput } from '@softbias/train';
 import type { ConViT } from '@softbias/models-convit';
 import {
@@ -221,6 +221,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
             onTrained: async (model: ConViT) => {
               weightsPath = join(out, 'convit.safetensors');
               setLabelNames(model, train.classNames.length ? train.classNames : FASHION_MNIST_CLASSES); // saved in __metadata__.labels
+              // Its preprocessing (saved as __metadata__.pretrained_cfg): the data's 28×28 grey images, its mean / std.
+              const [H, W, C] = train.imageShape;
+              const triple = (v: readonly number[]) => [0, 1, 2].map((i) => v[i % v.length]!) as [number, number, number];
+              setPretrainedConfig(model, { inputSize: [C, H, W], cropPct: 1, interpolation: 'bilinear', mean: triple(spec.mean), std: triple(spec.std) });
               await model.saveWeights(weightsPath);
             },
           }

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, excludedHere } from '@softbias/test-utils';
 import type { BackendRequest } from '@softbias/tensor-ops';
-import { imagenetConfig, models } from '@softbias/tensor-ops/models';
+import { imagenetConfig, models, ownLabelNames } from '@softbias/tensor-ops/models';
+import { FASHION_MNIST_CLASSES } from '@softbias/data';
 import { createModel } from '@softbias/models-convnextv2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { train } from './commands.js';
@@ -81,13 +82,19 @@ describeBackend('softbias train --pretrained / --weights', () => {
     const { model } = await loadAnyModel(join(out, 'model.safetensors'));
     expect(model.numClasses).toBe(10);
     expect(model.pretrainedConfig.inputSize[0]).toBe(1);
+    // The file carries what it was trained with: the checkpoint's 40×40 and its (grey) normalisation, the data's class names.
+    expect(model.pretrainedConfig.inputSize).toEqual([1, 40, 40]);
+    expect(model.pretrainedConfig.mean[0]).toBeCloseTo(0.449, 6);
+    expect(model.pretrainedConfig.std[0]).toBeCloseTo(0.226, 6);
+    expect(ownLabelNames(model)).toEqual([...FASHION_MNIST_CLASSES]);
     model.dispose();
 
     // The fine-tuned file fine-tuned again (--weights): same classes, so the head is kept.
     const again: string[] = [];
     const r2 = await train({ ...settings, model: '', weights: join(out, 'model.safetensors'), out: join(dir, 'run2'), backend }, (s) => again.push(s));
     expect(r2.status).toBe('completed');
-    expect(again.join('\n')).toMatch(/fine-tuning .*model\.safetensors\n/);
+    expect(again.join('\n')).toMatch(/fine-tuning .*model\.safetensors; the file's preprocessing: 40×40, mean \[0\.449\], std \[0\.226\]\n/);
+    expect(again.join('\n')).toContain('input 40×40');
     expect(existsSync(join(dir, 'run2', 'model.safetensors'))).toBe(true);
   });
 

@@ -22,6 +22,7 @@ import {
   models,
   preprocess as preprocessImage,
   readWeights,
+  adoptFileMetadata,
 } from '@softbias/tensor-ops/models';
 import { type ConvitOverrides, parameterShapes, resolveConfig } from './config.js';
 import { CONVIT_FAMILY, CONVIT_MODELS, convitModelInfo } from './registry.js';
@@ -145,7 +146,9 @@ export async function loadModel(
     ...(opts.allowNonFinite !== undefined ? { allowNonFinite: opts.allowNonFinite } : {}),
     ...(opts.allowIntegerCast !== undefined ? { allowIntegerCast: opts.allowIntegerCast } : {}),
   });
-  return fromWeightsFile(w, overrides, opts);
+  const model = await fromWeightsFile(w, overrides, opts);
+  adoptFileMetadata(model, w); // its class names and the preprocessing it was trained with
+  return model;
 }
 
 /**

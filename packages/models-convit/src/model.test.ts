@@ -272,7 +272,7 @@ describeBackend('models-convit: preprocess', () => {
     // The model's own config: ImageNet mean/std, crop 0.875, its input size.
     const own = m.preprocess({ data: rgba, width: W, height: H });
     expect(own.shape).toEqual([1, 4, 4, 3]);
-    expect(() => preprocess({ data: rgba, width: 6, height: H }, cfg)).toThrow(/expected 6×10×\(3 or 4\) values/);
+    expect(() => preprocess({ data: rgba, width: 6, height: H }, cfg)).toThrow(/expected 6×10×\(1, 3 or 4\) values/);
     tf.dispose([host, t, dev, own]);
     m.dispose();
   });

@@ -11,6 +11,7 @@ import {
   checkArchitecture,
   checkWeights,
   readWeights,
+  adoptFileMetadata,
 } from '@softbias/tensor-ops/models';
 import { inferConfig, toTimmStateDict } from './checkpoint.js';
 import { MODELS, parameterShapes, resolveConfig, type ConvNeXtV2Config, type ConvNeXtV2Overrides } from './config.js';
@@ -88,5 +89,8 @@ export async function modelFromWeights(w: WeightsFile, opts: LoadModelOptions = 
  * official ConvNeXt V2 checkpoint). The file is checked against it before anything is allocated.
  */
 export async function loadModel(source: WeightsInput, opts: LoadModelOptions = {}): Promise<ConvNeXtV2> {
-  return modelFromWeights(await readWeights(source, opts), opts);
+  const w = await readWeights(source, opts);
+  const model = await modelFromWeights(w, opts);
+  adoptFileMetadata(model, w); // its class names and the preprocessing it was trained with
+  return model;
 }

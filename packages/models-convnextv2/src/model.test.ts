@@ -241,7 +241,7 @@ describeBackend('convnextv2 model', () => {
     expect(z.shape).toEqual([1, 64, 64, 3]);
     const zd = await z.data();
     for (let k = 0; k < 3; k++) expect(zd[k]).toBeCloseTo((128 / 255 - mean[k]!) / sd[k]!, 5);
-    expect(() => preprocess(tf.zeros([10, 10]))).toThrow(/\[H, W, 3\|4\]/);
+    expect(() => preprocess(tf.zeros([10, 10]))).toThrow(/\[H, W, 1\|3\|4\]/);
     tf.dispose([y, flat, z]);
     m.dispose();
   });

@@ -6,7 +6,9 @@
  */
 import type { VisionModel } from './contract.js';
 import { type HubOptions, HubError, hubDownload } from './hub.js';
-import type { PretrainedConfig } from './pretrained.js';
+import { type PretrainedConfig, pretrainedConfigFromTimm, setPretrainedConfig } from './pretrained.js';
+
+export { pretrainedConfigFromTimm };
 import { type ModelEntry, type ModelRegistry, models } from './registry.js';
 import type { StateDictEntry } from '../module.js';
 import { type WeightsFile, WeightsError, readWeights } from './weights.js';
@@ -105,34 +107,6 @@ const warned = new Set<string>();
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-function triple(v: unknown): [number, number, number] | undefined {
-  return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) ? [v[0], v[1], v[2]] : undefined;
-}
-
-/** timm's `pretrained_cfg` (snake_case, in a hub config.json) over a base config. */
-export function pretrainedConfigFromTimm(cfg: Record<string, unknown>, base: PretrainedConfig): PretrainedConfig {
-  const out: PretrainedConfig = { ...base };
-  const input = triple(cfg['input_size']);
-  if (input) out.inputSize = input;
-  const test = triple(cfg['test_input_size']);
-  if (test) out.testInputSize = test;
-  const crop = num(cfg['crop_pct']);
-  if (crop !== undefined) out.cropPct = crop;
-  const testCrop = num(cfg['test_crop_pct']);
-  if (testCrop !== undefined) out.testCropPct = testCrop;
-  if (cfg['interpolation'] === 'bicubic' || cfg['interpolation'] === 'bilinear') out.interpolation = cfg['interpolation'];
-  if (cfg['crop_mode'] === 'squash' || cfg['crop_mode'] === 'center') out.cropMode = cfg['crop_mode'];
-  const mean = triple(cfg['mean']);
-  if (mean) out.mean = mean;
-  const std = triple(cfg['std']);
-  if (std) out.std = std;
-  const nc = num(cfg['num_classes']);
-  if (nc !== undefined) out.numClasses = nc;
-  if (typeof cfg['license'] === 'string') out.license = cfg['license'];
-  if (typeof cfg['first_conv'] === 'string') out.firstConv = cfg['first_conv'];
-  if (typeof cfg['classifier'] === 'string') out.classifier = cfg['classifier'];
-  return out;
 }
 
 function labelsOf(config: Record<string, unknown>): string[] | undefined {
@@ -258,13 +232,8 @@ export async function fromPretrainedWithInfo(id: string, opts: FromPretrainedOpt
     throw e;
   }
   if (labels) pretrainedConfig = { ...pretrainedConfig, labelNames: labels };
-  const cfg = pretrainedConfig;
   // The tag's preprocessing (its input size, crop, normalisation), with this model's channels and classes.
-  Object.defineProperty(model, 'pretrainedConfig', {
-    configurable: true,
-    enumerable: true,
-    get: () => ({ ...cfg, numClasses: model.numClasses, ...(model.numClasses === cfg.numClasses ? {} : { labelNames: undefined }) }),
-  });
+  setPretrainedConfig(model, pretrainedConfig);
   return {
     model,
     info: {

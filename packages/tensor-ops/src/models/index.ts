@@ -11,7 +11,15 @@ export type {
   LoadWeightsOptions,
   SaveWeightsOptions,
 } from './contract.js';
-export { IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, imagenetConfig, type PretrainedConfig } from './pretrained.js';
+export {
+  IMAGENET_DEFAULT_MEAN,
+  IMAGENET_DEFAULT_STD,
+  imagenetConfig,
+  setPretrainedConfig,
+  explicitPretrainedConfig,
+  pretrainedConfigToTimm,
+  type PretrainedConfig,
+} from './pretrained.js';
 export {
   featureTakeIndices,
   FeatureModel,
@@ -40,6 +48,7 @@ export {
 export {
   ModelRegistry,
   models,
+  adoptFileMetadata,
   type ModelEntry,
   type ModelFamily,
   type FromFileOptions,

@@ -86,9 +86,9 @@ describeBackend('model contract layers', () => {
     const zd = await z.data();
     expect(zd[0]).toBeCloseTo((0.25 - 0.485) / 0.229, 5);
     expect(zd[32 * 32 * 3]).toBeCloseTo((0.75 - 0.485) / 0.229, 5);
-    expect(() => preprocess(tf.zeros([10, 10]), cfg)).toThrow(/\[H, W, 3\|4\]/);
+    expect(() => preprocess(tf.zeros([10, 10]), cfg)).toThrow(/\[H, W, 1\|3\|4\]/);
     expect(() => preprocess({ data: px, width: W, height: H }, cfg, { cropPct: 0 })).toThrow(/cropPct/);
-    expect(() => preprocess({ data: px, width: 10, height: 10 }, cfg)).toThrow(/expected 10×10×\(3 or 4\) values/);
+    expect(() => preprocess({ data: px, width: 10, height: 10 }, cfg)).toThrow(/expected 10×10×\(1, 3 or 4\) values/);
     tf.dispose([y, t, yt, batch, z]);
   });
 });

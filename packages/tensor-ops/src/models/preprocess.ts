@@ -1,15 +1,17 @@
 /**
  * timm's eval transform, for every family: resize (the short side to ⌊size / cropPct⌋, bicubic with
  * antialiasing, as PIL / torchvision), centre crop, scale to [0, 1], normalise with mean / std →
- * NHWC float32 [B, H, W, 3].
+ * NHWC float32 [B, H, W, 3], or [B, H, W, 1] for a model that takes grey images (its `inputSize[0]` is 1):
+ * then the RGB image becomes its luma (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B, as PIL's convert('L')),
+ * normalised with `mean[0]` / `std[0]`. A grey image (1 channel) is taken as R = G = B.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { PretrainedConfig } from './pretrained.js';
 import { resampleBicubic, resampleWeights } from './resample.js';
 
 /**
- * An RGB(A) image: ImageData-like (`data` row-major H×W×channels; bytes 0–255, Float32Array 0–1), or a
- * tensor [H, W, 3|4] / [B, H, W, 3|4] (float32 0–1, integer dtypes 0–255).
+ * An RGB(A) or grey image: ImageData-like (`data` row-major H×W×channels; bytes 0–255, Float32Array 0–1), or a
+ * tensor [H, W, 1|3|4] / [B, H, W, 1|3|4] (float32 0–1, integer dtypes 0–255).
  */
 export type ImageInput =
   | { data: Uint8Array | Uint8ClampedArray | Float32Array; width: number; height: number; channels?: number }
@@ -24,6 +26,8 @@ export interface PreprocessConfig {
   cropPct: number;
   /** timm's `crop_mode`: 'center' (default, the aspect ratio kept) or 'squash' (both sides resized). */
   cropMode?: 'center' | 'squash';
+  /** Channels of the model input: 3 (default) or 1 (grey: the luma of an RGB image). */
+  channels?: 1 | 3;
 }
 
 /** Replace parts of a model's transform. */
@@ -65,12 +69,23 @@ export function preprocessConfig(source: PreprocessSource, overrides: Preprocess
     if (cropMode === 'squash') cfg.cropMode = cropMode;
   }
   if (!size.every((n) => Number.isInteger(n) && n >= 1)) throw new Error(`preprocess: size must be positive integers, got [${size}]`);
+  if (base.channels !== undefined && base.channels !== 1 && base.channels !== 3) {
+    throw new Error(`preprocess: the model takes ${base.channels}-channel images; the transform makes 1 (grey) or 3 (RGB)`);
+  }
+  if (base.channels === 1) cfg.channels = 1;
   if (!(cfg.cropPct > 0 && cfg.cropPct <= 1)) throw new Error(`preprocess: cropPct must be in (0, 1], got ${cfg.cropPct}`);
   return cfg;
 }
 
 function fromPretrained(p: PretrainedConfig): PreprocessConfig {
-  return { size: [p.inputSize[1], p.inputSize[2]], mean: p.mean, std: p.std, cropPct: p.cropPct, ...(p.cropMode ? { cropMode: p.cropMode } : {}) };
+  return {
+    size: [p.inputSize[1], p.inputSize[2]],
+    mean: p.mean,
+    std: p.std,
+    cropPct: p.cropPct,
+    ...(p.cropMode ? { cropMode: p.cropMode } : {}),
+    ...(p.inputSize[0] !== 3 ? { channels: p.inputSize[0] as 1 | 3 } : {}),
+  };
 }
 
 /** Python's round(): halves go to the even neighbour. */
@@ -123,14 +138,17 @@ function cropOffsets(rh: number, rw: number, size: readonly [number, number]): [
   return [Math.trunc(pyRound((rh - th) / 2)), Math.trunc(pyRound((rw - tw) / 2))];
 }
 
-/** One tensor image [H, W, 3|4]: the resampling as dense matmuls on the tensor's backend (no read-back). */
+/** BT.601 luma weights (PIL's convert('L')). */
+const LUMA = [0.299, 0.587, 0.114] as const;
+
+/** One tensor image [H, W, 1|3|4]: the resampling as dense matmuls on the tensor's backend (no read-back). */
 function preprocessTensor(image: tf.Tensor, cfg: PreprocessConfig): tf.Tensor4D {
   const [h, w, c] = image.shape as [number, number, number];
   const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct, cfg.cropMode);
   const [top, left] = cropOffsets(rh, rw, cfg.size);
   const [th, tw] = cfg.size;
   return tf.tidy(() => {
-    let x = tf.cast(c === 4 ? tf.slice(image, [0, 0, 0], [h, w, 3]) : image, 'float32');
+    let x = tf.cast(c === 4 ? tf.slice(image, [0, 0, 0], [h, w, 3]) : c === 1 ? tf.tile(image, [1, 1, 3]) : image, 'float32');
     if (image.dtype !== 'float32') x = tf.div(x, 255);
     if (rh !== h || rw !== w) {
       // Rows: [rh, h] · [h, w·3]; columns: [rw, w] · [w, rh·3].
@@ -140,6 +158,10 @@ function preprocessTensor(image: tf.Tensor, cfg: PreprocessConfig): tf.Tensor4D 
       x = tf.transpose(cols, [1, 0, 2]);
     }
     const crop = tf.slice(x, [top, left, 0], [th, tw, 3]);
+    if (cfg.channels === 1) {
+      const grey = tf.sum(tf.mul(crop, tf.tensor1d([...LUMA])), -1, true);
+      return tf.reshape(tf.div(tf.sub(grey, cfg.mean[0]), cfg.std[0]), [1, th, tw, 1]) as tf.Tensor4D;
+    }
     const y = tf.div(tf.sub(crop, tf.tensor1d([...cfg.mean])), tf.tensor1d([...cfg.std]));
     return tf.reshape(y, [1, th, tw, 3]) as tf.Tensor4D;
   });
@@ -155,8 +177,8 @@ export function preprocess(image: ImageInput, source: PreprocessSource, override
   const cfg = preprocessConfig(source, overrides);
   if (image instanceof tf.Tensor) {
     const ch = image.shape[image.rank - 1];
-    if ((image.rank !== 3 && image.rank !== 4) || (ch !== 3 && ch !== 4) || image.shape.some((d) => d < 1)) {
-      throw new Error(`preprocess: expected an image tensor [H, W, 3|4] or [B, H, W, 3|4], got shape [${image.shape}]`);
+    if ((image.rank !== 3 && image.rank !== 4) || (ch !== 1 && ch !== 3 && ch !== 4) || image.shape.some((d) => d < 1)) {
+      throw new Error(`preprocess: expected an image tensor [H, W, 1|3|4] or [B, H, W, 1|3|4], got shape [${image.shape}]`);
     }
     if (image.rank === 3) return preprocessTensor(image, cfg);
     return tf.tidy(() => tf.concat(tf.unstack(image).map((im) => preprocessTensor(im, cfg)), 0) as tf.Tensor4D);
@@ -169,16 +191,27 @@ export function preprocess(image: ImageInput, source: PreprocessSource, override
     throw new Error(`preprocess: width and height must be positive integers, got ${w}×${h}`);
   }
   const c = image.channels ?? data.length / (w * h);
-  if ((c !== 3 && c !== 4) || data.length !== w * h * c) {
-    throw new Error(`preprocess: expected ${w}×${h}×(3 or 4) values (RGB or RGBA, row-major), got ${data.length}`);
+  if ((c !== 1 && c !== 3 && c !== 4) || data.length !== w * h * c) {
+    throw new Error(`preprocess: expected ${w}×${h}×(1, 3 or 4) values (grey, RGB or RGBA, row-major), got ${data.length}`);
   }
   const scale = data instanceof Float32Array ? 1 : 1 / 255;
   const rgb = new Float32Array(h * w * 3);
-  for (let i = 0; i < h * w; i++) for (let k = 0; k < 3; k++) rgb[i * 3 + k] = data[i * c + k]! * scale;
+  for (let i = 0; i < h * w; i++) for (let k = 0; k < 3; k++) rgb[i * 3 + k] = data[i * c + (c === 1 ? 0 : k)]! * scale;
   const [rh, rw] = resizeTarget(h, w, cfg.size, cfg.cropPct, cfg.cropMode);
   const [top, left] = cropOffsets(rh, rw, cfg.size);
   const resized = rh === h && rw === w ? rgb : resampleBicubic(rgb, [h, w, 3], [rh, rw]);
   const [th, tw] = cfg.size;
+  if (cfg.channels === 1) {
+    const grey = new Float32Array(th * tw);
+    for (let y = 0; y < th; y++) {
+      for (let x = 0; x < tw; x++) {
+        const src = ((top + y) * rw + left + x) * 3;
+        const luma = LUMA[0] * resized[src]! + LUMA[1] * resized[src + 1]! + LUMA[2] * resized[src + 2]!;
+        grey[y * tw + x] = (luma - cfg.mean[0]!) / cfg.std[0]!;
+      }
+    }
+    return tf.tensor4d(grey, [1, th, tw, 1], 'float32');
+  }
   const out = new Float32Array(th * tw * 3);
   for (let y = 0; y < th; y++) {
     for (let x = 0; x < tw; x++) {

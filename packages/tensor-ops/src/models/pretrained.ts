@@ -50,3 +50,114 @@ export function imagenetConfig(overrides: Partial<PretrainedConfig> & Pick<Pretr
     ...overrides,
   };
 }
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+function triple(v: unknown): [number, number, number] | undefined {
+  return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x)) ? [v[0], v[1], v[2]] : undefined;
+}
+
+/** timm's `pretrained_cfg` (snake_case, in a hub config.json) over a base config. */
+export function pretrainedConfigFromTimm(cfg: Record<string, unknown>, base: PretrainedConfig): PretrainedConfig {
+  const out: PretrainedConfig = { ...base };
+  const input = triple(cfg['input_size']);
+  if (input) out.inputSize = input;
+  const test = triple(cfg['test_input_size']);
+  if (test) out.testInputSize = test;
+  const crop = num(cfg['crop_pct']);
+  if (crop !== undefined) out.cropPct = crop;
+  const testCrop = num(cfg['test_crop_pct']);
+  if (testCrop !== undefined) out.testCropPct = testCrop;
+  if (cfg['interpolation'] === 'bicubic' || cfg['interpolation'] === 'bilinear') out.interpolation = cfg['interpolation'];
+  if (cfg['crop_mode'] === 'squash' || cfg['crop_mode'] === 'center') out.cropMode = cfg['crop_mode'];
+  const mean = triple(cfg['mean']);
+  if (mean) out.mean = mean;
+  const std = triple(cfg['std']);
+  if (std) out.std = std;
+  const nc = num(cfg['num_classes']);
+  if (nc !== undefined) out.numClasses = nc;
+  if (typeof cfg['license'] === 'string') out.license = cfg['license'];
+  if (typeof cfg['first_conv'] === 'string') out.firstConv = cfg['first_conv'];
+  if (typeof cfg['classifier'] === 'string') out.classifier = cfg['classifier'];
+  return out;
+}
+
+/** A config in timm's `pretrained_cfg` form (snake_case): what `writeWeights` stores as `__metadata__.pretrained_cfg`. */
+export function pretrainedConfigToTimm(cfg: PretrainedConfig): Record<string, unknown> {
+  return {
+    input_size: [...cfg.inputSize],
+    ...(cfg.testInputSize ? { test_input_size: [...cfg.testInputSize] } : {}),
+    crop_pct: cfg.cropPct,
+    ...(cfg.testCropPct !== undefined ? { test_crop_pct: cfg.testCropPct } : {}),
+    ...(cfg.cropMode ? { crop_mode: cfg.cropMode } : {}),
+    interpolation: cfg.interpolation,
+    mean: [...cfg.mean],
+    std: [...cfg.std],
+    num_classes: cfg.numClasses,
+    first_conv: cfg.firstConv,
+    classifier: cfg.classifier,
+    ...(cfg.license ? { license: cfg.license } : {}),
+  };
+}
+
+/**
+ * `__metadata__.pretrained_cfg` of a weights file (timm's snake_case JSON) checked field by field: an error
+ * names the field that is not what timm writes (a hostile or corrupt file fails here, not in preprocessing).
+ */
+export function parsePretrainedCfgMetadata(raw: string, label: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new RangeError(`${label}: __metadata__.pretrained_cfg is not valid JSON`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new RangeError(`${label}: __metadata__.pretrained_cfg is not a JSON object`);
+  const o = v as Record<string, unknown>;
+  const bad = (field: string, want: string) => new RangeError(`${label}: __metadata__.pretrained_cfg.${field} must be ${want}, got ${JSON.stringify(o[field])}`);
+  for (const f of ['input_size', 'test_input_size']) {
+    const t = o[f] === undefined ? undefined : triple(o[f]);
+    if (o[f] !== undefined && (!t || !t.every((x) => Number.isInteger(x) && x >= 1 && x <= 8192))) throw bad(f, '[C, H, W] of positive integers');
+  }
+  for (const f of ['mean', 'std']) {
+    const t = o[f] === undefined ? undefined : triple(o[f]);
+    if (o[f] !== undefined && (!t || (f === 'std' && !t.every((x) => x > 0)))) throw bad(f, f === 'std' ? '3 positive numbers' : '3 finite numbers');
+  }
+  for (const f of ['crop_pct', 'test_crop_pct']) {
+    const c = num(o[f]);
+    if (o[f] !== undefined && (c === undefined || c <= 0 || c > 2)) throw bad(f, 'a number in (0, 2]');
+  }
+  if (o['interpolation'] !== undefined && o['interpolation'] !== 'bicubic' && o['interpolation'] !== 'bilinear') throw bad('interpolation', "'bicubic' or 'bilinear'");
+  if (o['crop_mode'] !== undefined && o['crop_mode'] !== 'center' && o['crop_mode'] !== 'squash') throw bad('crop_mode', "'center' or 'squash'");
+  return o;
+}
+
+const explicit = new WeakSet<object>();
+
+/**
+ * Give a model the preprocessing it was trained with (input size, crop, mean / std, interpolation): it becomes
+ * the model's `pretrainedConfig` (with its current classes), `classify` / `preprocess` use it, and
+ * `saveWeights` / `writeWeights` store it as `__metadata__.pretrained_cfg`, which `models.fromFile` reads
+ * back. `fromPretrained` sets the checkpoint's this way; set it after fine-tuning at another size or
+ * normalisation, before saving.
+ */
+export function setPretrainedConfig(model: object, cfg: Partial<PretrainedConfig>): void {
+  const m = model as { pretrainedConfig?: PretrainedConfig; numClasses?: number };
+  const base = m.pretrainedConfig;
+  if (!base) throw new TypeError('setPretrainedConfig: the model has no pretrainedConfig to start from');
+  const full: PretrainedConfig = { ...base, ...cfg };
+  Object.defineProperty(model, 'pretrainedConfig', {
+    configurable: true,
+    enumerable: true,
+    get: () => {
+      const n = m.numClasses ?? full.numClasses;
+      return { ...full, numClasses: n, ...(n === full.numClasses ? {} : { labelNames: undefined }) };
+    },
+  });
+  explicit.add(model);
+}
+
+/** The preprocessing `writeWeights` stores for a module: set by `setPretrainedConfig` (or loaded), else none. */
+export function explicitPretrainedConfig(model: object): PretrainedConfig | undefined {
+  return explicit.has(model) ? (model as { pretrainedConfig: PretrainedConfig }).pretrainedConfig : undefined;
+}

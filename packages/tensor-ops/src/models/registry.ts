@@ -3,7 +3,7 @@
  * and the families' file loaders, so that a weights file of any family is rebuilt with one call.
  */
 import type { VisionModel, LoadWeightsOptions } from './contract.js';
-import type { PretrainedConfig } from './pretrained.js';
+import { type PretrainedConfig, parsePretrainedCfgMetadata, pretrainedConfigFromTimm, setPretrainedConfig } from './pretrained.js';
 import type { PretrainedTag } from './from-pretrained.js';
 import { labelNamesOf, setLabelNames } from './labels.js';
 import { FeatureModel } from './features.js';
@@ -179,8 +179,32 @@ export class ModelRegistry<M = VisionModel> {
     }
     const model = await family.fromFile(w, opts);
     // The checkpoint's own class names, for classify (the family builds the model; the names stay with it).
-    if (model !== null && typeof model === 'object') setLabelNames(model, labelNamesOf(w));
+    if (model !== null && typeof model === 'object') adoptFileMetadata(model, w);
     return model;
+  }
+}
+
+/**
+ * What a weights file says about the model it rebuilds, given to that model: its class names (`labels`, for
+ * classify) and the preprocessing it was trained with (`__metadata__.pretrained_cfg`, as writeWeights stores
+ * it). Every loader calls this (`models.fromFile`, each family's `loadModel`); a malformed entry disposes the
+ * model and throws a WeightsError naming the field.
+ */
+export function adoptFileMetadata(model: object, w: WeightsFile): void {
+  setLabelNames(model, labelNamesOf(w));
+  const raw = w.metadata['pretrained_cfg'];
+  if (raw === undefined) return;
+  try {
+    const base = (model as { pretrainedConfig?: PretrainedConfig }).pretrainedConfig;
+    if (!base) return;
+    const cfg = pretrainedConfigFromTimm(parsePretrainedCfgMetadata(raw, w.label), base);
+    if (cfg.inputSize[0] !== base.inputSize[0]) {
+      throw new RangeError(`${w.label}: __metadata__.pretrained_cfg.input_size has ${cfg.inputSize[0]} channel(s), the model takes ${base.inputSize[0]}`);
+    }
+    setPretrainedConfig(model, cfg);
+  } catch (e) {
+    (model as { dispose?: () => void }).dispose?.();
+    throw e instanceof RangeError ? new WeightsError(e.message) : e;
   }
 }
 

@@ -22,6 +22,7 @@ import {
 } from '../safetensors.js';
 import { saveSafetensorsBytes } from '../weights.js';
 import { ownLabelNames } from './labels.js';
+import { explicitPretrainedConfig, pretrainedConfigToTimm } from './pretrained.js';
 
 /** Anything a model's weights can be read from. */
 export type WeightsInput = WeightsSource | SafetensorsFile | WeightsFile | StateDict;
@@ -244,6 +245,9 @@ export async function writeWeights(module: Module, opts: WriteWeightsOptions): P
   // The model's own class names travel with its weights (read back by `labelNamesOf` / `models.fromFile`).
   const labels = ownLabelNames(module);
   if (metadata['labels'] === undefined && labels !== undefined) metadata['labels'] = JSON.stringify(labels);
+  // The preprocessing it was trained with, when it has its own (setPretrainedConfig, fromPretrained, a loaded file's).
+  const pc = explicitPretrainedConfig(module);
+  if (metadata['pretrained_cfg'] === undefined && pc !== undefined) metadata['pretrained_cfg'] = JSON.stringify(pretrainedConfigToTimm(pc));
   const bytes = await saveSafetensorsBytes(module, {
     metadata,
     config: opts.config,

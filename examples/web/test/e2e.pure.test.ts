@@ -11,7 +11,8 @@
  * runs 3 pre-training steps in its Worker (fit with FCMAE's loss) on the built-in picture: each step's loss, then
  * the trained model's reconstruction, loss and per-patch loss equal Node's `fcmaePretrain` + `fcmaeView`; the
  * Worker's tensor count is the same after each step.
- * Refreshes the README's screenshots (examples/web/docs/classify.png, docs/fcmae.png).
+ * With SOFTBIAS_UPDATE_DOCS=1 it refreshes the README's screenshots (examples/web/docs/classify.png, docs/fcmae.png);
+ * otherwise they go to test-results/ beside the others.
  *
  * `*.pure.test.ts`: runs once (vitest project cpu), not once per backend. Needs /usr/bin/chromium (or
  * CHROMIUM_PATH); without it the test is skipped, except in CI (CI=true), where it fails.
@@ -313,7 +314,8 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           expect(clicked2.sample).toBe(clickedSample.file);
           checkSample(clicked2, clickedSample.file);
           console.log(`examples/web e2e: shipped model on ${clickedSample.file}: top-5 ${clicked2.top5!.map((p) => `${p.label} ${(100 * p.probability).toFixed(0)}%`).join(', ')}`);
-          const docs = join(appDir, 'docs');
+          // The README's screenshots go to docs/ only when asked (SOFTBIAS_UPDATE_DOCS=1): a test run leaves the tree clean.
+          const docs = process.env['SOFTBIAS_UPDATE_DOCS'] ? join(appDir, 'docs') : shots;
           mkdirSync(docs, { recursive: true });
           // The README's screenshots: the whole page in one viewport (the fixed footer at its foot, not over the content).
           const docShot = async (name: string) => {

@@ -58,15 +58,15 @@ describe('the preprocessing a model was trained with travels in its file', () =>
     expect(x.shape).toEqual([1, 8, 8, 1]);
     const got = await x.data();
     const tol = 1e-4 * Math.max(1, ...Array.from(want, Math.abs));
-    want.forEach((v, i) => expect(Math.abs(got[i]! - v), `pixel ${i}`).toBeLessThanOrEqual(tol));
+    for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `pixel ${i}`).toBeLessThanOrEqual(tol);
     // The same transform on the backend (a tensor image), and a grey image taken as R = G = B.
     const t = tf.tensor3d(rgb, [8, 8, 3], 'int32');
     const xt = preprocess(t, m);
     const dt = await xt.data();
-    want.forEach((v, i) => expect(Math.abs(dt[i]! - v), `tensor pixel ${i}`).toBeLessThanOrEqual(tol));
+    for (let i = 0; i < want.length; i++) expect(Math.abs(dt[i]! - want[i]!), `tensor pixel ${i}`).toBeLessThanOrEqual(tol);
     const g1 = Uint8Array.from({ length: 64 }, (_, i) => (i * 53) % 256);
     const xg = await preprocess({ data: g1, width: 8, height: 8, channels: 1 }, m).data();
-    g1.forEach((v, i) => expect(Math.abs(xg[i]! - (v / 255 - MEAN) / STD)).toBeLessThanOrEqual(1e-4 * 3));
+    for (let i = 0; i < g1.length; i++) expect(Math.abs(xg[i]! - (g1[i]! / 255 - MEAN) / STD)).toBeLessThanOrEqual(1e-4 * 3);
     const logits = m.forward(x);
     const probs = await tf.softmax(logits).data();
     const top = await classify(m, { data: rgb, width: 8, height: 8 }, { topK: 3 });

@@ -521,6 +521,13 @@ export function exportOnnx(model: ExportableModel, opts?: ExportOnnxOptions & { 
 export function exportOnnx(model: ExportableModel, opts: ExportOnnxOptions & { externalData: true | string }): OnnxWithExternalData;
 export function exportOnnx(model: ExportableModel, opts?: ExportOnnxOptions): Uint8Array | OnnxWithExternalData;
 export function exportOnnx(model: ExportableModel, opts: ExportOnnxOptions = {}): Uint8Array | OnnxWithExternalData {
+  // The weights are read synchronously; tfjs-backend-webgpu does that through OffscreenCanvas (pages and Workers
+  // have it, Node does not): say so instead of failing deep inside tfjs.
+  if (tf.getBackend() === 'webgpu' && typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined') {
+    throw new Error(
+      "exportOnnx: on the webgpu backend without OffscreenCanvas (Node) tfjs cannot read the weights synchronously: export on 'cpu' or 'wasm' (load the weights there)",
+    );
+  }
   const s = exportOnnxParts(model, opts);
   if (!s.external) return s.model;
   const data = new Uint8Array(s.external.size);

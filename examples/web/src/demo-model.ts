@@ -15,6 +15,9 @@ import {
 import { ConViT } from '@softbias/models-convit'; // also registers the ConViT family
 import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2 (and FCMAE files)
 
+/** The demo's ConViT trained on Fashion-MNIST (`softbias demo`'s model, float16; scripts/make-assets.mjs), relative to the page. */
+export const SHIPPED_MODEL = 'models/fashion-mnist-convit.safetensors';
+
 /** `pretrained`: the eval transform's numbers (the model's, with the file's own `pretrained_cfg` over them). */
 export type DemoModel =
   | { kind: 'convit'; model: ConViT; labels: string[] | null; pretrained: PretrainedConfig; description: string }

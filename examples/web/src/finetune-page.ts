@@ -1,6 +1,8 @@
 /**
  * The fine-tune tab: pick the embedded Fashion-MNIST subset or drop your own images into 2–10 classes, and
- * train the demo's small ConViT (or its DeiT twin) in a dedicated Worker (train-worker.ts, `fit` inside).
+ * train the demo's small ConViT (or its DeiT twin) — or fine-tune a checkpoint (the shipped model, a dropped
+ * safetensors file, a hub id) with a new head, the images converted to its input — in a dedicated Worker
+ * (train-worker.ts, `fit` inside).
  * Each epoch: loss and accuracy curves, the gates σ(λ) and the nonlocality per layer, drawn with the demo
  * report's charts (@softbias/experiments' lineChart). Pause (fit's AbortSignal; the checkpoint is kept in
  * IndexedDB, and a reload offers to resume it), abort, download the weights. `window.softbiasDemo.finetune`
@@ -9,7 +11,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { color, lineChart } from '@softbias/experiments';
 import type { FitProgress } from '@softbias/train';
-import { FINETUNE_DEFAULTS, IMG_SIZE, type EpochReport, type FinetuneConfig, type Prediction } from './finetune.js';
+import { FINETUNE_DEFAULTS, TRUNK_INPUT, type EpochReport, type FinetuneBase, type FinetuneConfig, type Prediction, type RunInput } from './finetune.js';
+import { SHIPPED_MODEL } from './demo-model.js';
 import type { Memory, RunSpec, StorageChoice, ToPage, ToWorker } from './worker-protocol.js';
 
 export interface FinetuneState {
@@ -37,6 +40,12 @@ export interface FinetuneState {
   error: string | null;
   /** The last 'Classify' answer: per dropped image, its file name and top-k (the run's class names). */
   predictions: { file: string; top: Prediction[] }[] | null;
+  /** The checkpoint the run starts from (what the Worker said about it), or null for the demo trunk. */
+  base: { name: string; description: string; input: RunInput; gpsa: boolean } | null;
+  /** The input the current run trains at (the images are converted to it). */
+  input: RunInput | null;
+  /** Worker notices (downloads, licence and encoder-only warnings). */
+  notices: string[];
 }
 
 declare global {
@@ -58,6 +67,9 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     classes: $<HTMLInputElement>('ft-classes'),
     drops: $('ft-drops'),
     model: $<HTMLSelectElement>('ft-model'),
+    baseFile: $<HTMLInputElement>('ft-base-file'),
+    baseHub: $<HTMLInputElement>('ft-base-hub'),
+    baseInfo: $('ft-base-info'),
     epochs: $<HTMLInputElement>('ft-epochs'),
     batch: $<HTMLInputElement>('ft-batch'),
     seed: $<HTMLInputElement>('ft-seed'),
@@ -112,6 +124,9 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     framesAtEnd: null,
     error: null,
     predictions: null,
+    base: null,
+    input: null,
+    notices: [],
   };
   window.softbiasFinetune = s;
   let weights: Uint8Array | null = null;
@@ -121,6 +136,11 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   let classNames: string[] = [];
   let config: FinetuneConfig | null = null;
   let lastProgress: FitProgress | null = null;
+  /** File names of the run's downloads: the trunk's name, or the checkpoint's (a file name or hub id, made safe). */
+  const runName = () =>
+    config?.base
+      ? config.base.name.replace(/\.safetensors$/i, '').replace(/^the shipped /, 'shipped ').replace(/[^A-Za-z0-9._-]+/g, '_')
+      : (config?.model ?? 'convit');
 
   const frame = () => {
     s.frames++;
@@ -242,12 +262,25 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
         el.backend.textContent =
           `Training Worker backend: ${m.backend}${m.threads && m.threads > 1 ? ` (${m.threads} threads)` : ''}${m.adapter ? ` on ${m.adapter}` : ''} — ${m.reason}. ` +
           `Checkpoints and the log: ${m.storage}.`;
-        setState('idle', m.stored ? `A stored run was found (step ${m.stored.step}, ${m.stored.source === 'fashion' ? 'Fashion-MNIST' : 'your images'}): Resume continues it.` : 'Pick the data and press Start.');
+        setState('idle', m.stored ? `A stored run was found (step ${m.stored.step}, ${m.stored.source === 'fashion' ? 'Fashion-MNIST' : 'your images'}${m.stored.config.base ? `, from ${m.stored.config.base.name}` : ''}): Resume continues it.` : 'Pick the data and press Start.');
         break;
       }
+      case 'base': {
+        s.base = { name: m.base.name, description: m.description, input: m.input, gpsa: m.gpsa };
+        el.baseInfo.textContent = `${m.base.name} — ${m.description}; a new head for your classes, trained at ${m.input.size.join('×')}×${m.input.channels}${m.gpsa ? '' : ' (no GPSA layers: no gate curves)'}`;
+        inspecting?.resolve(m);
+        inspecting = null;
+        if (s.state === 'loading' && !starting) setState('idle', `${m.base.name} is ready: press Start.`);
+        break;
+      }
+      case 'notice':
+        s.notices.push(m.message);
+        el.status.textContent = m.message;
+        break;
       case 'data':
         classNames = m.classNames;
         config = m.config;
+        s.input = m.input;
         s.totalSteps = 0;
         s.framesAtStart = s.frames;
         s.framesAtEnd = null;
@@ -307,8 +340,9 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
       }
       case 'onnx': {
         onnx = m.bytes;
-        save(onnx, `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.onnx`);
-        setState(s.state, `ONNX export: ${(onnx.length / 2 ** 20).toFixed(2)} MiB (input NHWC [batch, 28, 28, 1] normalised as in training, output logits)`);
+        save(onnx, `${runName()}-finetuned-${classNames.length}classes.onnx`);
+        const i = s.input ?? TRUNK_INPUT;
+        setState(s.state, `ONNX export: ${(onnx.length / 2 ** 20).toFixed(2)} MiB (input NHWC [batch, ${i.size.join(', ')}, ${i.channels}] normalised as in training, output logits)`);
         break;
       }
       case 'cleared':
@@ -317,6 +351,8 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
         break;
       case 'error':
         s.error = m.message;
+        inspecting?.reject(new Error(m.message));
+        inspecting = null;
         setState('error', m.message);
         break;
     }
@@ -362,25 +398,102 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   document.body.dataset.ftSource = el.source.value;
   renderDrops();
 
-  /** An image file → 28×28 grey bytes (the trunk's input; centre-cropped to a square, then resized). */
-  async function toGrey(file: Blob): Promise<Uint8Array> {
+  /**
+   * An image file → uint8 HWC bytes at a run's input (28×28 grey for the demo trunk, a checkpoint's size and
+   * channels otherwise): centre-cropped to the input's aspect ratio, resized; grey is BT.601 luma.
+   */
+  async function toPixels(file: Blob, input: RunInput): Promise<Uint8Array> {
+    const [h, w] = input.size;
     const bitmap = await createImageBitmap(file);
-    const side = Math.min(bitmap.width, bitmap.height);
-    const c = new OffscreenCanvas(IMG_SIZE, IMG_SIZE);
+    const scale = Math.min(bitmap.width / w, bitmap.height / h);
+    const [sw, sh] = [w * scale, h * scale];
+    const c = new OffscreenCanvas(w, h);
     const ctx = c.getContext('2d', { willReadFrequently: true })!;
-    ctx.drawImage(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side, 0, 0, IMG_SIZE, IMG_SIZE);
+    ctx.drawImage(bitmap, (bitmap.width - sw) / 2, (bitmap.height - sh) / 2, sw, sh, 0, 0, w, h);
     bitmap.close();
-    const { data } = ctx.getImageData(0, 0, IMG_SIZE, IMG_SIZE);
-    const out = new Uint8Array(IMG_SIZE * IMG_SIZE);
-    for (let i = 0; i < out.length; i++) out[i] = Math.round(0.299 * data[4 * i]! + 0.587 * data[4 * i + 1]! + 0.114 * data[4 * i + 2]!);
+    const { data } = ctx.getImageData(0, 0, w, h);
+    const ch = input.channels;
+    const out = new Uint8Array(w * h * ch);
+    for (let i = 0; i < w * h; i++) {
+      if (ch === 1) out[i] = Math.round(0.299 * data[4 * i]! + 0.587 * data[4 * i + 1]! + 0.114 * data[4 * i + 2]!);
+      else out.set(data.subarray(4 * i, 4 * i + 3), 3 * i);
+    }
     return out;
   }
 
+  // ------------------------------------------------------------------------------ a checkpoint to start from
+
+  document.body.dataset.ftModel = el.model.value;
+  let inspecting: { resolve: (m: Extract<ToPage, { type: 'base' }>) => void; reject: (e: Error) => void } | null = null;
+  /** True while Start waits for the Worker's look at the checkpoint (its 'base' answer does not end the wait). */
+  let starting = false;
+
+  /** The checkpoint the model menu names, or null for the demo trunk. */
+  function chosenBase(): FinetuneBase | null {
+    const v = el.model.value;
+    if (v === 'shipped') return { source: 'shipped', name: 'the shipped Fashion-MNIST ConViT' };
+    if (v === 'file') {
+      const f = el.baseFile.files?.item(0);
+      if (!f) throw new Error('choose a .safetensors file to fine-tune (or another model)');
+      return { source: 'file', name: f.name };
+    }
+    if (v === 'hub') {
+      const id = el.baseHub.value.trim();
+      if (!id) throw new Error('type a hub id (e.g. timm/convit_tiny.fb_in1k)');
+      return { source: 'hub', name: id };
+    }
+    return null;
+  }
+
+  /** The Worker looks at the checkpoint (and keeps it for Start): its input and description. */
+  async function inspect(base: FinetuneBase): Promise<NonNullable<FinetuneState['base']>> {
+    if (s.base?.name === base.name && inspectedSource === base.source) return s.base;
+    let bytes: Uint8Array | undefined;
+    if (base.source === 'shipped') {
+      const r = await fetch(SHIPPED_MODEL);
+      if (!r.ok) throw new Error(`${SHIPPED_MODEL}: HTTP ${r.status}`);
+      bytes = new Uint8Array(await r.arrayBuffer());
+    } else if (base.source === 'file') bytes = new Uint8Array(await el.baseFile.files!.item(0)!.arrayBuffer());
+    const hubEndpoint = new URLSearchParams(location.search).get('hub') ?? undefined;
+    const answer = new Promise<Extract<ToPage, { type: 'base' }>>((resolve, reject) => {
+      inspecting = { resolve, reject };
+    });
+    s.base = null;
+    el.baseInfo.textContent = base.source === 'hub' ? `downloading ${base.name}…` : `reading ${base.name}…`;
+    send({ type: 'inspect', base, ...(bytes ? { bytes } : {}), ...(hubEndpoint ? { hubEndpoint } : {}) }, bytes ? [bytes.buffer as ArrayBuffer] : []);
+    await answer;
+    inspectedSource = base.source;
+    return s.base!;
+  }
+  let inspectedSource: FinetuneBase['source'] | null = null;
+
+  const inspectChosen = () => {
+    document.body.dataset.ftModel = el.model.value;
+    s.base = null;
+    el.baseInfo.textContent = '';
+    let base: FinetuneBase | null;
+    try {
+      base = el.model.value === 'hub' ? null : chosenBase(); // a hub id is fetched on Start (typing is not a request)
+    } catch {
+      return; // no file yet
+    }
+    if (!base) return;
+    setState('loading', `reading ${base.name}…`);
+    inspect(base).catch((e: unknown) => {
+      s.error = (e as Error).message;
+      setState('error', s.error);
+    });
+  };
+  el.model.addEventListener('change', inspectChosen);
+  el.baseFile.addEventListener('change', inspectChosen);
+
   async function spec(): Promise<RunSpec> {
     const num = (i: HTMLInputElement, d: number) => (Number.isFinite(i.valueAsNumber) ? i.valueAsNumber : d);
+    const base = chosenBase();
+    const input = base ? (await inspect(base)).input : TRUNK_INPUT;
     const cfg: FinetuneConfig = {
       ...FINETUNE_DEFAULTS,
-      model: el.model.value as FinetuneConfig['model'],
+      ...(base ? { base } : { model: el.model.value as FinetuneConfig['model'] }),
       epochs: num(el.epochs, FINETUNE_DEFAULTS.epochs),
       batchSize: num(el.batch, FINETUNE_DEFAULTS.batchSize),
       seed: num(el.seed, FINETUNE_DEFAULTS.seed),
@@ -398,16 +511,18 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
       if (files.length === 0) throw new Error(`class '${names[c]}' has no images: drop some onto its field`);
       for (const f of files) {
         try {
-          images.push(await toGrey(f));
+          images.push(await toPixels(f, input));
         } catch (e) {
           throw new Error(`${f.name}: not an image this browser can decode (${(e as Error).message})`);
         }
         labels.push(c);
       }
     }
-    const all = new Uint8Array(images.length * IMG_SIZE * IMG_SIZE);
-    for (const [i, im] of images.entries()) all.set(im, i * IMG_SIZE * IMG_SIZE);
-    return { config: cfg, data: { kind: 'user', images: all, labels, classNames: names }, ...extra };
+    const per = input.size[0] * input.size[1] * input.channels;
+    const all = new Uint8Array(images.length * per);
+    for (const [i, im] of images.entries()) all.set(im, i * per);
+    const imageShape: [number, number, number] = [input.size[0], input.size[1], input.channels];
+    return { config: cfg, data: { kind: 'user', images: all, labels, classNames: names, imageShape }, ...extra };
   }
 
   const reset = () => {
@@ -423,7 +538,12 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
   };
 
   el.start.addEventListener('click', () => {
+    starting = true;
+    setState('loading', 'preparing the run…');
     spec()
+      .finally(() => {
+        starting = false;
+      })
       .then((sp) => {
         reset();
         setState('loading', 'loading the data…');
@@ -456,7 +576,7 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
   }
   el.download.addEventListener('click', () => {
-    if (weights) save(weights, `${config?.model ?? 'convit'}-finetuned-${classNames.length}classes.safetensors`);
+    if (weights) save(weights, `${runName()}-finetuned-${classNames.length}classes.safetensors`);
   });
   onnxButton.addEventListener('click', () => {
     el.status.textContent = 'exporting ONNX in the Worker…';
@@ -469,14 +589,15 @@ export function startFinetuneTab(opts: { backend: string; threads: number; stora
     if (!files.length) return;
     Promise.all(
       files.map((f) =>
-        toGrey(f).catch((e: unknown) => {
+        toPixels(f, s.input ?? TRUNK_INPUT).catch((e: unknown) => {
           throw new Error(`${f.name}: not an image this browser can decode (${(e as Error).message})`);
         }),
       ),
     )
       .then((ims) => {
-        const all = new Uint8Array(ims.length * IMG_SIZE * IMG_SIZE);
-        for (const [i, im] of ims.entries()) all.set(im, i * IMG_SIZE * IMG_SIZE);
+        const per = ims[0]!.length;
+        const all = new Uint8Array(ims.length * per);
+        for (const [i, im] of ims.entries()) all.set(im, i * per);
         el.status.textContent = `classifying ${files.length} image(s)…`;
         send({ type: 'classify', images: all, k: Math.min(3, classNames.length || 3), names: files.map((f) => f.name) }, [all.buffer as ArrayBuffer]);
       })

@@ -5,11 +5,16 @@
  * resume from the stored checkpoint — and report per epoch what the demo report plots: loss, test top-1, the
  * gates σ(λ) and the nonlocality per layer (the models' own introspection, the report's protocol).
  *
+ * Or start from a checkpoint (the shipped Fashion-MNIST ConViT, a dropped safetensors file of any registered
+ * family, a hub checkpoint the Worker downloaded): its weights with a new head for the run's classes, trained
+ * at its input size and channels with its normalisation (its `pretrainedConfig`); gates and nonlocality are
+ * reported for ConViT checkpoints (a ConvNeXt V2 has none).
+ *
  * There is no training loop here: every update is `fit`'s.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { crc32 } from '@softbias/tensor-ops';
-import { labelNamesOf, readWeights, writeWeights } from '@softbias/tensor-ops/models';
+import { fromPretrainedWithInfo, labelNamesOf, models, readWeights, setLabelNames, setPretrainedConfig, type HubOptions, type PretrainedConfig, type VisionModel } from '@softbias/tensor-ops/models';
 import {
   ArrayDataset,
   DataLoader,
@@ -19,12 +24,15 @@ import {
   readIdx,
   subset,
   subsamplePerClass,
+  toChannels,
+  type AugmentOptions,
   type ImageDataset,
 } from '@softbias/data';
 import { fit, type FitProgress, type FitStorage } from '@softbias/train';
 import { exportOnnx } from '@softbias/onnx';
 import { fashionMnistTrunk } from '@softbias/experiments';
-import { createModel, type ConViT } from '@softbias/models-convit';
+import { ConViT, createModel } from '@softbias/models-convit'; // also registers the ConViT family
+import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2: its checkpoints fine-tune too
 
 /** What the user picks; stored with the run, so a reload resumes the same run. */
 export interface FinetuneConfig {
@@ -40,6 +48,19 @@ export interface FinetuneConfig {
   seed: number;
   /** Images per class taken from the training set (Fashion-MNIST) or all the user's. */
   perClass?: number;
+  /**
+   * Start from this checkpoint instead of the demo trunk (`model` … `localUpToLayer` are then unused): its
+   * weights are passed to `runFinetune` (the Worker stores them beside the run, so a reload resumes it).
+   */
+  base?: FinetuneBase;
+}
+
+/** A checkpoint a run fine-tunes with a new head: what the page shows and stores with the run. */
+export interface FinetuneBase {
+  /** 'shipped': the app's Fashion-MNIST ConViT; 'file': a dropped safetensors file; 'hub': a hub checkpoint. */
+  source: 'shipped' | 'file' | 'hub';
+  /** Its file name, hub id or description. */
+  name: string;
 }
 
 export const FINETUNE_DEFAULTS: FinetuneConfig = {
@@ -65,6 +86,45 @@ export interface FinetuneData {
 
 /** The side every image is trained at (the demo trunk's: Fashion-MNIST's 28, a 7×7 patch grid). */
 export const IMG_SIZE = 28;
+
+/** What a run's model takes: [H, W] and channels, the normalisation per channel (pixels scaled to 0–1). */
+export interface RunInput {
+  size: [number, number];
+  channels: number;
+  mean: number[];
+  std: number[];
+}
+
+/** The demo trunk's input: 28×28 grey, Fashion-MNIST's mean and std. */
+export const TRUNK_INPUT: RunInput = { size: [IMG_SIZE, IMG_SIZE], channels: 1, mean: [...FASHION_MNIST_MEAN], std: [...FASHION_MNIST_STD] };
+
+/** A model's input (its pretrainedConfig: a checkpoint's own preprocessing, else its family's defaults). */
+export function inputOf(model: VisionModel): RunInput {
+  const pc = model.pretrainedConfig;
+  const [c, h, w] = pc.inputSize;
+  const per = (v: readonly number[]) => Array.from({ length: c }, (_, i) => v[i % v.length]!);
+  return { size: [h, w], channels: c, mean: per(pc.mean), std: per(pc.std) };
+}
+
+/** A run's input as the model's pretrained config (no eval crop: the run trains and classifies whole images). */
+function preprocessingOf(input: RunInput): Partial<PretrainedConfig> {
+  const three = (v: number[]) => [v[0]!, v[1 % v.length]!, v[2 % v.length]!] as const;
+  return { inputSize: [input.channels, ...input.size], mean: three(input.mean), std: three(input.std), cropPct: 1 };
+}
+
+/** The images of `ds` with `channels` channels (grey → RGB repeats the grey; RGB → grey is BT.601 luma). */
+export async function withChannels(ds: ImageDataset, channels: number): Promise<ImageDataset> {
+  const [h, w, c] = ds.imageShape;
+  if (c === channels) return ds;
+  if (channels !== 1 && channels !== 3) throw new RangeError(`fine-tune: the model takes ${channels}-channel images; only grey and RGB models can be fine-tuned here`);
+  const px = await ds.readImages(Int32Array.from({ length: ds.length }, (_, i) => i));
+  const out = new Uint8Array(ds.length * h * w * channels);
+  for (let i = 0; i < ds.length; i++) {
+    const img = { width: w, height: h, channels: c, data: px.subarray(i * h * w * c, (i + 1) * h * w * c) };
+    out.set(toChannels(img, channels), i * h * w * channels);
+  }
+  return new ArrayDataset({ images: out, labels: ds.labels, imageShape: [h, w, channels], classNames: ds.classNames, source: ds.source });
+}
 
 /** Fashion-MNIST IDX files (gzipped or not) → the run's data: `perClass` training and `testPerClass` test images per class. */
 export async function fashionMnistData(
@@ -94,15 +154,22 @@ export async function fashionMnistData(
 }
 
 /**
- * The user's images (already 28×28 grey, `IMG_SIZE`² bytes each) in 2–10 classes → the run's data. Every fifth
- * image of a class is held out for the accuracy (at least one per class when the class has two or more).
+ * The user's images (already at the run's input, `imageShape` [H, W, C]: 28×28 grey for the demo trunk, a
+ * checkpoint's size and channels otherwise) in 2–10 classes → the run's data. Every fifth image of a class is
+ * held out for the accuracy (at least one per class when the class has two or more).
  */
-export function userData(images: Uint8Array, labels: ArrayLike<number>, classNames: string[]): FinetuneData {
+export function userData(
+  images: Uint8Array,
+  labels: ArrayLike<number>,
+  classNames: string[],
+  imageShape: readonly [number, number, number] = [IMG_SIZE, IMG_SIZE, 1],
+): FinetuneData {
   const k = classNames.length;
   if (k < 2 || k > 10) throw new RangeError(`fine-tune: 2 to 10 classes, got ${k}`);
   const n = labels.length;
-  if (images.length !== n * IMG_SIZE * IMG_SIZE) throw new RangeError(`fine-tune: ${n} labels but ${images.length / (IMG_SIZE * IMG_SIZE)} images`);
-  const all = new ArrayDataset({ images, labels: Array.from(labels), imageShape: [IMG_SIZE, IMG_SIZE, 1], classNames, source: 'your images' });
+  const per = imageShape[0] * imageShape[1] * imageShape[2];
+  if (images.length !== n * per) throw new RangeError(`fine-tune: ${n} labels but ${images.length / per} images of ${imageShape.join('×')}`);
+  const all = new ArrayDataset({ images, labels: Array.from(labels), imageShape, classNames, source: 'your images' });
   const seen = new Array<number>(k).fill(0);
   const train: number[] = [];
   const test: number[] = [];
@@ -123,12 +190,86 @@ export function userData(images: Uint8Array, labels: ArrayLike<number>, classNam
 /** The model a config and data build (seeded: the same config gives the same initial weights everywhere). */
 export function buildModel(cfg: FinetuneConfig, numClasses: number): ConViT {
   const trunk = fashionMnistTrunk({ imgSize: IMG_SIZE, embedDim: cfg.embedDim, depth: cfg.depth, numHeads: cfg.numHeads });
-  return createModel(cfg.model, {
+  const model = createModel(cfg.model, {
     ...trunk,
     numClasses,
     localUpToLayer: cfg.model === 'convit_tiny_deit' ? 0 : cfg.localUpToLayer,
     seed: cfg.seed,
   });
+  // It trains on 28×28 grey Fashion-MNIST-normalised pixels: its file says so (the Classify tab and the CLI read it).
+  setPretrainedConfig(model, preprocessingOf(TRUNK_INPUT));
+  return model;
+}
+
+/**
+ * The model a run starts from: the demo trunk (`buildModel`), or the checkpoint `cfg.base` names (`base`: its
+ * safetensors bytes, any registered family) with a new `numClasses`-way head (initialised as timm's).
+ */
+export async function startModel(cfg: FinetuneConfig, numClasses: number, base?: Uint8Array): Promise<VisionModel> {
+  if (!cfg.base) return buildModel(cfg, numClasses);
+  if (!base) throw new Error(`fine-tune: the run starts from ${cfg.base.name}, but its weights were not given`);
+  const model = await models.fromFile(await readWeights(base));
+  try {
+    model.resetClassifier(numClasses);
+    const input = inputOf(model);
+    if (input.channels !== 1 && input.channels !== 3) throw new RangeError(`fine-tune: ${cfg.base.name} takes ${input.channels}-channel images; only grey and RGB models can be fine-tuned here`);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
+/**
+ * A base's weights as safetensors bytes: a file's (or the shipped model's) bytes as given, a hub checkpoint
+ * downloaded through `fromPretrainedWithInfo` (the hub client: browser Cache API, offline mode, mirrors) and
+ * written back with its preprocessing, so the run can store it and resume without the network.
+ */
+export async function baseWeights(
+  base: FinetuneBase,
+  bytes: Uint8Array | undefined,
+  hub: HubOptions & { onWarning?: (m: string) => void } = {},
+): Promise<Uint8Array> {
+  if (base.source !== 'hub') {
+    if (!bytes) throw new Error(`fine-tune: no weights for ${base.name}`);
+    return bytes;
+  }
+  let loaded: Awaited<ReturnType<typeof fromPretrainedWithInfo>>;
+  try {
+    loaded = await fromPretrainedWithInfo(base.name, hub);
+  } catch (e) {
+    throw new Error(
+      `fine-tune: could not load '${base.name}' from the hub (${(e as Error).message}). ` +
+        'Without the network, download model.safetensors elsewhere and drop the file here instead.',
+    );
+  }
+  try {
+    if (loaded.info.encoderOnly) hub.onWarning?.(`${loaded.info.repo} is encoder-only: the run trains a new head on its features`);
+    return await loaded.model.saveWeights();
+  } finally {
+    loaded.model.dispose();
+  }
+}
+
+/** A checkpoint's description for the page: family, name, input, classes (before its head is replaced). */
+export async function describeBase(base: Uint8Array): Promise<{ input: RunInput; description: string; gpsa: boolean }> {
+  const file = await readWeights(base);
+  const model = await models.fromFile(file);
+  try {
+    const input = inputOf(model);
+    const labels = labelNamesOf(file);
+    const gpsa = model instanceof ConViT && model.blocks.items.some((b) => b.attn.kind === 'gpsa');
+    const name = (model.config as { name?: unknown }).name;
+    return {
+      input,
+      gpsa,
+      description:
+        `${models.familyOf(file).name}${typeof name === 'string' ? ` ${name}` : ''}: ${input.size.join('×')}×${input.channels} input, ` +
+        `${(model.numParameters() / 1e6).toFixed(2)} M parameters, ${model.numClasses} classes${labels ? ` (${labels.slice(0, 3).join(', ')}${labels.length > 3 ? ', …' : ''})` : ''}`,
+    };
+  } finally {
+    model.dispose();
+  }
 }
 
 /** What the page shows after each epoch (and for epoch 0, the initialisation). */
@@ -136,7 +277,7 @@ export interface EpochReport {
   epoch: number;
   trainLoss: number;
   top1: number;
-  /** Per layer: mean σ(λ) over heads (null: not a GPSA layer). */
+  /** Per layer: mean σ(λ) over heads (null: not a GPSA layer; empty: not a ConViT). */
   gates: (number | null)[];
   /** Per layer: mean nonlocality over heads on the probe batch (patch embeddings fed to each layer, the paper's protocol). */
   nonlocality: (number | null)[];
@@ -154,6 +295,8 @@ export interface FinetuneIo {
   signal?: AbortSignal;
   onProgress?: (p: FitProgress) => void;
   onEpoch?: (r: EpochReport) => void;
+  /** Once the model is built, before training: the input it trains at. */
+  onStart?: (input: RunInput) => void;
   /** Checkpoint every this many updates (default: at epoch ends and on abort only). */
   checkpointEverySteps?: number;
 }
@@ -167,8 +310,13 @@ export interface FinetuneResult {
   lastLoss: number;
   /** CRC-32 of every parameter's float32 bytes in order (a weight checksum to compare runs). */
   checksum: number;
-  /** The trained weights (safetensors, timm keys, the class names in `__metadata__.labels`). */
+  /**
+   * The trained weights (safetensors, timm keys, the class names in `__metadata__.labels`, the input size and
+   * normalisation it was trained with in `__metadata__.pretrained_cfg`).
+   */
   weights: Uint8Array;
+  /** The input it was trained at. */
+  input: RunInput;
 }
 
 function meanOrNull(a: Float32Array | null): number | null {
@@ -188,7 +336,7 @@ async function hasCheckpoint(io: FinetuneIo): Promise<boolean> {
 }
 
 /** CRC-32 of the parameters' float32 bytes (model order). */
-export async function weightChecksum(model: ConViT): Promise<number> {
+export async function weightChecksum(model: VisionModel): Promise<number> {
   let c = 0;
   for (const [, p] of model.namedParameters()) {
     const d = (await p.variable.data()) as Float32Array;
@@ -197,24 +345,46 @@ export async function weightChecksum(model: ConViT): Promise<number> {
   return c >>> 0;
 }
 
-const loaderOptions = (cfg: FinetuneConfig) => ({ mean: FASHION_MNIST_MEAN, std: FASHION_MNIST_STD, seed: cfg.seed });
+const loaderOptions = (input: RunInput, seed: number) => ({ mean: input.mean, std: input.std, seed, outputSize: input.size });
 
-/** Train (or resume) one run through `fit`. */
-export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: FinetuneIo): Promise<FinetuneResult> {
-  const model = buildModel(cfg, data.classNames.length);
-  const n = Math.min(16, data.test.length);
-  const probe = new DataLoader(subset(data.test, Int32Array.from({ length: n }, (_, i) => i)), { batchSize: n, shuffle: false, ...loaderOptions(cfg) });
+/**
+ * The training augmentation: the demo's pad-and-crop with flips at the data's own size; a random resized crop
+ * (scale 0.5–1, as `softbias train` at another size) when the images are resized to a checkpoint's input.
+ */
+function augmentFor(ds: ImageDataset, input: RunInput): AugmentOptions {
+  const same = ds.imageShape[0] === input.size[0] && ds.imageShape[1] === input.size[1];
+  return same ? { crop: { kind: 'pad-crop', padding: 2 }, hflip: true } : { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true };
+}
+
+/**
+ * Train (or resume) one run through `fit`. `base`: the checkpoint's bytes when `cfg.base` is set (the data are
+ * converted to its channels and resized to its input size as they are read).
+ */
+export async function runFinetune(cfg: FinetuneConfig, source: FinetuneData, io: FinetuneIo, base?: Uint8Array): Promise<FinetuneResult> {
+  const model = await startModel(cfg, source.classNames.length, base);
+  const input = cfg.base ? inputOf(model) : TRUNK_INPUT;
+  let data: FinetuneData;
+  try {
+    data = { ...source, train: await withChannels(source.train, input.channels), test: await withChannels(source.test, input.channels) };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  const convit = model instanceof ConViT ? model : null;
+  io.onStart?.(input);
   let probeX: tf.Tensor4D | undefined;
   try {
+    const n = Math.min(16, data.test.length);
+    const probe = new DataLoader(subset(data.test, Int32Array.from({ length: n }, (_, i) => i)), { batchSize: n, shuffle: false, ...loaderOptions(input, cfg.seed) });
     for await (const b of probe.batches()) {
       b.y.dispose();
       probeX = b.x;
     }
     const px = probeX!;
-    // The demo report's measurements (ExperimentResult's EpochPoint): the models' gates() and nonlocality().
+    // The demo report's measurements (ExperimentResult's EpochPoint): a ConViT's gates() and nonlocality().
     const report = async (epoch: number, trainLoss: number, top1: number): Promise<EpochReport> => {
-      const gates = (await model.gates()).map(meanOrNull);
-      const nonlocality = (await model.nonlocality(px, { input: 'patch-embedding' })).map(meanOrNull);
+      const gates = convit ? (await convit.gates()).map(meanOrNull) : [];
+      const nonlocality = convit ? (await convit.nonlocality(px, { input: 'patch-embedding' })).map(meanOrNull) : [];
       const mem = tf.memory();
       const r: EpochReport = { epoch, trainLoss, top1, gates, nonlocality, numTensors: mem.numTensors, numBytes: mem.numBytes };
       io.onEpoch?.(r);
@@ -225,7 +395,7 @@ export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: F
     let lastLoss = NaN;
     const result = await fit({
       model,
-      data: new DataLoader(data.train, { batchSize: cfg.batchSize, ...loaderOptions(cfg), augment: { crop: { kind: 'pad-crop', padding: 2 }, hflip: true } }),
+      data: new DataLoader(data.train, { batchSize: cfg.batchSize, ...loaderOptions(input, cfg.seed), augment: augmentFor(data.train, input) }),
       epochs: cfg.epochs,
       numClasses: data.classNames.length,
       optimizer: { lr: cfg.lr, weightDecay: 0.05 },
@@ -233,7 +403,7 @@ export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: F
       labelSmoothing: 0.1,
       clipGradNorm: 5,
       seed: cfg.seed,
-      evaluate: { data: () => new DataLoader(data.test, { batchSize: 100, shuffle: false, ...loaderOptions(cfg) }).batches() },
+      evaluate: { data: () => new DataLoader(data.test, { batchSize: 100, shuffle: false, ...loaderOptions(input, cfg.seed) }).batches() },
       storage: io.storage,
       checkpoint: { path: io.checkpointKey ?? 'finetune/ckpt.safetensors', ...(io.checkpointEverySteps ? { everySteps: io.checkpointEverySteps } : {}) },
       log: io.logKey ?? 'finetune/log.jsonl',
@@ -253,12 +423,10 @@ export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: F
     result.optimizer.dispose();
     result.ema?.dispose();
     const checksum = await weightChecksum(model);
-    const weights = await writeWeights(model, {
-      arch: cfg.model,
-      family: 'convit',
-      config: model.config,
-      metadata: { labels: JSON.stringify(data.classNames) },
-    });
+    // The file says what it is: the class names and the preprocessing it was trained with.
+    setLabelNames(model, data.classNames);
+    setPretrainedConfig(model, preprocessingOf(input));
+    const weights = await model.saveWeights();
     const history = [...(initial ? [initial] : []), ...result.history.map((r) => r['report'] as EpochReport).filter(Boolean)];
     return {
       status: result.status,
@@ -268,6 +436,7 @@ export async function runFinetune(cfg: FinetuneConfig, data: FinetuneData, io: F
       lastLoss,
       checksum,
       weights,
+      input,
     };
   } finally {
     probeX?.dispose();
@@ -282,24 +451,31 @@ export interface Prediction {
   prob: number;
 }
 
-/**
- * Classify 28×28 grey images (uint8, N·784 bytes) with a run's weights (what `runFinetune` returns: the class
- * names are in the file's labels): the model rebuilt from `cfg`, the weights loaded strictly, the images
- * normalised exactly as training and evaluation did (the same DataLoader, no augmentation), softmax, top-k.
- */
-export async function classifyImages(cfg: FinetuneConfig, weights: Uint8Array, images: Uint8Array, k = 3): Promise<Prediction[][]> {
-  const px = IMG_SIZE * IMG_SIZE;
-  const n = images.length / px;
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`classify: ${images.length} bytes is not a whole number of 28×28 images`);
+/** A run's weights (what `runFinetune` returns) → the model, its class names and the input it was trained at. */
+async function trainedModel(weights: Uint8Array, what: string): Promise<{ model: VisionModel; classNames: string[]; input: RunInput }> {
   const file = await readWeights(weights);
   const classNames = labelNamesOf(file);
-  if (!classNames || classNames.length < 2) throw new Error('classify: the weights carry no class names (labels)');
-  const model = buildModel(cfg, classNames.length);
+  if (!classNames || classNames.length < 2) throw new Error(`${what}: the weights carry no class names (labels)`);
+  const model = await models.fromFile(file);
+  return { model, classNames, input: inputOf(model) };
+}
+
+/**
+ * Classify images at the run's input (uint8 HWC, N·H·W·C bytes: 28×28 grey for the demo trunk) with a run's
+ * weights (what `runFinetune` returns: class names and preprocessing are in the file): the model rebuilt from
+ * the file, the images normalised exactly as training and evaluation did (the same DataLoader, no
+ * augmentation), softmax, top-k.
+ */
+export async function classifyImages(weights: Uint8Array, images: Uint8Array, k = 3): Promise<Prediction[][]> {
+  const { model, classNames, input } = await trainedModel(weights, 'classify');
   try {
-    await model.loadWeights(file);
-    const ds = new ArrayDataset({ images, labels: new Array<number>(n).fill(0), imageShape: [IMG_SIZE, IMG_SIZE, 1], classNames });
+    const [h, w] = input.size;
+    const px = h * w * input.channels;
+    const n = images.length / px;
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`classify: ${images.length} bytes is not a whole number of ${h}×${w}×${input.channels} images`);
+    const ds = new ArrayDataset({ images, labels: new Array<number>(n).fill(0), imageShape: [h, w, input.channels], classNames });
     const out: Prediction[][] = [];
-    for await (const b of new DataLoader(ds, { batchSize: 50, shuffle: false, dropLast: false, ...loaderOptions(cfg) }).batches()) {
+    for await (const b of new DataLoader(ds, { batchSize: 50, shuffle: false, dropLast: false, ...loaderOptions(input, 0) }).batches()) {
       b.y.dispose();
       const probs = tf.tidy(() => tf.softmax(model.forward(b.x) as tf.Tensor2D));
       b.x.dispose();
@@ -319,17 +495,14 @@ export async function classifyImages(cfg: FinetuneConfig, weights: Uint8Array, i
 
 /**
  * The fine-tuned model as ONNX (`@softbias/onnx`'s `exportOnnx`, which runs in a browser: no Node module on
- * this path): NHWC float32 `input` [batch, 28, 28, 1] normalised as in training, output `logits`
- * [batch, classes]; the class names in its metadata (`labels`).
+ * this path): NHWC float32 `input` [batch, H, W, C] (28×28×1 for the demo trunk) normalised as in training,
+ * output `logits` [batch, classes]; the class names and the normalisation in its metadata.
  */
-export async function finetunedOnnx(cfg: FinetuneConfig, weights: Uint8Array): Promise<Uint8Array> {
-  const file = await readWeights(weights);
-  const classNames = labelNamesOf(file);
-  if (!classNames) throw new Error('ONNX export: the weights carry no class names (labels)');
-  const model = buildModel(cfg, classNames.length);
+export async function finetunedOnnx(weights: Uint8Array): Promise<Uint8Array> {
+  const { model, classNames, input } = await trainedModel(weights, 'ONNX export');
   try {
-    await model.loadWeights(file);
-    return exportOnnx(model, { metadata: { labels: JSON.stringify(classNames), mean: String(FASHION_MNIST_MEAN), std: String(FASHION_MNIST_STD) } });
+    if (!(model instanceof ConViT || model instanceof ConvNeXtV2)) throw new Error(`ONNX export: no exporter for ${model.constructor.name}`);
+    return exportOnnx(model, { metadata: { labels: JSON.stringify(classNames), mean: String(input.mean), std: String(input.std) } });
   } finally {
     model.dispose();
   }

@@ -25,6 +25,7 @@ import {
   queryMaps,
   type DemoModel,
   type LayerMaps,
+  SHIPPED_MODEL,
   type Prediction,
   type Rgba,
   type Which,
@@ -232,9 +233,6 @@ el.imageFile.addEventListener('change', () => {
 });
 
 // ------------------------------------------------------------------------------- shipped model, samples
-
-/** The demo's ConViT trained on Fashion-MNIST (`softbias demo`'s model, float16; scripts/make-assets.mjs). */
-const SHIPPED_MODEL = 'models/fashion-mnist-convit.safetensors';
 
 interface Sample {
   file: string;

@@ -58,6 +58,9 @@ async function fcmaeReference(ratios: number[]): Promise<FcmaeView[]> {
 
 /** The WebGPU pass (SwiftShader is slow): one epoch of one update (2 per class, one batch of 20). */
 const cfgGpu: FinetuneConfig = { ...cfg, perClass: 2, epochs: 1 };
+/** Fine-tuning the shipped Fashion-MNIST ConViT with a new head (the model menu's 'shipped'): one update of 20. */
+const cfgBase: FinetuneConfig = { ...cfg, perClass: 2, epochs: 1, base: { source: 'shipped', name: 'the shipped Fashion-MNIST ConViT' } };
+const shippedModel = () => new Uint8Array(readFileSync(join(appDir, 'public/models/fashion-mnist-convit.safetensors')));
 const SWIFTSHADER_ICD = process.env.VK_ICD_FILENAMES ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
 const haveSwiftShader = existsSync(SWIFTSHADER_ICD);
 
@@ -75,19 +78,28 @@ async function onWasm<T>(f: () => Promise<T>): Promise<T> {
 /** Test images the page classifies after training (28×28 grey, the first of the held-out split). */
 const CLASSIFY_N = 3;
 
-async function nodeReference(): Promise<{ fit: FinetuneResult; fitGpu: FinetuneResult; fcmae: FcmaeView[]; images: Uint8Array; predictions: Prediction[][] }> {
+async function nodeReference(): Promise<{
+  fit: FinetuneResult;
+  fitGpu: FinetuneResult;
+  fitBase: FinetuneResult;
+  fcmae: FcmaeView[];
+  images: Uint8Array;
+  predictions: Prediction[][];
+}> {
   const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
   const f = (n: string) => new Uint8Array(readFileSync(join(dir, `${n}.gz`)));
   const files = { trainImages: f('train-images-idx3-ubyte'), trainLabels: f('train-labels-idx1-ubyte'), testImages: f('t10k-images-idx3-ubyte'), testLabels: f('t10k-labels-idx1-ubyte') };
   // The Worker's test split: 10 per class.
   const data = await fashionMnistData(files, { perClass: cfg.perClass!, testPerClass: 10, seed: cfg.seed });
   const dataGpu = await fashionMnistData(files, { perClass: cfgGpu.perClass!, testPerClass: 10, seed: cfgGpu.seed });
+  const dataBase = await fashionMnistData(files, { perClass: cfgBase.perClass!, testPerClass: 10, seed: cfgBase.seed });
   return onWasm(async () => {
     const fit = await runFinetune(cfg, data, { storage: memoryStorage() });
     const fitGpu = await runFinetune(cfgGpu, dataGpu, { storage: memoryStorage() });
     const images = await data.test.readImages(Int32Array.from({ length: CLASSIFY_N }, (_, i) => i));
-    const predictions = await classifyImages(cfg, fit.weights, images, 3);
-    return { fit, fitGpu, fcmae: await fcmaeReference([0.6, 0.25]), images, predictions };
+    const predictions = await classifyImages(fit.weights, images, 3);
+    const fitBase = await runFinetune(cfgBase, dataBase, { storage: memoryStorage() }, shippedModel());
+    return { fit, fitGpu, fitBase, fcmae: await fcmaeReference([0.6, 0.25]), images, predictions };
   });
 }
 
@@ -275,6 +287,45 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
           expect(resumed.checksum).toBe(whole.checksum);
           expect(resumed.epochs.map((e) => e.epoch).slice(-3)).toEqual([1, 2, 3]);
 
+          // A checkpoint with a new head: the model menu's 'shipped' (the Worker reads it and says what it takes),
+          // one update on the Fashion-MNIST subset as Node's runFinetune from the same file: loss and every weight
+          // within the rule, the epoch-0 gates the checkpoint's. Then reloaded, the stored run (its base weights
+          // stored beside it) resumes to the same weights without the file.
+          await page.selectOption('#ft-model', 'shipped');
+          const inspected = await until('reading the shipped checkpoint', (s) => s.base !== null && s.state === 'idle');
+          expect(inspected.base!.input).toEqual(both.fitBase.input);
+          expect(await page.locator('#ft-base-info').textContent()).toMatch(/new head.*28×28×1/);
+          await page.fill('#ft-per-class', String(cfgBase.perClass));
+          await page.fill('#ft-epochs', String(cfgBase.epochs));
+          await page.fill('#ft-batch', String(cfgBase.batchSize));
+          await page.fill('#ft-seed', String(cfgBase.seed));
+          await page.click('#ft-start');
+          const based = await until('fine-tuning the shipped checkpoint', (s) => s.state === 'done' && s.status === 'completed');
+          const refBase = both.fitBase;
+          expect(based.step).toBe(refBase.step);
+          expect(Math.abs(based.lastLoss! - refBase.lastLoss)).toBeLessThanOrEqual(defaultAtol([refBase.lastLoss]));
+          const baseBytes = new Uint8Array((await page.evaluate(() => window.softbiasFinetuneWeights()))!);
+          const basePage = parseSafetensors(baseBytes);
+          const baseNode = parseSafetensors(refBase.weights);
+          expect(basePage.names().sort()).toEqual(baseNode.names().sort());
+          for (const n of baseNode.names()) {
+            const want = baseNode.getFloat32(n).data;
+            const got = basePage.getFloat32(n).data;
+            let worst = 0;
+            for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+            expect(worst, `fine-tuned checkpoint weight ${n}`).toBeLessThanOrEqual(defaultAtol(want));
+          }
+          for (const [l, g] of based.epochs[0]!.gates.entries()) {
+            expect(Math.abs((g ?? 0) - (refBase.history[0]!.gates[l] ?? 0)), `epoch 0 layer ${l} gate (the checkpoint's)`).toBeLessThanOrEqual(1e-6);
+          }
+          await page.reload();
+          const baseStored = await until('reloading after the checkpoint run', (s) => s.state === 'idle');
+          expect(baseStored.stored?.step).toBe(refBase.step);
+          await page.click('#ft-resume');
+          const baseResumed = await until('resuming the checkpoint run', (s) => s.state === 'done');
+          expect(baseResumed.checksum).toBe(based.checksum);
+          expect(baseResumed.input).toEqual(refBase.input);
+
           // The FCMAE tab (the page's own backend, wasm): the random model on the built-in picture at the default
           // 60 % ratio, then the slider at 25 %: mask count, loss and per-patch loss as Node's.
           await page.goto(`${server.origin}/index.html?backend=wasm&tab=fcmae`);
@@ -342,7 +393,7 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
             expect(close / total, `weights within 1e-4 of wasm's: ${close}/${total}`).toBeGreaterThanOrEqual(0.99);
             await dropForClassify(page, both.images, CLASSIFY_N);
             const gpuClassified = await until('classifying on webgpu', (s) => s.predictions !== null, 60_000);
-            const wantGpu = await onWasm(() => classifyImages(cfgGpu, gpuBytes, both.images.slice(0, CLASSIFY_N * 784), 3));
+            const wantGpu = await onWasm(() => classifyImages(gpuBytes, both.images.slice(0, CLASSIFY_N * 784), 3));
             for (const [i, p] of gpuClassified.predictions!.entries()) {
               for (const [j, t] of p.top.entries()) {
                 const w = wantGpu[i]!.find((x) => x.index === t.index);

@@ -30,14 +30,16 @@ import {
 } from '@softbias/data';
 import { fit, type FitProgress, type FitStorage } from '@softbias/train';
 import { exportOnnx } from '@softbias/onnx';
-import { fashionMnistTrunk } from '@softbias/experiments';
 import { ConViT, createModel } from '@softbias/models-convit'; // also registers the ConViT family
 import { ConvNeXtV2 } from '@softbias/models-convnextv2'; // also registers ConvNeXt V2: its checkpoints fine-tune too
 
 /** What the user picks; stored with the run, so a reload resumes the same run. */
 export interface FinetuneConfig {
-  /** 'convit_tiny' (GPSA in the first `localUpToLayer` blocks) or its DeiT twin (plain self-attention). */
-  model: 'convit_tiny' | 'convit_tiny_deit';
+  /**
+   * The registered Fashion-MNIST ConViT (`convit_fmnist`: GPSA in the first `localUpToLayer` blocks) or its DeiT
+   * twin (`convit_fmnist_deit`: plain self-attention), at the width, depth and heads below.
+   */
+  model: 'convit_fmnist' | 'convit_fmnist_deit';
   embedDim: number;
   depth: number;
   numHeads: number;
@@ -64,7 +66,7 @@ export interface FinetuneBase {
 }
 
 export const FINETUNE_DEFAULTS: FinetuneConfig = {
-  model: 'convit_tiny',
+  model: 'convit_fmnist',
   embedDim: 32,
   depth: 4,
   numHeads: 4,
@@ -95,7 +97,7 @@ export interface RunInput {
   std: number[];
 }
 
-/** The demo trunk's input: 28×28 grey, Fashion-MNIST's mean and std. */
+/** The demo trunk's input: 28×28 grey, Fashion-MNIST's mean and std (convit_fmnist's registered data config). */
 export const TRUNK_INPUT: RunInput = { size: [IMG_SIZE, IMG_SIZE], channels: 1, mean: [...FASHION_MNIST_MEAN], std: [...FASHION_MNIST_STD] };
 
 /** A model's input (its pretrainedConfig: a checkpoint's own preprocessing, else its family's defaults). */
@@ -189,16 +191,15 @@ export function userData(
 
 /** The model a config and data build (seeded: the same config gives the same initial weights everywhere). */
 export function buildModel(cfg: FinetuneConfig, numClasses: number): ConViT {
-  const trunk = fashionMnistTrunk({ imgSize: IMG_SIZE, embedDim: cfg.embedDim, depth: cfg.depth, numHeads: cfg.numHeads });
-  const model = createModel(cfg.model, {
-    ...trunk,
+  // 28×28 grey, 4 px patches, Fashion-MNIST's normalisation: the registered model's; the page picks the size.
+  return createModel(cfg.model, {
+    embedDim: cfg.embedDim,
+    depth: cfg.depth,
+    numHeads: cfg.numHeads,
     numClasses,
-    localUpToLayer: cfg.model === 'convit_tiny_deit' ? 0 : cfg.localUpToLayer,
+    localUpToLayer: cfg.model === 'convit_fmnist_deit' ? 0 : cfg.localUpToLayer,
     seed: cfg.seed,
   });
-  // It trains on 28×28 grey Fashion-MNIST-normalised pixels: its file says so (the Classify tab and the CLI read it).
-  setPretrainedConfig(model, preprocessingOf(TRUNK_INPUT));
-  return model;
 }
 
 /**
@@ -362,7 +363,7 @@ function augmentFor(ds: ImageDataset, input: RunInput): AugmentOptions {
  */
 export async function runFinetune(cfg: FinetuneConfig, source: FinetuneData, io: FinetuneIo, base?: Uint8Array): Promise<FinetuneResult> {
   const model = await startModel(cfg, source.classNames.length, base);
-  const input = cfg.base ? inputOf(model) : TRUNK_INPUT;
+  const input = inputOf(model);
   let data: FinetuneData;
   try {
     data = { ...source, train: await withChannels(source.train, input.channels), test: await withChannels(source.test, input.channels) };

@@ -247,7 +247,7 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
           // The ONNX download (exported in the Worker): onnxruntime on Node runs it to the page's probabilities.
           const download = page.waitForEvent('download');
           await page.click('#ft-download-onnx');
-          expect((await download).suggestedFilename()).toBe('convit_tiny-finetuned-10classes.onnx');
+          expect((await download).suggestedFilename()).toBe('convit_fmnist-finetuned-10classes.onnx');
           const onnxBytes = new Uint8Array((await page.evaluate(() => window.softbiasFinetuneOnnx()))!);
           const sess = await ort.InferenceSession.create(onnxBytes);
           const x = Float32Array.from(both.images.subarray(0, CLASSIFY_N * 784), (v) => (v / 255 - FASHION_MNIST_MEAN[0]) / FASHION_MNIST_STD[0]);

@@ -21,16 +21,19 @@ import { inspectOnnx } from '@softbias/onnx';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD } from '@softbias/data';
 import {
   baseWeights,
+  buildModel,
   classifyImages,
   describeBase,
   fashionMnistData,
   finetunedOnnx,
+  inputOf,
   runFinetune,
+  TRUNK_INPUT,
   userData,
   type FinetuneConfig,
 } from '../src/finetune.js';
 
-const cfg: FinetuneConfig = { model: 'convit_tiny', embedDim: 16, depth: 2, numHeads: 2, localUpToLayer: 1, epochs: 2, batchSize: 10, lr: 2e-3, seed: 1 };
+const cfg: FinetuneConfig = { model: 'convit_fmnist', embedDim: 16, depth: 2, numHeads: 2, localUpToLayer: 1, epochs: 2, batchSize: 10, lr: 2e-3, seed: 1 };
 
 async function data() {
   const dir = join(repoRoot, 'packages/data/assets/fashion-mnist');
@@ -127,6 +130,14 @@ describeBackend('fine-tune tab: fit in a storage, reports, resume', () => {
     expect(resumed.history[1]!.gates).toEqual(full.history[2]!.gates);
     expect(tf.memory().numTensors).toBe(start);
   }, 240_000);
+
+  it('the trunk trains at convit_fmnist\'s registered input: 28×28 grey, Fashion-MNIST\'s mean and std', () => {
+    const m = buildModel(cfg, 4);
+    expect(m.name).toBe('convit_fmnist');
+    expect(inputOf(m)).toEqual(TRUNK_INPUT);
+    expect(TRUNK_INPUT).toEqual({ size: [28, 28], channels: 1, mean: [FASHION_MNIST_MEAN[0]], std: [FASHION_MNIST_STD[0]] });
+    m.dispose();
+  });
 
   it('user images: 2–10 classes, every fifth image of a class held out', () => {
     const px = 28 * 28;

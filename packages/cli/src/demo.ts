@@ -136,8 +136,9 @@ export function demoSpecs(o: Omit<DemoOptions, 'log'>): ExperimentSpec[] {
     std: FASHION_MNIST_STD,
   };
   return [
-    { label: 'ConViT', model: 'convit_tiny', overrides: { ...overrides, localUpToLayer: o.localUpToLayer }, ...common },
-    { label: 'DeiT twin', model: 'convit_tiny_deit', overrides: { ...overrides, localUpToLayer: 0 }, ...common },
+    // The registered Fashion-MNIST ConViT and its DeiT twin (the defaults are their architecture).
+    { label: 'ConViT', model: 'convit_fmnist', overrides: { ...overrides, localUpToLayer: o.localUpToLayer }, ...common },
+    { label: 'DeiT twin', model: 'convit_fmnist_deit', overrides: { ...overrides, localUpToLayer: 0 }, ...common },
   ];
 }
 

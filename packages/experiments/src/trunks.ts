@@ -1,6 +1,7 @@
 /**
  * Small ConViT trunks for the demo and the study: the caller picks the input side, width, depth and heads.
  */
+import { convitModelInfo } from '@softbias/models-convit';
 
 /** Architecture overrides of the small Fashion-MNIST ConViT trunk (what `softbias demo` and examples/study build on). */
 export interface FashionMnistTrunk {
@@ -20,15 +21,17 @@ export interface FashionMnistTrunk {
  * MLP ratio 2, stochastic depth 0.05; the caller picks the input side, width, depth and heads.
  */
 export function fashionMnistTrunk(o: { imgSize: number; embedDim: number; depth: number; numHeads: number }): FashionMnistTrunk {
+  // The rest is the registered convit_fmnist's (models-convit's registry: the one home of the architecture).
+  const a = convitModelInfo('convit_fmnist').args;
   return {
     imgSize: o.imgSize,
-    patchSize: 4,
-    inChans: 1,
-    numClasses: 10,
+    patchSize: a.patchSize!,
+    inChans: a.inChans!,
+    numClasses: a.numClasses!,
     embedDim: o.embedDim,
     depth: o.depth,
     numHeads: o.numHeads,
-    mlpRatio: 2,
-    dropPathRate: 0.05,
+    mlpRatio: a.mlpRatio!,
+    dropPathRate: a.dropPathRate!,
   };
 }

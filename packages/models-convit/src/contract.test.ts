@@ -15,7 +15,7 @@ describeBackend('models-convit: the shared model contract', () => {
   it('registers its names and family into the one registry; fromFile rebuilds a saved model', async () => {
     expect(models.list({ family: 'convit' })).toEqual([
       'convit_tiny', 'convit_small', 'convit_base', 'convit_tiny_plus', 'convit_small_plus', 'convit_base_plus',
-      'convit_tiny_deit', 'convit_small_deit', 'convit_base_deit',
+      'convit_tiny_deit', 'convit_small_deit', 'convit_base_deit', 'convit_fmnist', 'convit_fmnist_deit',
     ]);
     expect(models.get('convit_tiny').pretrainedConfig.weights).toBe('timm/convit_tiny.fb_in1k');
     const m = models.create('convit_tiny', micro);

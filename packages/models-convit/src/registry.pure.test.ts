@@ -34,10 +34,24 @@ const EXPECTED: Record<string, { width: number; heads: number; lu: number }> = {
 };
 
 describe('models-convit registry', () => {
-  it('lists the nine models (ConViT, "+" and DeiT twins), with filters', () => {
-    expect(listModels().sort()).toEqual(Object.keys(EXPECTED).sort());
-    expect(listModels('*_deit').sort()).toEqual(['convit_base_deit', 'convit_small_deit', 'convit_tiny_deit']);
+  it('lists the nine ImageNet models (ConViT, "+" and DeiT twins) and the two Fashion-MNIST ones, with filters', () => {
+    expect(listModels().sort()).toEqual([...Object.keys(EXPECTED), 'convit_fmnist', 'convit_fmnist_deit'].sort());
+    expect(listModels('*_deit').sort()).toEqual(['convit_base_deit', 'convit_fmnist_deit', 'convit_small_deit', 'convit_tiny_deit']);
     expect(listModels('plus').length).toBe(3);
+    expect(listModels('fmnist')).toEqual(['convit_fmnist', 'convit_fmnist_deit']);
+  });
+
+  it("convit_fmnist and its DeiT twin: softbias demo's trunk, Fashion-MNIST's data config, no weights", () => {
+    for (const [name, lu] of [['convit_fmnist', 4], ['convit_fmnist_deit', 0]] as const) {
+      const info = convitModelInfo(name);
+      const cfg = resolveConfig(info.args);
+      expect([cfg.imgSize, cfg.patchSize, cfg.inChans, cfg.embedDim, cfg.numHeads, cfg.depth, cfg.mlpRatio, cfg.numClasses]).toEqual([[28, 28], 4, 1, 64, 4, 6, 2, 10]);
+      expect(cfg.mixers.map((m) => m.kind)).toEqual(Array.from({ length: 6 }, (_, i) => (i < lu ? 'gpsa' : 'mhsa')));
+      expect(info.pretrained).toMatchObject({ inputSize: [1, 28, 28], cropPct: 1, numClasses: 10, weights: null, license: null });
+      expect(info.pretrained.mean[0]).toBeCloseTo(0.2860406, 7);
+      expect(info.pretrained.std[0]).toBeCloseTo(0.3530242, 7);
+      expect(info.tags).toEqual([]);
+    }
   });
 
   for (const name of Object.keys(EXPECTED)) {

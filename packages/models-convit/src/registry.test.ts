@@ -16,7 +16,7 @@ describeBackend('models-convit: every registered model (reduced size)', () => {
     it.skipIf(excludedHere(`convit/registry/${name}`))(`${name}: shapes, forward, backward, save → load`, async () => {
       const { localUpToLayer: lu = 0, numHeads = 1 } = convitModelInfo(name).args;
       const embedDim = numHeads * (name.endsWith('_plus') ? 16 : 12);
-      const overrides = { imgSize: 32, patchSize: 16, embedDim, depth: 2, localUpToLayer: lu > 0 ? 1 : 0, numClasses: 7, seed: 1 };
+      const overrides = { imgSize: 32, patchSize: 16, inChans: 3, embedDim, depth: 2, localUpToLayer: lu > 0 ? 1 : 0, numClasses: 7, seed: 1 };
       const model = createModel(name, overrides);
       expect(model.name).toBe(name);
       const sd = model.stateDict();

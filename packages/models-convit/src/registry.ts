@@ -1,6 +1,8 @@
 /**
  * The registered ConViT models: the paper's ConViT-Ti/S/B (timm `convit_*`), the "+" models with 64 dims per
- * head, and the DeiT twin of each base model (the same trunk with every block MHSA: `localUpToLayer: 0`).
+ * head, and the DeiT twin of each base model (the same trunk with every block MHSA: `localUpToLayer: 0`); and
+ * softbias' own small Fashion-MNIST ConViT and its DeiT twin (`convit_fmnist`, `convit_fmnist_deit`: what
+ * `softbias demo` trains and the web app fine-tunes).
  */
 import { type PretrainedConfig, type PretrainedTag, imagenetConfig } from '@softbias/tensor-ops/models';
 import type { ConvitConfig, ConvitOverrides } from './config.js';
@@ -29,6 +31,29 @@ function data(weights: string | null): PretrainedConfig {
   });
 }
 
+/**
+ * Fashion-MNIST's normalisation (the training set's pixel mean and std in [0, 1]; @softbias/data's
+ * FASHION_MNIST_MEAN / FASHION_MNIST_STD, checked equal in the web app's spec), for every channel.
+ */
+const FMNIST_MEAN = 0.2860406;
+const FMNIST_STD = 0.3530242;
+
+/** The small Fashion-MNIST models' data config: 28×28 grey, the whole image (no eval crop), ten classes. */
+function fashionMnist(): PretrainedConfig {
+  return {
+    inputSize: [1, 28, 28],
+    cropPct: 1,
+    interpolation: 'bilinear',
+    mean: [FMNIST_MEAN, FMNIST_MEAN, FMNIST_MEAN],
+    std: [FMNIST_STD, FMNIST_STD, FMNIST_STD],
+    numClasses: 10,
+    weights: null,
+    license: null,
+    firstConv: 'patch_embed.proj',
+    classifier: 'head',
+  };
+}
+
 /** The pretrained config of a model built from a bare config (no registered name): ImageNet's, at its size. */
 export function defaultPretrainedConfig(config: Pick<ConvitConfig, 'inChans' | 'imgSize' | 'numClasses'>): PretrainedConfig {
   return { ...data(null), inputSize: [config.inChans, config.imgSize[0], config.imgSize[1]], numClasses: config.numClasses };
@@ -44,6 +69,12 @@ function tagsOf(name: string, pretrained: PretrainedConfig): readonly Pretrained
 }
 
 const trunk = { imgSize: 224, patchSize: 16, depth: 12, mlpRatio: 4, localityStrength: 1 } as const;
+
+/**
+ * The small Fashion-MNIST trunk (softbias demo's): 28×28 grey, 4 px patches (a 7×7 grid), 4 heads × 16 = 64
+ * wide, depth 6, MLP ratio 2, stochastic depth 0.05, ten classes.
+ */
+const fmnist = { imgSize: 28, patchSize: 4, inChans: 1, numClasses: 10, embedDim: 64, depth: 6, numHeads: 4, mlpRatio: 2, dropPathRate: 0.05, localityStrength: 1 } as const;
 
 const UNTAGGED: Omit<ModelEntry, 'tags'>[] = [
   {
@@ -99,6 +130,20 @@ const UNTAGGED: Omit<ModelEntry, 'tags'>[] = [
     description: 'DeiT twin of convit_base: the same trunk with MHSA everywhere (localUpToLayer 0); ConViT module tree',
     args: { ...trunk, embedDim: 768, numHeads: 16, localUpToLayer: 0 },
     pretrained: data(null),
+  },
+  {
+    name: 'convit_fmnist',
+    description:
+      "softbias demo's Fashion-MNIST ConViT: 28×28 grey, 4 px patches, 4 heads × 16 = 64 wide, depth 6, GPSA in blocks 0–3; " +
+      'no reference weights (the web app ships one `softbias demo` trained)',
+    args: { ...fmnist, localUpToLayer: 4 },
+    pretrained: fashionMnist(),
+  },
+  {
+    name: 'convit_fmnist_deit',
+    description: 'DeiT twin of convit_fmnist: the same trunk with MHSA everywhere (localUpToLayer 0); ConViT module tree',
+    args: { ...fmnist, localUpToLayer: 0 },
+    pretrained: fashionMnist(),
   },
 ];
 

@@ -32,7 +32,7 @@ afterAll(() => {
 
 describe('every registered model up to base size: onnxruntime-node = softbias at batch 2 (dynamic batch)', () => {
   it('covers both families up to base size', () => {
-    expect(models.filter((m) => m.family === 'convit').length).toBe(9);
+    expect(models.filter((m) => m.family === 'convit').length).toBe(11); // 9 ImageNet models + the 2 Fashion-MNIST ones
     expect(models.map((m) => m.name)).toContain('convnextv2_base');
     expect(models.map((m) => m.name)).toContain('convit_base_deit');
   });
@@ -43,26 +43,30 @@ describe('every registered model up to base size: onnxruntime-node = softbias at
       const model = (family === 'convit' ? convit.createModel(name, { seed: k }) : convnext.createModel(name, { seed: k })) as ExportableModel & {
         forward(x: tf.Tensor): tf.Tensor;
         dispose(): void;
+        pretrainedConfig: { inputSize: readonly [number, number, number]; numClasses: number };
       };
+      // Its registered input (224×224 RGB, 1000 classes; the Fashion-MNIST models 28×28 grey, 10 classes).
+      const [C, H, W] = model.pretrainedConfig.inputSize;
+      const K = model.pretrainedConfig.numClasses;
       try {
         randomizeWeights(model, k);
         const bytes = exportOnnx(model, { opset: 17, dynamicBatch: true });
         const s = inspectOnnx(bytes);
-        expect(s.inputs).toEqual([{ name: 'input', dims: ['batch', 224, 224, 3] }]);
-        expect(s.outputs).toEqual([{ name: 'logits', dims: ['batch', 1000] }]);
+        expect(s.inputs).toEqual([{ name: 'input', dims: ['batch', H, W, C] }]);
+        expect(s.outputs).toEqual([{ name: 'logits', dims: ['batch', K] }]);
         expect(s.opset).toBe(17);
         const sess = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
         const diffs: number[] = [];
         let atol = 0;
         try {
           for (const B of [2]) {
-            const xd = images([B, 224, 224, 3], 7 + B);
-            const x = tf.tensor(xd, [B, 224, 224, 3]);
+            const xd = images([B, H, W, C], 7 + B);
+            const x = tf.tensor(xd, [B, H, W, C]);
             const y = model.forward(x);
             const want = (await y.data()) as Float32Array;
             tf.dispose([x, y]);
-            const out = await sess.run({ input: new ort.Tensor('float32', xd, [B, 224, 224, 3]) });
-            expect(out.logits!.dims).toEqual([B, 1000]);
+            const out = await sess.run({ input: new ort.Tensor('float32', xd, [B, H, W, C]) });
+            expect(out.logits!.dims).toEqual([B, K]);
             const c = compare(out.logits!.data as Float32Array, want);
             diffs.push(c.diff);
             atol = Math.max(atol, c.atol);

@@ -6,15 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setupBackend, type BackendRequest } from '@softbias/tensor-ops';
-import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { WASM_PATHS } from './wasm-paths.js';
 import { fcmaePretrain, type PretrainSpec } from './fcmae-view.js';
+import type { Memory } from './worker-protocol.js';
 
-export interface Memory {
-  numTensors: number;
-  numBytes: number;
-}
+export type { Memory } from './worker-protocol.js';
 
 export type ToFcmaeWorker = { type: 'init'; backend: BackendRequest; threads: number } | { type: 'train'; spec: PretrainSpec };
 
@@ -39,7 +35,7 @@ self.onmessage = (ev: MessageEvent<ToFcmaeWorker>) => {
       if (m.type === 'init') {
         const info = await setupBackend(m.backend, {
           threads: m.threads,
-          wasmPaths: { 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded },
+          wasmPaths: WASM_PATHS,
         });
         post({ type: 'ready', backend: info.backend, reason: info.reason, memory: memory() });
       } else {

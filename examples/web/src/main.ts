@@ -13,9 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readBytes, setupBackend, type BackendInfo, type BackendRequest } from '@softbias/tensor-ops';
-import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { WASM_PATHS } from './wasm-paths.js';
 import {
   attentionOf,
   classify,
@@ -134,11 +132,7 @@ async function startBackend(): Promise<void> {
   const info = await setupBackend(requested, {
     threads,
     // Vite serves tfjs-backend-wasm's binaries as assets.
-    wasmPaths: {
-      'tfjs-backend-wasm.wasm': wasmPlain,
-      'tfjs-backend-wasm-simd.wasm': wasmSimd,
-      'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded,
-    },
+    wasmPaths: WASM_PATHS,
   });
   demo.backend = { backend: info.backend, reason: info.reason, ...(info.threads ? { threads: info.threads } : {}) };
   if (info.adapter) {

@@ -8,9 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkpointMeta, indexedDbStorage, memoryStorage, opfsAvailable, opfsStorage, type FitStorage } from '@softbias/train';
 import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
-import wasmPlain from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm?url';
-import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm?url';
-import wasmThreaded from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-threaded-simd.wasm?url';
+import { WASM_PATHS } from './wasm-paths.js';
 import trainImagesUrl from '../../../packages/data/assets/fashion-mnist/train-images-idx3-ubyte.gz?url';
 import trainLabelsUrl from '../../../packages/data/assets/fashion-mnist/train-labels-idx1-ubyte.gz?url';
 import testImagesUrl from '../../../packages/data/assets/fashion-mnist/t10k-images-idx3-ubyte.gz?url';
@@ -150,7 +148,7 @@ self.onmessage = (ev: MessageEvent<ToWorker>) => {
       if (m.type === 'init') {
         const info = await setupBackend(m.backend, {
           threads: m.threads,
-          wasmPaths: { 'tfjs-backend-wasm.wasm': wasmPlain, 'tfjs-backend-wasm-simd.wasm': wasmSimd, 'tfjs-backend-wasm-threaded-simd.wasm': wasmThreaded },
+          wasmPaths: WASM_PATHS,
         });
         const db = m.dbName ?? 'softbias-web';
         // OPFS (files, atomic replace) where the browser has it, else IndexedDB; `?storage=` picks one.

@@ -139,6 +139,7 @@ export async function main(argv: string[]): Promise<number> {
         resume: values.resume ?? false,
         allowSettingsChange: values['allow-settings-change'] ?? false,
         progress,
+        verbose: values.verbose === true,
       };
       const outcome = await train({ ...args, out: checkOutDir(values.out ?? 'out/train') }, log);
       // An interrupted run is not a success: 128 + the signal's number, as a shell reports it.
@@ -148,7 +149,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!values.weights) throw new UsageError('eval needs --weights FILE');
       const data = choiceOption(values.data, 'data', 'fashion-mnist', TRAIN_DATA);
       checkWeightsFile(values.weights, '--weights', 'eval');
-      await evalCmd({ weights: values.weights, data, ...dataDir, backend }, log);
+      await evalCmd({ weights: values.weights, data, ...dataDir, backend, verbose: values.verbose === true }, log);
       return 0;
     }
     case 'inspect': {
@@ -165,6 +166,7 @@ export async function main(argv: string[]): Promise<number> {
           data,
           ...dataDir,
           backend,
+          verbose: values.verbose === true,
         },
         log,
       );
@@ -180,6 +182,7 @@ export async function main(argv: string[]): Promise<number> {
           runs: intOption(values.runs, 'runs', 5, 1),
           backend,
           threads: intOption(values.threads, 'threads', 1, 1),
+          verbose: values.verbose === true,
         },
         log,
       );
@@ -201,6 +204,7 @@ export async function main(argv: string[]): Promise<number> {
         progress,
         resume: values.resume ?? false,
         allowSettingsChange: values['allow-settings-change'] ?? false,
+        verbose: values.verbose === true,
       };
       const outcome = await pretrain({ ...args, out: checkOutDir(values.out ?? 'out/pretrain') }, log);
       return outcome.status === 'completed' ? 0 : outcome.signal === 'SIGTERM' ? 143 : 130;

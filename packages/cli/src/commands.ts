@@ -2,7 +2,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setupBackend, type BackendRequest } from '@softbias/tensor-ops';
+import type { BackendRequest } from '@softbias/tensor-ops';
+import { startBackend } from './backend-start.js';
 import {
   DataLoader,
   FASHION_MNIST_MEAN,
@@ -100,6 +101,8 @@ export interface TrainArgs extends TrainSettings, DataChoice {
   /** Resume even though the settings differ from the checkpoint's (listed in a warning). */
   allowSettingsChange?: boolean;
   progress: 'bar' | 'lines' | 'none';
+  /** The backend's full story (why `auto` skipped each backend, Dawn's warnings). */
+  verbose?: boolean;
   /** Fine-tune this hub checkpoint (a timm hub id, or a registered name for its default tag) instead of `model`. */
   pretrained?: string;
   /** Fine-tune this weights file instead of `model`. */
@@ -175,8 +178,7 @@ export interface TrainOutcome {
  * weights file: the run is not finished); a second Ctrl-C kills the process at once.
  */
 export async function train(a: TrainArgs, log: (s: string) => void): Promise<TrainOutcome> {
-  const info = await setupBackend(a.backend);
-  log(`backend: ${info.backend} (${info.reason})`);
+  await startBackend(a.backend, { verbose: a.verbose ?? false, log });
   const data = await loadData(a);
   const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
   const trainSet = subset(data.train, picked);
@@ -281,11 +283,12 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
 export interface EvalArgs extends DataChoice {
   weights: string;
   backend: BackendRequest;
+  /** The backend's full story (why `auto` skipped each backend, Dawn's warnings). */
+  verbose?: boolean;
 }
 
 export async function evalCmd(a: EvalArgs, log: (s: string) => void): Promise<void> {
-  const info = await setupBackend(a.backend);
-  log(`backend: ${info.backend} (${info.reason})`);
+  await startBackend(a.backend, { verbose: a.verbose ?? false, log });
   const data = await loadData(a);
   const { model } = await loadAnyModel(a.weights);
   try {
@@ -309,10 +312,11 @@ export interface InspectArgs extends DataChoice {
   model?: string;
   overrides: Record<string, unknown>;
   backend: BackendRequest;
+  verbose?: boolean;
 }
 
 export async function inspect(a: InspectArgs, log: (s: string) => void): Promise<void> {
-  await setupBackend(a.backend);
+  await startBackend(a.backend, { verbose: a.verbose ?? false, log: a.verbose ? log : () => undefined });
   let model: AnyModel;
   if (a.weights) ({ model } = await loadAnyModel(a.weights));
   else if (a.model) model = createAnyModel(a.model, a.overrides);
@@ -360,11 +364,11 @@ export interface BenchArgs {
   runs: number;
   backend: BackendRequest;
   threads: number;
+  verbose?: boolean;
 }
 
 export async function bench(a: BenchArgs, log: (s: string) => void): Promise<void> {
-  const info = await setupBackend(a.backend, { threads: a.threads });
-  log(`backend: ${info.backend} (${info.reason})`);
+  const info = await startBackend(a.backend, { threads: a.threads, verbose: a.verbose ?? false, log });
   const model = createAnyModel(a.model, a.overrides);
   try {
     // The model's own input: ConViT's configured image size, else the pretrained config's (224 px).

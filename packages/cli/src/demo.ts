@@ -11,7 +11,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setupBackend, type BackendInfo, type BackendRequest } from '@softbias/tensor-ops';
+import type { BackendInfo, BackendRequest } from '@softbias/tensor-ops';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist, subset, type ImageDataset } from '@softbias/data';
 import { setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 import { ProgressPrinter, defaultOutput, type FitProgress, type ProgressOutput } from '@softbias/train';
@@ -29,6 +29,10 @@ import {
   type ExperimentResult,
   type ExperimentSpec,
 } from '@softbias/experiments';
+import { startBackend } from './backend-start.js';
+
+export { backendLines } from './backend-start.js';
+import { backendNote } from './backend-start.js';
 
 export interface DemoOptions {
   out: string;
@@ -76,42 +80,6 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'log'> = {
 
 /** An epoch point with the per-head values, where the experiment runner records them. */
 type HeadPoint = EpochPoint & { gatesPerHead?: (readonly number[] | null)[]; nonlocalityPerHead?: (readonly number[] | null)[] };
-
-/** What an auto fallback skipped, in a few words (the full reason is the attempt's, shown with verbose). */
-function shortSkip(a: BackendInfo['attempts'][number]): string {
-  if (a.backend === 'webgpu') {
-    if (/CPU-emulated/.test(a.reason)) return 'WebGPU only on a CPU-emulated adapter (slower than wasm)';
-    if (/peer dependency 'webgpu'/.test(a.reason)) return "no WebGPU ('webgpu' package not installed)";
-    if (/no WebGPU adapter/.test(a.reason)) return 'no WebGPU adapter';
-    return 'WebGPU did not start';
-  }
-  if (a.backend === 'wasm') return 'wasm did not start, cpu is 30–50× slower';
-  return `${a.backend} did not start`;
-}
-
-/**
- * The backend line(s): one line, saying in a clause what `auto` skipped and why it picked this backend; with
- * `verbose`, every attempt's full reason and what the native libraries printed while probing.
- */
-export function backendLines(info: BackendInfo, verbose: boolean, warnings: readonly string[] = []): string[] {
-  if (!verbose) return [`backend: ${backendNote(info, '; --verbose says why')}`];
-  const lines = [`backend: ${info.backend}, ${chosenReason(info)}`];
-  for (const a of info.attempts) {
-    if (!a.ok) lines.push(`  ${a.backend} skipped: ${a.reason}`);
-    if (a.output) lines.push(`  ${a.backend} probe output:`, ...a.output.split('\n').map((l) => `    ${l}`));
-  }
-  for (const w of warnings) lines.push(`  ${w}`);
-  return lines;
-}
-
-const chosenReason = (info: BackendInfo) => info.attempts.find((a) => a.ok && a.backend === info.backend)?.reason ?? info.reason;
-
-/** The backend in a few words: what ran, and in a clause what `auto` skipped (the full story: verbose, results.json). */
-function backendNote(info: BackendInfo, hint = ''): string {
-  const skipped = info.attempts.filter((a) => !a.ok);
-  const why = info.requested === 'auto' && skipped.length ? ` (auto: ${skipped.map(shortSkip).join('; ')}${hint})` : '';
-  return `${info.backend}, ${chosenReason(info)}${why}`;
-}
 
 const clock = (seconds: number) => {
   const s = Math.max(0, Math.round(seconds));
@@ -163,13 +131,7 @@ export async function loadDemoData(o: Pick<DemoOptions, 'data' | 'dataDir'>): Pr
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const verbose = o.verbose ?? false;
-  const fallbackWarnings: string[] = [];
-  const backend = await setupBackend(o.backend, {
-    // Dawn writes its adapter warnings natively to stderr: probe in a child process unless asked to see them.
-    quietProbe: o.backend === 'auto' && !verbose,
-    onFallback: (m) => fallbackWarnings.push(m),
-  });
-  for (const l of backendLines(backend, verbose, fallbackWarnings)) o.log(l);
+  const backend = await startBackend(o.backend, { verbose, log: o.log });
   const data = await loadDemoData(o);
   const train = data.train;
   const test = o.testLimit && o.testLimit < data.test.length ? subset(data.test, Int32Array.from({ length: o.testLimit }, (_, i) => i)) : data.test;

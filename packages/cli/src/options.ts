@@ -40,6 +40,10 @@ export const DEMO_DATA = ['embedded', 'auto', 'full'] as const;
 const backend: OptionSpec = { type: 'string', arg: BACKENDS.join('|'), help: 'tfjs backend (default auto: webgpu, then wasm, then cpu)' };
 const progress: OptionSpec = { type: 'string', arg: PROGRESS.join('|'), help: 'progress output (default bar on a terminal, else lines)' };
 const help: OptionSpec = { type: 'boolean', help: 'this help' };
+const verbose: OptionSpec = {
+  type: 'boolean',
+  help: "the backend's full story: why each backend was skipped (with the Vulkan set-up advice) and Dawn's adapter warnings",
+};
 const data: OptionSpec = { type: 'string', arg: TRAIN_DATA.join('|'), help: 'data set (default fashion-mnist: the full set when installed, else the embedded subset)' };
 const dataDir: OptionSpec = { type: 'string', arg: 'DIR', help: 'where the data set is (cifar10: the .bin batches; folder: train/<class>/*, test/<class>/*)' };
 const model: OptionSpec = { type: 'string', arg: 'NAME', help: 'registered model (softbias list)' };
@@ -71,7 +75,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       seed,
       backend,
       progress: { ...progress, help: 'progress inside epochs (default bar on a terminal, else none: one line per epoch)' },
-      verbose: { type: 'boolean', help: "the backend's full story: why each backend was skipped (with the Vulkan set-up advice) and Dawn's adapter warnings" },
+      verbose,
       help,
     },
   },
@@ -99,6 +103,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       resume,
       'allow-settings-change': allowChange,
       backend,
+      verbose,
       progress,
       help,
     },
@@ -106,12 +111,12 @@ export const COMMANDS: Record<string, CommandSpec> = {
   eval: {
     summary: 'top-1/top-5 and the confusion matrix of a weights file on a data set',
     synopsis: '--weights FILE [options]',
-    options: { weights, data, 'data-dir': dataDir, backend, help },
+    options: { weights, data, 'data-dir': dataDir, backend, verbose, help },
   },
   inspect: {
     summary: 'parameters, MACs, gates and nonlocality of a weights file or a registered model',
     synopsis: '--weights FILE | --model NAME [--set key=value ...]',
-    options: { weights, model, set, data, 'data-dir': dataDir, backend, help },
+    options: { weights, model, set, data, 'data-dir': dataDir, backend, verbose, help },
   },
   bench: {
     summary: 'forward throughput of a registered model on random images',
@@ -123,6 +128,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       runs: { type: 'string', arg: 'N', help: 'timed runs per batch size, an integer ≥ 1 (default 5)' },
       threads: { type: 'string', arg: 'T', help: 'wasm threads, an integer ≥ 1 (default 1)' },
       backend,
+      verbose,
       help,
     },
   },
@@ -143,6 +149,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       resume,
       'allow-settings-change': allowChange,
       backend,
+      verbose,
       progress,
       help,
     },

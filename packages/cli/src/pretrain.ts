@@ -6,7 +6,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { setupBackend, type BackendRequest } from '@softbias/tensor-ops';
+import type { BackendRequest } from '@softbias/tensor-ops';
+import { startBackend } from './backend-start.js';
 import { DataLoader, subset, subsamplePerClass } from '@softbias/data';
 import { fit, type FitProgress } from '@softbias/train';
 import { createFcmae } from '@softbias/models-convnextv2';
@@ -25,6 +26,8 @@ export interface PretrainArgs extends DataChoice {
   /** Images are resized to this square size (a multiple of 32: FCMAE masks 32×32 patches). Default 64. */
   imgSize?: number;
   out: string;
+  /** The backend's full story (why `auto` skipped each backend, Dawn's warnings). */
+  verbose?: boolean;
   backend: BackendRequest;
   progress: 'bar' | 'lines' | 'none';
   /** Continue from `<out>/checkpoint.safetensors` when it exists. Default false. */
@@ -66,8 +69,7 @@ function checkSettings(a: PretrainArgs, size: number): void {
 export async function pretrain(a: PretrainArgs, log: (s: string) => void, hooks: PretrainHooks = {}): Promise<PretrainOutcome> {
   const size = a.imgSize ?? 64;
   checkSettings(a, size);
-  const info = await setupBackend(a.backend);
-  log(`backend: ${info.backend} (${info.reason})`);
+  await startBackend(a.backend, { verbose: a.verbose ?? false, log });
   const data = await loadData(a);
   const picked = subsamplePerClass(data.train.labels, { fraction: a.fraction, seed: a.seed, numClasses: data.train.numClasses });
   const trainSet = subset(data.train, picked);

@@ -376,3 +376,16 @@ describe('models.create', () => {
     expect(() => r.create('convit_tiny', { pretrained: true })).toThrow(/use await fromPretrained\('convit_tiny'\)/);
   });
 });
+
+describe('fromPretrained options', () => {
+  it('refuses a dtype other than float32 and a bad numClasses before any request', async () => {
+    const { fromPretrained } = await import('./from-pretrained.js');
+    // An endpoint nothing listens on: a request would fail with a network error, not these messages.
+    const hub = { endpoint: 'http://127.0.0.1:9', offline: false };
+    await expect(fromPretrained('timm/convit_tiny.fb_in1k', { ...hub, dtype: 'float16' as never })).rejects.toThrow(
+      /dtype 'float16' is not supported: models compute in float32/,
+    );
+    await expect(fromPretrained('timm/convit_tiny.fb_in1k', { ...hub, numClasses: 2.5 })).rejects.toThrow(/numClasses must be an integer ≥ 0, got 2.5/);
+    await expect(fromPretrained('timm/convit_tiny.fb_in1k', { ...hub, numClasses: -1 })).rejects.toThrow(/numClasses must be an integer ≥ 0/);
+  });
+});

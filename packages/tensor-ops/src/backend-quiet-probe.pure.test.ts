@@ -33,3 +33,11 @@ it('auto with quietProbe: same choice and reasons as the in-process probe, Dawn 
   // On a machine where Dawn said nothing there is nothing to capture (the comparison above is then empty).
   if (dawnLines.length === 0) expect(webgpu.output).toBeUndefined();
 });
+
+it("setupBackend('cpu') in Node: no tfjs-node banner on stderr at the first tensor (the backend info says what is faster)", () => {
+  const run = runTsInChild<{ backend: string; sum: number }>(fileURLToPath(new URL('../test/cpu-banner.child.ts', import.meta.url)));
+  expect(run.status, run.stderr).toBe(0);
+  expect(run.result).toEqual({ backend: 'cpu', sum: 6 });
+  expect(run.stderr).not.toMatch(/looks like you are running TensorFlow\.js in Node/);
+  expect(run.stderr.trim()).toBe('');
+});

@@ -248,6 +248,11 @@ async function trySetBackend(name: string): Promise<void> {
 async function setupCpu(info: Partial<BackendInfo>): Promise<void> {
   await import('@tensorflow/tfjs-backend-cpu');
   await trySetBackend('cpu');
+  // tfjs' cpu backend prints a "Hi, looks like you are running TensorFlow.js in Node.js…" banner on its first
+  // tensor in Node. setupBackend already says what runs and what is faster (BackendInfo.reason; 'wasm', and
+  // 'tensorflow' where tfjs-node is installed), so the banner is only noise on a CLI's stderr: mark it shown.
+  const cpu = tf.backend() as { firstUse?: unknown };
+  if (typeof cpu.firstUse === 'boolean') cpu.firstUse = false;
   info.reason ??= 'plain JavaScript kernels (always available; slowest)';
 }
 

@@ -14,11 +14,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync, crc32 } from 'node:zlib';
-import '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, readIdx } from '@softbias/data';
 import { loadModel } from '@softbias/models-convit';
-import { writeWeights } from '@softbias/tensor-ops/models';
+import { setupBackend } from '@softbias/tensor-ops';
+import { setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../../..');
@@ -44,6 +43,7 @@ function greyPng(px, width, height) {
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
 }
 
+await setupBackend('cpu');
 const dir = join(root, 'packages/data/assets/fashion-mnist');
 const images = await readIdx(new Uint8Array(readFileSync(join(dir, 't10k-images-idx3-ubyte.gz'))));
 const labels = await readIdx(new Uint8Array(readFileSync(join(dir, 't10k-labels-idx1-ubyte.gz'))));
@@ -64,27 +64,20 @@ if (src) {
   const model = await loadModel(new Uint8Array(readFileSync(src)));
   mkdirSync(join(pub, 'models'), { recursive: true });
   const out = join(pub, 'models', 'fashion-mnist-convit.safetensors');
-  const [mean] = FASHION_MNIST_MEAN;
-  const [std] = FASHION_MNIST_STD;
   const c = model.config;
-  const pretrainedCfg = {
-    input_size: [c.inChans, c.imgSize[0], c.imgSize[1]],
-    crop_pct: 1,
+  // The preprocessing it was trained with and the class names, as softbias demo / train save them.
+  setPretrainedConfig(model, {
+    inputSize: [c.inChans, c.imgSize[0], c.imgSize[1]],
+    cropPct: 1,
     interpolation: 'bilinear',
-    mean: [mean, mean, mean],
-    std: [std, std, std],
-    num_classes: c.numClasses,
-    label_names: [...FASHION_MNIST_CLASSES],
-  };
-  // What model.saveWeights({ dtype: 'float16' }) writes, plus the labels and the preprocessing.
-  const bytes = await writeWeights(model, {
-    arch: model.name,
-    family: 'convit',
-    config: c,
-    dtype: 'float16',
-    metadata: { labels: JSON.stringify([...FASHION_MNIST_CLASSES]), pretrained_cfg: JSON.stringify(pretrainedCfg) },
-    path: out,
+    mean: FASHION_MNIST_MEAN,
+    std: FASHION_MNIST_STD,
+    // Trained here by softbias demo, not timm's release: no reference weights, no timm licence to claim.
+    weights: null,
+    license: null,
   });
+  setLabelNames(model, FASHION_MNIST_CLASSES);
+  const bytes = await model.saveWeights(out, { dtype: 'float16' });
   console.log(`wrote ${out} (${bytes.length} bytes, float16)`);
   model.dispose();
 }

@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { crc32 } from '@softbias/tensor-ops';
-import { fromPretrainedWithInfo, labelNamesOf, models, readWeights, setLabelNames, setPretrainedConfig, type HubOptions, type PretrainedConfig, type VisionModel } from '@softbias/tensor-ops/models';
+import { channelNormalisation, fromPretrainedWithInfo, labelNamesOf, models, readWeights, setLabelNames, setPretrainedConfig, type HubOptions, type PretrainedConfigUpdate, type VisionModel } from '@softbias/tensor-ops/models';
 import {
   ArrayDataset,
   DataLoader,
@@ -104,14 +104,12 @@ export const TRUNK_INPUT: RunInput = { size: [IMG_SIZE, IMG_SIZE], channels: 1, 
 export function inputOf(model: VisionModel): RunInput {
   const pc = model.pretrainedConfig;
   const [c, h, w] = pc.inputSize;
-  const per = (v: readonly number[]) => Array.from({ length: c }, (_, i) => v[i % v.length]!);
-  return { size: [h, w], channels: c, mean: per(pc.mean), std: per(pc.std) };
+  return { size: [h, w], channels: c, ...channelNormalisation(pc) };
 }
 
 /** A run's input as the model's pretrained config (no eval crop: the run trains and classifies whole images). */
-function preprocessingOf(input: RunInput): Partial<PretrainedConfig> {
-  const three = (v: number[]) => [v[0]!, v[1 % v.length]!, v[2 % v.length]!] as const;
-  return { inputSize: [input.channels, ...input.size], mean: three(input.mean), std: three(input.std), cropPct: 1 };
+function preprocessingOf(input: RunInput): PretrainedConfigUpdate {
+  return { inputSize: [input.channels, ...input.size], mean: input.mean, std: input.std, cropPct: 1 };
 }
 
 /** The images of `ds` with `channels` channels (grey → RGB repeats the grey; RGB → grey is BT.601 luma). */

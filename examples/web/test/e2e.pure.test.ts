@@ -23,10 +23,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32, deflateSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { defaultAtol, loadFixture, repoRoot } from '@softbias/test-utils';
 import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
+import { encodePng as encodePngSpec } from '../../../packages/data/test/png-writer.js';
 import { createModel, loadModel } from '@softbias/models-convit';
 import { setupBackend } from '@softbias/tensor-ops';
 import { decodePng, FASHION_MNIST_CLASSES } from '@softbias/data';
@@ -40,31 +40,11 @@ const chromiumExe = chromiumPath();
 const haveChromium = existsSync(chromiumExe);
 const inCi = process.env.CI === 'true';
 
-// ---------------------------------------------------------------------------------------- a PNG, by hand
+// ---------------------------------------------------------------------------------------- a PNG (data's test writer)
 
 /** An 8-bit RGB PNG (no gamma or colour-profile chunks, so a browser decodes exactly these values). */
-function encodePng(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  const chunk = (type: string, data: Uint8Array): Buffer => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), Buffer.from(data)]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // truecolour RGB
-  const raw = Buffer.alloc(height * (1 + width * 3));
-  for (let y = 0; y < height; y++) {
-    raw[y * (1 + width * 3)] = 0; // filter: none
-    Buffer.from(rgb.subarray(y * width * 3, (y + 1) * width * 3)).copy(raw, y * (1 + width * 3) + 1);
-  }
-  const sig = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  return new Uint8Array(Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]));
-}
+const encodePng = (rgb: Uint8Array, width: number, height: number): Uint8Array =>
+  encodePngSpec({ width, height, colorType: 2, depth: 8, samples: rgb });
 
 /** A 64×48 test picture: a sky gradient, a sun, striped ground (non-square: the eval transform resizes and crops). */
 function picture(width = 64, height = 48): Uint8Array {

@@ -22,7 +22,7 @@ import type { TrainSettings } from '@softbias/experiments';
 import { ConfusionMatrix, countMacs, convnextv2Macs, measureThroughput, countParameters } from '@softbias/metrics';
 import { ConViT } from '@softbias/models-convit';
 import { ConvNeXtV2 } from '@softbias/models-convnextv2';
-import { explicitPretrainedConfig, fromPretrainedWithInfo, models, setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
+import { channelNormalisation, explicitPretrainedConfig, fromPretrainedWithInfo, models, setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 import { createAnyModel, familyOf, loadAnyModel, type AnyModel, type Family } from './models.js';
 import { downloadProgress } from './download-progress.js';
 import { checkTrainingMemory, convitPatchSize, explainOutOfMemory } from './memory.js';
@@ -135,8 +135,7 @@ async function fineTuneStart(a: TrainArgs, data: LoadedData, log: (s: string) =>
     });
     const cfg = model.pretrainedConfig;
     const size: [number, number] = [cfg.inputSize[1], cfg.inputSize[2]];
-    const perChannel = (v: readonly number[]) => Array.from({ length: C }, (_, i) => v[i % v.length]!);
-    const [mean, std] = [perChannel(cfg.mean), perChannel(cfg.std)];
+    const { mean, std } = channelNormalisation(cfg, C);
     const fmt = (v: number[]) => `[${v.map((x) => x.toFixed(3)).join(', ')}]`;
     log(
       `fine-tuning ${info.repo}${info.fromCache ? ` (cached: ${info.location})` : ''}: a new ${numClasses}-class head` +
@@ -156,8 +155,7 @@ async function fineTuneStart(a: TrainArgs, data: LoadedData, log: (s: string) =>
   // A file that says what it was trained with (its pretrained_cfg): that preprocessing; else the data's.
   const own = explicitPretrainedConfig(model);
   const size: [number, number] = own ? [own.inputSize[1], own.inputSize[2]] : inputSize(model, data.train);
-  const perChannel = (v: readonly number[]) => Array.from({ length: C }, (_, i) => v[i % v.length]!);
-  const [mean, std] = own ? [perChannel(own.mean), perChannel(own.std)] : [data.mean, data.std];
+  const { mean, std } = own ? channelNormalisation(own, C) : { mean: data.mean, std: data.std };
   const fmt = (v: readonly number[]) => `[${v.map((x) => x.toFixed(3)).join(', ')}]`;
   log(
     `fine-tuning ${a.weights}${had !== numClasses ? `: a new ${numClasses}-class head (it had ${had})` : ''}` +
@@ -257,13 +255,12 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
       return { status: result.status, step: result.step, ...(stoppedBy ? { signal: stoppedBy } : {}) };
     }
     // The file carries what it was trained with: its preprocessing (pretrained_cfg) and the data's class names.
-    const triple = (v: readonly number[]) => [0, 1, 2].map((i) => v[i % v.length]!) as [number, number, number];
     setPretrainedConfig(model, {
       inputSize: [data.train.imageShape[2], size[0], size[1]],
       cropPct: 1,
       interpolation: 'bilinear',
-      mean: triple(norm.mean),
-      std: triple(norm.std),
+      mean: norm.mean,
+      std: norm.std,
     });
     if (data.train.classNames.length === model.numClasses) setLabelNames(model, data.train.classNames);
     await model.saveWeights(join(out, 'model.safetensors'));

@@ -186,8 +186,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
               setLabelNames(model, train.classNames.length ? train.classNames : FASHION_MNIST_CLASSES); // saved in __metadata__.labels
               // Its preprocessing (saved as __metadata__.pretrained_cfg): the data's 28×28 grey images, its mean / std.
               const [H, W, C] = train.imageShape;
-              const triple = (v: readonly number[]) => [0, 1, 2].map((i) => v[i % v.length]!) as [number, number, number];
-              setPretrainedConfig(model, { inputSize: [C, H, W], cropPct: 1, interpolation: 'bilinear', mean: triple(spec.mean), std: triple(spec.std) });
+              setPretrainedConfig(model, { inputSize: [C, H, W], cropPct: 1, interpolation: 'bilinear', mean: spec.mean, std: spec.std });
               await model.saveWeights(weightsPath);
             },
           }

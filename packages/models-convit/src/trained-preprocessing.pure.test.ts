@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, it, expect } from 'vitest';
-import { classify, models, preprocess, readWeights, setLabelNames, setPretrainedConfig, WeightsError } from '@softbias/tensor-ops/models';
+import { channelNormalisation, classify, models, preprocess, readWeights, setLabelNames, setPretrainedConfig, WeightsError } from '@softbias/tensor-ops/models';
 import { serializeSafetensors, parseSafetensors } from '@softbias/tensor-ops';
 import { createModel, loadModel } from '@softbias/models-convit';
 
@@ -34,6 +34,23 @@ function withCfg(bytes: Uint8Array, raw: string): Uint8Array {
 }
 
 describe('the preprocessing a model was trained with travels in its file', () => {
+  it('setPretrainedConfig takes a grey model\'s one mean / std (stored as timm stores it: three) and refuses other shapes', () => {
+    const m = createModel('convit_tiny', grey);
+    setPretrainedConfig(m, { inputSize: [1, 8, 8], mean: [MEAN], std: [STD] });
+    expect(m.pretrainedConfig.mean).toEqual([MEAN, MEAN, MEAN]);
+    expect(m.pretrainedConfig.std).toEqual([STD, STD, STD]);
+    expect(channelNormalisation(m.pretrainedConfig)).toEqual({ mean: [MEAN], std: [STD] });
+    setPretrainedConfig(m, { mean: [0.1, 0.2, 0.3] });
+    expect(m.pretrainedConfig.mean).toEqual([0.1, 0.2, 0.3]);
+    expect(channelNormalisation(m.pretrainedConfig, 3).mean).toEqual([0.1, 0.2, 0.3]);
+    expect(() => setPretrainedConfig(m, { mean: [0.1, 0.2] })).toThrow(/mean takes 1 or 3 values.*got 2/);
+    expect(() => setPretrainedConfig(m, { std: [0] })).toThrow(/std values must be finite and > 0/);
+    expect(() => setPretrainedConfig(m, { mean: [Number.NaN] })).toThrow(/mean values must be finite/);
+    // A refused update changes nothing.
+    expect(m.pretrainedConfig.mean).toEqual([0.1, 0.2, 0.3]);
+    m.dispose();
+  });
+
   it('saveWeights stores pretrained_cfg; loadModel and models.fromFile restore it; classify uses it', async () => {
     const m = trainedGrey();
     const bytes = await m.saveWeights();

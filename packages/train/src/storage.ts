@@ -36,13 +36,38 @@ export function notFound(storage: string, key: string): Error {
 const dynamicImport = (name: string): Promise<any> => import(/* @vite-ignore */ /* webpackIgnore: true */ name);
 
 /**
+ * The appends of one storage, stored in order one after another (`append` may return first); the first failure
+ * is kept and thrown once by `flush()`, which waits for them all; `idle()` waits without throwing (reads and
+ * writes go after the appends queued before them).
+ */
+function appendQueue() {
+  let pending: Promise<void> = Promise.resolve();
+  let failure: unknown;
+  return {
+    add(job: () => Promise<void> | void): void {
+      pending = pending.then(job).catch((e: unknown) => {
+        failure ??= e;
+      });
+    },
+    idle: (): Promise<void> => pending,
+    async flush(): Promise<void> {
+      await pending;
+      if (failure !== undefined) {
+        const e = failure;
+        failure = undefined;
+        throw e;
+      }
+    },
+  };
+}
+
+/**
  * Node's file system (the default): checkpoints written atomically (temporary file, fsync, rename), the log
  * appended synchronously, so a killed process loses no record it reported.
  */
 export function nodeFileStorage(): FitStorage {
   let fs: { appendFileSync(p: string, d: string): void; readFileSync(p: string, e: 'utf8'): string; rmSync(p: string, o: { force: boolean }): void } | undefined;
-  let pending: Promise<void> = Promise.resolve();
-  let failure: unknown;
+  const appends = appendQueue();
   const load = async () => {
     fs ??= await dynamicImport('node:fs');
     return fs!;
@@ -55,13 +80,7 @@ export function nodeFileStorage(): FitStorage {
       if (fs) fs.appendFileSync(key, text);
       else {
         // Only before node:fs is loaded (fit's first record): queued, its error kept for flush().
-        pending = pending.then(async () => {
-          try {
-            (await load()).appendFileSync(key, text);
-          } catch (e) {
-            failure ??= e;
-          }
-        });
+        appends.add(async () => (await load()).appendFileSync(key, text));
       }
     },
     async readText(key) {
@@ -74,12 +93,7 @@ export function nodeFileStorage(): FitStorage {
     },
     async flush() {
       await load();
-      await pending;
-      if (failure !== undefined) {
-        const e = failure;
-        failure = undefined;
-        throw e;
-      }
+      await appends.flush();
     },
     async remove(key) {
       (await load()).rmSync(key, { force: true });
@@ -151,56 +165,44 @@ export function indexedDbStorage(dbName = 'softbias-train', opts: { indexedDB?: 
     });
   };
   const get = (key: string) => request<unknown>('readonly', (s) => s.get(key));
-  let pending: Promise<void> = Promise.resolve();
-  let failure: unknown;
+  const appends = appendQueue();
   const name = `indexeddb:${dbName}`;
   return {
     name,
     async read(key) {
-      await pending;
+      await appends.idle();
       const v = await get(key);
       if (v === undefined) throw notFound(name, key);
       if (typeof v === 'string') return new TextEncoder().encode(v);
       return v instanceof Uint8Array ? v : new Uint8Array(v as ArrayBuffer);
     },
     async write(key, bytes) {
-      await pending;
+      await appends.idle();
       await request('readwrite', (s) => s.put(bytes.slice(), key));
     },
     append(key, text) {
-      pending = pending.then(async () => {
-        try {
-          const d = await open();
-          await new Promise<void>((resolve, reject) => {
-            // Read and extend in one transaction: two appends never interleave.
-            const tx = d.transaction(store, 'readwrite');
-            const s = tx.objectStore(store);
-            const req = s.get(key);
-            req.onsuccess = () => s.put((typeof req.result === 'string' ? req.result : '') + text, key);
-            tx.oncomplete = () => resolve();
-            tx.onerror = () => reject(tx.error);
-            tx.onabort = () => reject(tx.error ?? new Error('indexedDbStorage: transaction aborted'));
-          });
-        } catch (e) {
-          failure ??= e;
-        }
+      appends.add(async () => {
+        const d = await open();
+        await new Promise<void>((resolve, reject) => {
+          // Read and extend in one transaction: two appends never interleave.
+          const tx = d.transaction(store, 'readwrite');
+          const s = tx.objectStore(store);
+          const req = s.get(key);
+          req.onsuccess = () => s.put((typeof req.result === 'string' ? req.result : '') + text, key);
+          tx.oncomplete = () => resolve();
+          tx.onerror = () => reject(tx.error);
+          tx.onabort = () => reject(tx.error ?? new Error('indexedDbStorage: transaction aborted'));
+        });
       });
     },
     async readText(key) {
-      await pending;
+      await appends.idle();
       const v = await get(key);
       return typeof v === 'string' ? v : undefined;
     },
-    async flush() {
-      await pending;
-      if (failure !== undefined) {
-        const e = failure;
-        failure = undefined;
-        throw e;
-      }
-    },
+    flush: () => appends.flush(),
     async remove(key) {
-      await pending;
+      await appends.idle();
       await request('readwrite', (s) => s.delete(key));
     },
   };
@@ -253,8 +255,7 @@ export function opfsStorage(dirName = 'softbias-train', opts: { root?: OpfsDirec
   };
   const fileName = (key: string) => encodeURIComponent(key);
   let tmpCount = 0;
-  let pending: Promise<void> = Promise.resolve();
-  let failure: unknown;
+  const appends = appendQueue();
   const name = `opfs:${dirName}`;
   const getFile = async (key: string): Promise<Blob | undefined> => {
     const d = await open();
@@ -278,13 +279,13 @@ export function opfsStorage(dirName = 'softbias-train', opts: { root?: OpfsDirec
   return {
     name,
     async read(key) {
-      await pending;
+      await appends.idle();
       const f = await getFile(key);
       if (!f) throw notFound(name, key);
       return new Uint8Array(await f.arrayBuffer());
     },
     async write(key, bytes) {
-      await pending;
+      await appends.idle();
       const d = await open();
       const target = fileName(key);
       const tmp = `${target}.tmp-${Date.now().toString(36)}-${tmpCount++}`;
@@ -303,39 +304,28 @@ export function opfsStorage(dirName = 'softbias-train', opts: { root?: OpfsDirec
       }
     },
     append(key, text) {
-      pending = pending.then(async () => {
+      appends.add(async () => {
+        const d = await open();
+        const h = await d.getFileHandle(fileName(key), { create: true });
+        const size = (await h.getFile()).size;
+        const w = await h.createWritable({ keepExistingData: true });
         try {
-          const d = await open();
-          const h = await d.getFileHandle(fileName(key), { create: true });
-          const size = (await h.getFile()).size;
-          const w = await h.createWritable({ keepExistingData: true });
-          try {
-            await w.write({ type: 'write', position: size, data: text });
-          } catch (e) {
-            await w.abort(e).catch(() => {});
-            throw e;
-          }
-          await w.close();
+          await w.write({ type: 'write', position: size, data: text });
         } catch (e) {
-          failure ??= e;
+          await w.abort(e).catch(() => {});
+          throw e;
         }
+        await w.close();
       });
     },
     async readText(key) {
-      await pending;
+      await appends.idle();
       const f = await getFile(key);
       return f ? await f.text() : undefined;
     },
-    async flush() {
-      await pending;
-      if (failure !== undefined) {
-        const e = failure;
-        failure = undefined;
-        throw e;
-      }
-    },
+    flush: () => appends.flush(),
     async remove(key) {
-      await pending;
+      await appends.idle();
       const d = await open();
       try {
         await d.removeEntry(fileName(key));

@@ -16,9 +16,11 @@ export {
   IMAGENET_DEFAULT_STD,
   imagenetConfig,
   setPretrainedConfig,
+  channelNormalisation,
   explicitPretrainedConfig,
   pretrainedConfigToTimm,
   type PretrainedConfig,
+  type PretrainedConfigUpdate,
 } from './pretrained.js';
 export {
   featureTakeIndices,

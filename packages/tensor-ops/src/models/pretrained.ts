@@ -135,16 +135,53 @@ export function parsePretrainedCfgMetadata(raw: string, label: string): Record<s
 const explicit = new WeakSet<object>();
 
 /**
+ * What `setPretrainedConfig` takes: a config's fields, with `mean` / `std` as one value per channel of the
+ * model's input or as timm's three (one value, a grey model's statistics, is stored as timm stores it: repeated).
+ */
+export type PretrainedConfigUpdate = Omit<Partial<PretrainedConfig>, 'mean' | 'std'> & {
+  mean?: readonly number[];
+  std?: readonly number[];
+};
+
+function statTriple(what: 'mean' | 'std', v: readonly number[], positive: boolean): [number, number, number] {
+  if (!Array.isArray(v) || (v.length !== 1 && v.length !== 3)) {
+    throw new RangeError(`setPretrainedConfig: ${what} takes 1 or 3 values (one per channel), got ${Array.isArray(v) ? v.length : typeof v}`);
+  }
+  for (const x of v) {
+    if (typeof x !== 'number' || !Number.isFinite(x) || (positive && x <= 0)) {
+      throw new RangeError(`setPretrainedConfig: ${what} values must be finite${positive ? ' and > 0' : ''} numbers, got ${JSON.stringify(v)}`);
+    }
+  }
+  return [v[0]!, v[v.length === 3 ? 1 : 0]!, v[v.length === 3 ? 2 : 0]!];
+}
+
+/**
+ * A config's normalisation with one value per input channel (its `inputSize[0]` unless `channels` is given):
+ * timm keeps three values even for a grey model, whose one channel takes the first.
+ */
+export function channelNormalisation(
+  cfg: Pick<PretrainedConfig, 'mean' | 'std' | 'inputSize'>,
+  channels: number = cfg.inputSize[0],
+): { mean: number[]; std: number[] } {
+  const per = (v: readonly number[]) => Array.from({ length: channels }, (_, i) => v[i % v.length]!);
+  return { mean: per(cfg.mean), std: per(cfg.std) };
+}
+
+/**
  * Give a model the preprocessing it was trained with (input size, crop, mean / std, interpolation): it becomes
  * the model's `pretrainedConfig` (with its current classes), `classify` / `preprocess` use it, and
  * `saveWeights` / `writeWeights` store it as `__metadata__.pretrained_cfg`, which `models.fromFile` reads
  * back. `fromPretrained` sets the checkpoint's this way; set it after fine-tuning at another size or
  * normalisation, before saving.
  */
-export function setPretrainedConfig(model: object, cfg: Partial<PretrainedConfig>): void {
+export function setPretrainedConfig(model: object, update: PretrainedConfigUpdate): void {
   const m = model as { pretrainedConfig?: PretrainedConfig; numClasses?: number };
   const base = m.pretrainedConfig;
   if (!base) throw new TypeError('setPretrainedConfig: the model has no pretrainedConfig to start from');
+  const { mean, std, ...rest } = update;
+  const cfg: Partial<PretrainedConfig> = { ...rest };
+  if (mean !== undefined) cfg.mean = statTriple('mean', mean, false);
+  if (std !== undefined) cfg.std = statTriple('std', std, true);
   const full: PretrainedConfig = { ...base, ...cfg };
   Object.defineProperty(model, 'pretrainedConfig', {
     configurable: true,

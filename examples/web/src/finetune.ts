@@ -25,7 +25,7 @@ import {
   subset,
   subsamplePerClass,
   toChannels,
-  type AugmentOptions,
+  trainingAugment,
   type ImageDataset,
 } from '@softbias/data';
 import { fit, type FitProgress, type FitStorage } from '@softbias/train';
@@ -346,14 +346,6 @@ export async function weightChecksum(model: VisionModel): Promise<number> {
 
 const loaderOptions = (input: RunInput, seed: number) => ({ mean: input.mean, std: input.std, seed, outputSize: input.size });
 
-/**
- * The training augmentation: the demo's pad-and-crop with flips at the data's own size; a random resized crop
- * (scale 0.5–1, as `softbias train` at another size) when the images are resized to a checkpoint's input.
- */
-function augmentFor(ds: ImageDataset, input: RunInput): AugmentOptions {
-  const same = ds.imageShape[0] === input.size[0] && ds.imageShape[1] === input.size[1];
-  return same ? { crop: { kind: 'pad-crop', padding: 2 }, hflip: true } : { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true };
-}
 
 /**
  * Train (or resume) one run through `fit`. `base`: the checkpoint's bytes when `cfg.base` is set (the data are
@@ -394,7 +386,7 @@ export async function runFinetune(cfg: FinetuneConfig, source: FinetuneData, io:
     let lastLoss = NaN;
     const result = await fit({
       model,
-      data: new DataLoader(data.train, { batchSize: cfg.batchSize, ...loaderOptions(input, cfg.seed), augment: augmentFor(data.train, input) }),
+      data: new DataLoader(data.train, { batchSize: cfg.batchSize, ...loaderOptions(input, cfg.seed), augment: trainingAugment([data.train.imageShape[0], data.train.imageShape[1]], input.size) }),
       epochs: cfg.epochs,
       numClasses: data.classNames.length,
       optimizer: { lr: cfg.lr, weightDecay: 0.05 },

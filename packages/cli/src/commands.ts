@@ -15,6 +15,7 @@ import {
   loadImageFolderSplits,
   subset,
   subsamplePerClass,
+  trainingAugment,
   type ImageDataset,
 } from '@softbias/data';
 import { fit, evaluate } from '@softbias/train';
@@ -225,12 +226,9 @@ export async function train(a: TrainArgs, log: (s: string) => void): Promise<Tra
         mean: norm.mean,
         std: norm.std,
         outputSize: size,
-        // At another size than the data's (a checkpoint's input size, ConvNeXt V2's 32 px minimum on 28 px
-        // images): a random resized crop; at the data's size, a padded random crop.
-        augment:
-          size[0] !== data.train.imageShape[0] || size[1] !== data.train.imageShape[1]
-            ? { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true }
-            : { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(size[0] / 8)) }, hflip: true },
+        // At the data's size a padded random crop; at another (a checkpoint's input size, ConvNeXt V2's 32 px
+        // minimum on 28 px images) a random resized crop.
+        augment: trainingAugment([data.train.imageShape[0], data.train.imageShape[1]], size),
       }),
       epochs: a.epochs,
       numClasses: model.numClasses,

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { renderSample, resizeBilinear, randomResizedCropBox, normalizationCoefficients } from '@softbias/data';
+import { renderSample, resizeBilinear, randomResizedCropBox, normalizationCoefficients, trainingAugment } from '@softbias/data';
 import { Rng } from '@softbias/tensor-ops';
 
 const H = 6;
@@ -9,6 +9,14 @@ const src = Uint8Array.from({ length: H * W * C }, (_, i) => (i * 29 + 3) % 256)
 const at = (y: number, x: number, c: number) => src[(y * W + x) * C + c]!;
 
 describe('augmentation', () => {
+  it("trainingAugment: pad-crop + flip at the data's size (padding max(2, round(H/16))), a random resized crop at another", () => {
+    expect(trainingAugment([28, 28])).toEqual({ crop: { kind: 'pad-crop', padding: 2 }, hflip: true });
+    expect(trainingAugment([32, 32], [32, 32])).toEqual({ crop: { kind: 'pad-crop', padding: 2 }, hflip: true });
+    expect(trainingAugment([96, 96])).toEqual({ crop: { kind: 'pad-crop', padding: 6 }, hflip: true });
+    expect(trainingAugment([28, 28], [32, 32])).toEqual({ crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true });
+    expect(trainingAugment([64, 48], [64, 64]).crop?.kind).toBe('random-resized-crop');
+  });
+
   it('bilinear resize follows PyTorch (align_corners=False): known values and a plain definition', () => {
     // F.interpolate([0, 100], size=4, mode='linear') = [0, 25, 75, 100]; size 1 of [0, 100, 50, 20] (scale 4): source 1.5.
     expect(Array.from(resizeBilinear(Uint8Array.from([0, 100]), [1, 2, 1], 1, 4))).toEqual([0, 25, 75, 100]);

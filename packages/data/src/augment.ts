@@ -21,6 +21,17 @@ export interface AugmentOptions {
   hflip?: boolean | number;
 }
 
+/**
+ * The training augmentation softbias' trainers use (CLI `train`, the demo and study, the web fine-tune): at
+ * the data's own size a padded random crop (torchvision `RandomCrop(size, padding)`, padding
+ * max(2, round(H / 16)): 2 px on 28–32 px images) and a horizontal flip; at another output size (a checkpoint's
+ * input size, ConvNeXt V2's 32 px minimum on 28 px images) a random resized crop of 50–100% of the area and a flip.
+ */
+export function trainingAugment(dataSize: readonly [number, number], outputSize: readonly [number, number] = dataSize): AugmentOptions {
+  if (outputSize[0] !== dataSize[0] || outputSize[1] !== dataSize[1]) return { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true };
+  return { crop: { kind: 'pad-crop', padding: Math.max(2, Math.round(dataSize[0] / 16)) }, hflip: true };
+}
+
 export interface Normalization {
   /** Per-channel mean of pixels scaled to [0, 1] (one value applies to every channel). */
   mean?: readonly number[];

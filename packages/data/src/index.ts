@@ -54,6 +54,7 @@ export {
   type CropBox,
   type Normalization,
   randomResizedCropBox,
+  trainingAugment,
   resizeBilinear,
   renderSample,
   normalizationCoefficients,

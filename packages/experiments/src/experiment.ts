@@ -5,7 +5,7 @@
  * every layer's attention).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DataLoader, type AugmentOptions, type ImageDataset, subset, subsamplePerClass } from '@softbias/data';
+import { DataLoader, type AugmentOptions, type ImageDataset, subset, subsamplePerClass, trainingAugment } from '@softbias/data';
 import { fit, type FitProgress, type EpochRecord } from '@softbias/train';
 import { createModel, type ConViT, type ConvitOverrides } from '@softbias/models-convit';
 import type { TrainSettings } from './settings.js';
@@ -146,9 +146,7 @@ export async function runExperiment(spec: ExperimentSpec, io: ExperimentIo): Pro
       std: spec.std,
       augment:
         spec.augment ??
-        (spec.imgSize && (spec.imgSize !== io.train.imageShape[0] || spec.imgSize !== io.train.imageShape[1])
-          ? { crop: { kind: 'random-resized-crop', scale: [0.5, 1] }, hflip: true }
-          : { crop: { kind: 'pad-crop', padding: 2 }, hflip: true }),
+        trainingAugment([io.train.imageShape[0], io.train.imageShape[1]], spec.imgSize ? [spec.imgSize, spec.imgSize] : undefined),
       ...size,
     });
     const evalData = () => new DataLoader(io.test, { batchSize: 250, shuffle: false, mean: spec.mean, std: spec.std, ...size }).batches();

@@ -279,7 +279,11 @@ export function fusedLinearApplies(M: number, K: number, N: number): boolean {
   );
 }
 
-/** Whether tfjs records a gradient tape right now (inside tf.grad / variableGrads): no inference-only fusions then. */
+/**
+ * Whether tfjs records a gradient tape right now (inside tf.grad / variableGrads): no inference-only fusions then.
+ * Not `tf.engine().isTapeOn()`: that is false inside a custom-gradient forward (kernelDepth > 0), e.g. a
+ * checkpointed block's, where `linear` and `checkpoint` must still keep to differentiable kernels.
+ */
 export function recordingGradients(): boolean {
   const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
   return state.gradientDepth > 0;

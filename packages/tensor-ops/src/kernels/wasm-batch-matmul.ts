@@ -280,13 +280,12 @@ export function fusedLinearApplies(M: number, K: number, N: number): boolean {
 }
 
 /**
- * Whether tfjs records a gradient tape right now (inside tf.grad / variableGrads): no inference-only fusions then.
- * Not `tf.engine().isTapeOn()`: that is false inside a custom-gradient forward (kernelDepth > 0), e.g. a
- * checkpointed block's, where `linear` and `checkpoint` must still keep to differentiable kernels.
+ * Whether the ops run now are taped for a gradient (inside tf.grad / variableGrads, and not inside a
+ * custom-gradient forward such as a checkpointed block's, whose ops tfjs does not record): no inference-only
+ * fusions then. tfjs' own test, `engine().isTapeOn()`, as attention and GPSA use.
  */
 export function recordingGradients(): boolean {
-  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
-  return state.gradientDepth > 0;
+  return tf.engine().isTapeOn();
 }
 
 let linearGradientRegistered = false;

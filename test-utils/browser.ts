@@ -66,3 +66,47 @@ export async function serveStatic(routes: Record<string, string>): Promise<{ ser
 export function chromiumPath(): string {
   return process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 }
+
+/** What the example pages publish on `window` for the tests: a state name, and the message when it is 'error'. */
+export interface PageState {
+  state: string;
+  error?: string | null;
+}
+
+/** The parts of a playwright `Page` that `watchPage` uses. */
+interface WatchedPage {
+  on(event: 'console', fn: (m: { text(): string }) => void): unknown;
+  on(event: 'pageerror', fn: (e: Error) => void): unknown;
+  evaluate<R, A>(fn: (arg: A) => R, arg: A): Promise<R>;
+  waitForFunction<A>(fn: (arg: A) => unknown, arg: A, opts: { timeout: number }): Promise<unknown>;
+}
+
+/**
+ * Watch a page that publishes its state as `window[global]`: its console and errors are kept in `logs`;
+ * `state()` reads the state; `until(what, ok, ms)` waits for `ok(state)` (a function the page evaluates, so it may
+ * use only its argument) and fails, with the page log, on a timeout or when the page reports an error.
+ */
+export function watchPage<S extends PageState>(page: WatchedPage, global: string, defaultMs: number) {
+  const logs: string[] = [];
+  page.on('console', (m) => logs.push(m.text()));
+  page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
+  const state = (): Promise<S> => page.evaluate((g: string) => (window as unknown as Record<string, S>)[g]!, global);
+  const until = async (what: string, ok: (s: S) => boolean, ms = defaultMs): Promise<S> => {
+    try {
+      await page.waitForFunction(
+        ([g, okSrc]: readonly [string, string]) => {
+          const s = (window as unknown as Record<string, PageState | undefined>)[g];
+          return s && (s.state === 'error' || new Function('s', `return (${okSrc})(s)`)(s));
+        },
+        [global, ok.toString()] as const,
+        { timeout: ms },
+      );
+    } catch (e) {
+      throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
+    }
+    const s = await state();
+    if (s.state === 'error') throw new Error(`${what}: the page reports: ${s.error}\npage log:\n${logs.join('\n')}`);
+    return s;
+  };
+  return { logs, state, until };
+}

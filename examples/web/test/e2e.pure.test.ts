@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultAtol, loadFixture, repoRoot } from '@softbias/test-utils';
-import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
+import { CHROMIUM_ARGS, chromiumPath, serveStatic, watchPage } from '../../../test-utils/browser.js';
 import { encodePng as encodePngSpec } from '../../../packages/data/test/png-writer.js';
 import { createModel, loadModel } from '@softbias/models-convit';
 import { setupBackend } from '@softbias/tensor-ops';
@@ -189,27 +189,7 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
         mkdirSync(shots, { recursive: true });
         const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
         try {
-          const logs: string[] = [];
-          page.on('console', (m) => logs.push(m.text()));
-          page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
-          const state = (): Promise<DemoState> => page.evaluate(() => window.softbiasDemo);
-          const until = async (what: string, ok: (s: DemoState) => boolean, ms = 90_000): Promise<DemoState> => {
-            try {
-              await page.waitForFunction(
-                ([okSrc]) => {
-                  const s = window.softbiasDemo;
-                  return s && (s.state === 'error' || new Function('s', `return (${okSrc})(s)`)(s));
-                },
-                [ok.toString()] as const,
-                { timeout: ms },
-              );
-            } catch (e) {
-              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
-            }
-            const s = await state();
-            if (s.state === 'error') throw new Error(`${what}: the page reports: ${s.error}\npage log:\n${logs.join('\n')}`);
-            return s;
-          };
+          const { logs, state, until } = watchPage<DemoState>(page, 'softbiasDemo', 90_000);
 
           // Weights from a URL (the ?weights= parameter fills the URL field and loads it), image from the file input.
           await page.goto(`${server.origin}/index.html?backend=webgpu&weights=convit-micro.safetensors`);

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { defaultAtol, repoRoot } from '@softbias/test-utils';
 import { parseSafetensors, setupBackend } from '@softbias/tensor-ops';
 import { memoryStorage } from '@softbias/train';
-import { CHROMIUM_ARGS, chromiumPath, serveStatic } from '../../../test-utils/browser.js';
+import { CHROMIUM_ARGS, chromiumPath, serveStatic, watchPage } from '../../../test-utils/browser.js';
 import { FINETUNE_DEFAULTS, classifyImages, fashionMnistData, runFinetune, type FinetuneConfig, type FinetuneResult, type Prediction } from '../src/finetune.js';
 import type { FinetuneState } from '../src/finetune-page.js';
 import { samplePicture, type FcmaeState } from '../src/fcmae-page.js';
@@ -157,27 +157,7 @@ describe('examples/web fine-tune and FCMAE tabs in headless Chromium (wasm)', ()
         mkdirSync(shots, { recursive: true });
         const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
         try {
-          const logs: string[] = [];
-          page.on('console', (m) => logs.push(m.text()));
-          page.on('pageerror', (e) => logs.push(`page error: ${e.message}`));
-          const state = (): Promise<FinetuneState> => page.evaluate(() => window.softbiasFinetune);
-          const until = async (what: string, ok: (s: FinetuneState) => boolean, ms = 40_000): Promise<FinetuneState> => {
-            try {
-              await page.waitForFunction(
-                ([okSrc]) => {
-                  const s = window.softbiasFinetune;
-                  return s && (s.state === 'error' || new Function('s', `return (${okSrc})(s)`)(s));
-                },
-                [ok.toString()] as const,
-                { timeout: ms },
-              );
-            } catch (e) {
-              throw new Error(`${what}: ${(e as Error).message}\npage log:\n${logs.join('\n')}`);
-            }
-            const s = await state();
-            if (s.state === 'error') throw new Error(`${what}: the page reports: ${s.error}\npage log:\n${logs.join('\n')}`);
-            return s;
-          };
+          const { logs, state, until } = watchPage<FinetuneState>(page, 'softbiasFinetune', 40_000);
 
           await page.goto(`${server.origin}/index.html?backend=wasm&tab=finetune`);
           const ready = await until('starting the training Worker', (s) => s.state === 'idle');

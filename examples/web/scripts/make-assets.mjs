@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deflateSync, crc32 } from 'node:zlib';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, readIdx } from '@softbias/data';
-import { loadModel } from '@softbias/models-convit';
+import { createModel, loadModel } from '@softbias/models-convit';
 import { setupBackend } from '@softbias/tensor-ops';
 import { setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models';
 
@@ -61,7 +61,16 @@ console.log(`wrote ${list.length} samples to ${join(pub, 'samples')}`);
 
 const src = process.argv[2];
 if (src) {
-  const model = await loadModel(new Uint8Array(readFileSync(src)));
+  const loaded = await loadModel(new Uint8Array(readFileSync(src)));
+  // Saved under the registered name when it is the demo's trunk (softbias inspect / models.fromFile then say
+  // convit_fmnist), else as it came.
+  let model = loaded;
+  const trunk = createModel('convit_fmnist');
+  if (JSON.stringify(trunk.config) === JSON.stringify(loaded.config)) {
+    trunk.loadStateDict(loaded.stateDict());
+    loaded.dispose();
+    model = trunk;
+  } else trunk.dispose();
   mkdirSync(join(pub, 'models'), { recursive: true });
   const out = join(pub, 'models', 'fashion-mnist-convit.safetensors');
   const c = model.config;

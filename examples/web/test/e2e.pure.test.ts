@@ -260,7 +260,7 @@ describe('examples/web in headless Chromium (WebGPU on SwiftShader)', () => {
           const names = [...FASHION_MNIST_CLASSES] as string[];
           const checkSample = (s: DemoState, file: string) => {
             const want = wasmRef.logits.get(file)!;
-            expect(s.model).toMatch(/convit_tiny: 28×28 input/);
+            expect(s.model).toMatch(/convit_fmnist: 28×28 input/);
             expect(s.top5!.map((p) => p.label).every((l) => names.includes(l)), `top-5 names ${s.top5!.map((p) => p.label)}`).toBe(true);
             expect(s.top5![0]!.label).toBe(names[top1(want)]);
             const worst = Math.max(...s.logits!.map((v, i) => Math.abs(v - want[i]!)));

@@ -10,6 +10,8 @@ import { fusedAttentionForward } from '../src/kernels/attention.js';
 import { kernelThreads, setKernelThreads } from '../src/kernels/runtime.js';
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 tf.dispose(tf.matMul(tf.ones([64, 64]), tf.ones([64, 64])));
 await new Promise((r) => setTimeout(r, 500));
 

@@ -85,6 +85,8 @@ function reference(p: P, a: Float32Array, b: Float32Array, outShape: number[]) {
 }
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 const backend = tf.backend();
 const shared = backendMemory(backend)?.buffer instanceof SharedArrayBuffer;
 const threads = kernelThreads(backend);
@@ -94,6 +96,7 @@ await new Promise((r) => setTimeout(r, 300));
 const rng = new Rng(11);
 const checks: { label: string; sameAs1: boolean; vsRef: number; vsOriginal: number }[] = [];
 for (const p of PROBLEMS) {
+  console.log(`PHASE ${p.label}`);
   const a = Float32Array.from({ length: p.as.reduce((x, y) => x * y, 1) }, () => rng.normal());
   const b = Float32Array.from({ length: p.bs.reduce((x, y) => x * y, 1) }, () => rng.normal());
   const at = tf.tensor(a, p.as);

@@ -8,6 +8,8 @@ import { kernelThreads } from '../src/kernels/runtime.js';
 import { originalWasmBinary } from '../src/kernels/broadcast.js';
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 tf.dispose(tf.add(tf.ones([512, 768]), tf.ones([768])));
 await new Promise((r) => setTimeout(r, 300));
 const results: { label: string; equal: boolean }[] = [];

@@ -12,6 +12,8 @@ import { kernelThreads, setKernelThreads } from '../src/kernels/runtime.js';
 import { ROW_DEPTHWISE_FILTER_GRAD_KERNEL, ROW_DEPTHWISE_KERNEL } from '../src/kernels/depthwise.js';
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 const be = tf.backend() as unknown as tf.KernelBackend;
 const eng = tf.engine() as unknown as { makeTensorFromTensorInfo(i: tf.TensorInfo): tf.Tensor };
 const T = (i: tf.TensorInfo) => eng.makeTensorFromTensorInfo(i);
@@ -63,6 +65,7 @@ for (const [xs, k, pad] of [
     ],
   ];
   for (const [what, run, original] of ops) {
+    console.log(`PHASE ${xs.join('x')}/k${k}/${pad}/${what}`);
     setKernelThreads(1);
     const a1 = run();
     const ms1 = time(run);
@@ -120,6 +123,7 @@ for (const [xs, k, pad] of [
     ['rows/dw', () => tf.engine().runKernel(ROW_DEPTHWISE_FILTER_GRAD_KERNEL, { x, nbr, dy }) as tf.Tensor, refW],
   ];
   for (const [what, run, ref] of ops) {
+    console.log(`PHASE ${what}`);
     setKernelThreads(1);
     const a1 = run();
     const ms1 = time(run);

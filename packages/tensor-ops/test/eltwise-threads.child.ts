@@ -10,6 +10,8 @@ import { gelu, geluOps } from '../src/layers/activation.js';
 import { layerNorm, layerNormOps } from '../src/layers/norm.js';
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 // Start the pool and give its workers time to instantiate the kernels.
 tf.dispose(gelu(tf.ones([256, 1024])));
 await new Promise((r) => setTimeout(r, 500));

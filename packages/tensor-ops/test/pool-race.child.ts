@@ -12,6 +12,8 @@ import { kernelThreads } from '../src/kernels/runtime.js';
 import { setGemmUnitsPerThread } from '../src/kernels/wasm-batch-matmul.js';
 
 await setupBackend('wasm', { threads: 2 });
+// Progress lines: when the child dies or hangs, the test's message shows how far it got.
+console.log('PHASE backend started');
 setGemmUnitsPerThread(24);
 const m = createModel('convit_tiny', { seed: 1 });
 const x = tf.randomUniform([1, 224, 224, 3], 0, 1, 'float32', 2);

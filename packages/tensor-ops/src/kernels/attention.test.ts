@@ -359,8 +359,8 @@ describeBackend('fused attention forward (SoftbiasAttention)', () => {
 
   it.runIf(onWasm)('wasm, 2 threads (child process): bit-identical to 1 thread, close to the op graph', () => {
     const entry = fileURLToPath(new URL('../../test/attention-threads.child.ts', import.meta.url));
-    const r = runTsInChild<{ threads: number; checks: { label: string; sameAs1: boolean; vsGraph: number; scale: number }[] }>(entry, { timeoutMs: 240_000 });
-    expect(r.result, `child failed: ${r.stderr.slice(-2000)}`).toBeDefined();
+    const r = runTsInChild<{ threads: number; checks: { label: string; sameAs1: boolean; vsGraph: number; scale: number }[] }>(entry, { timeoutMs: 120_000 });
+    expect(r.result, r.how).toBeDefined();
     const res = r.result!;
     expect(res.threads).toBe(2);
     for (const c of res.checks) {
@@ -368,5 +368,5 @@ describeBackend('fused attention forward (SoftbiasAttention)', () => {
       expect(c.vsGraph, `${c.label}: vs op graph`).toBeLessThanOrEqual(1e-5 * Math.max(1, c.scale));
     }
     expect(res.checks.length).toBe(12); // o, c (, z) of 5 shapes, 2 mixed
-  });
+  }, 250_000);
 });

@@ -58,10 +58,10 @@ describeBackend('row-broadcast Add / Multiply', () => {
     const r = runTsInChild<{ threads: number; results: { label: string; equal: boolean }[] }>(
       fileURLToPath(new URL('../../test/broadcast-threads.child.ts', import.meta.url)),
     );
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.status, r.how).toBe(0);
     expect(r.result!.threads).toBe(2);
     for (const c of r.result!.results) expect(c.equal, c.label).toBe(true);
-  });
+  }, 250_000);
 });
 
 describeBackend('Sum over leading axes (bias gradients)', () => {

@@ -279,9 +279,9 @@ describeBackend('depth-wise convolution vs a float64 definition', () => {
   it.runIf(currentBackend === 'wasm')('wasm, 2 threads (child process): equal to 1 thread bit for bit, and to the originals (row form: to float64)', () => {
     const entry = fileURLToPath(new URL('../../test/depthwise-threads.child.ts', import.meta.url));
     const r = runTsInChild<{ threads: number; checks: { label: string; sameAs1: boolean; vsOriginal: number; atol: number }[] }>(entry, {
-      timeoutMs: 240_000,
+      timeoutMs: 120_000,
     });
-    expect(r.result, `child failed: ${r.stderr.slice(-2000)}`).toBeDefined();
+    expect(r.result, r.how).toBeDefined();
     const res = r.result!;
     expect(res.threads).toBe(2);
     for (const c of res.checks) {
@@ -289,5 +289,5 @@ describeBackend('depth-wise convolution vs a float64 definition', () => {
       expect(c.vsOriginal, `${c.label}: vs original`).toBeLessThanOrEqual(c.atol);
     }
     expect(res.checks.length).toBe(18);
-  });
+  }, 250_000);
 });

@@ -376,9 +376,9 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
         atol: number;
       }[];
     }>(entry, {
-      timeoutMs: 240_000,
+      timeoutMs: 120_000,
     });
-    expect(r.result, `child failed: ${r.stderr.slice(-2000)}`).toBeDefined();
+    expect(r.result, r.how).toBeDefined();
     const res = r.result!;
     expect(res.threads).toBe(2);
     for (const c of res.checks) {
@@ -386,5 +386,5 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
       expect(c.vsOps, `${c.label}: vs op graph`).toBeLessThanOrEqual(c.atol);
     }
     expect(res.checks.length).toBe(12);
-  });
+  }, 250_000);
 });

@@ -309,9 +309,9 @@ describeBackend('BatchMatMul vs a float64 definition', () => {
     const entry = fileURLToPath(new URL('../../test/batch-matmul-threads.child.ts', import.meta.url));
     const r = runTsInChild<{ threads: number; shared: boolean; checks: { label: string; sameAs1: boolean; vsRef: number; vsOriginal: number }[] }>(
       entry,
-      { timeoutMs: 240_000 },
+      { timeoutMs: 120_000 },
     );
-    expect(r.result, `child failed: ${r.stderr.slice(-2000)}`).toBeDefined();
+    expect(r.result, r.how).toBeDefined();
     const res = r.result!;
     expect(res.threads).toBe(2);
     expect(res.shared, 'shared memory (threaded build)').toBe(true);

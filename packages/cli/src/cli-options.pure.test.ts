@@ -121,7 +121,7 @@ describe('softbias options', () => {
     const dir = mkdtempSync(join(tmpdir(), 'softbias-ckpt-'));
     const ckpt = join(dir, 'checkpoint.safetensors');
     const meta = { format: 'softbias-checkpoint', 'softbias.checkpoint': JSON.stringify({ version: 1, step: 150, rngs: {} }) };
-    writeFileSync(ckpt, serializeSafetensors({ 'head.weight': { dtype: 'F32', shape: [2], data: new Float32Array(2) } }, { metadata: meta }));
+    writeFileSync(ckpt, serializeSafetensors({ 'head.weight': { shape: [2], data: new Float32Array(2) } }, { metadata: meta }));
     const msg = await usage(['eval', '--weights', ckpt]);
     expect(msg).toMatch(new RegExp(`^--weights ${ckpt} is a training checkpoint at step 150 .*not a weights file`));
     expect(msg).toContain(`softbias train --resume --out ${dir}`);
@@ -142,7 +142,7 @@ describe('softbias options', () => {
     expect(await usage(['pretrain', '--out', file])).toMatch(/is a file, not a folder/);
     expect(await usage(['demo', '--out', join(file, 'sub')])).toMatch(/a-file is a file, not a folder, so the folder cannot be created/);
     const weights = join(dir, 'w.safetensors');
-    writeFileSync(weights, serializeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }));
+    writeFileSync(weights, serializeSafetensors({ w: { shape: [1], data: new Float32Array(1) } }));
     expect(await usage(['export', weights, fifo])).toMatch(/MODEL\.onnx .*fifo is a FIFO \(named pipe\), not a regular file/);
     expect(await usage(['export', weights, '/dev/full'])).toMatch(/is a device, not a regular file/);
     expect(await usage(['export', weights, join(dir, 'missing', 'm.onnx')])).toMatch(/the folder .* does not exist/);
@@ -181,7 +181,7 @@ describe('softbias (real processes)', () => {
     const fifo = join(dir, 'out.onnx');
     execFileSync('mkfifo', [fifo]);
     const weights = join(dir, 'w.safetensors');
-    writeFileSync(weights, serializeSafetensors({ w: { dtype: 'F32', shape: [1], data: new Float32Array(1) } }));
+    writeFileSync(weights, serializeSafetensors({ w: { shape: [1], data: new Float32Array(1) } }));
     const r = await cli(['export', weights, fifo], 30_000);
     expect(r.killed).toBe(false);
     expect(r.code).toBe(2);

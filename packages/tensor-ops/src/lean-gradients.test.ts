@@ -74,8 +74,9 @@ describeBackend('lean backward pass', () => {
     const x = rand([64, 64], rng);
     // A chain: the gradient of the first layer is computed last, when the stock walk still holds everything.
     let peakDuring = 0;
-    const spy = tf.customGrad((t: tf.Tensor, save: tf.GradSaveFunc) => {
-      save([]);
+    const spy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const t = args[0] as tf.Tensor;
+      (args[1] as tf.GradSaveFunc)([]);
       return {
         value: tf.clone(t),
         gradFunc: (d: tf.Tensor | tf.Tensor[]) => {

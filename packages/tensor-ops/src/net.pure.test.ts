@@ -9,7 +9,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FetchError, SafetensorsError, fetchBytes, readSafetensors, serializeSafetensors } from '@softbias/tensor-ops';
 
-const weights = serializeSafetensors({ w: { dtype: 'F32', shape: [64], data: new Float32Array(64).fill(1.5) } });
+const weights = serializeSafetensors({ w: { shape: [64], data: new Float32Array(64).fill(1.5) } });
 let server: Server;
 let base = '';
 const routes: Record<string, (res: ServerResponse) => void> = {

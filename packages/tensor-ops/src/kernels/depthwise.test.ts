@@ -181,7 +181,7 @@ describeBackend('depth-wise convolution vs a float64 definition', () => {
         const bt = tf.tensor1d(Float32Array.from(bias));
         const rt = tf.tensor(Float32Array.from(r), probe.outShape);
         const y = tf.depthwiseConv2d(xt, wt, 1, c.pad);
-        const yb = tf.fused.depthwiseConv2d({ x: xt, filter: wt, strides: 1, pad: c.pad, bias: bt });
+        const yb = tf.fused.depthwiseConv2d({ x: xt, filter: wt, strides: 1, pad: c.pad as 'same' /* tfjs' type omits explicit padding, which its kernels take */, bias: bt });
         const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, c.pad), rt)))([xt, wt]);
         await expectClose(y, ref.y, tol(ref.y), `${label}/y`, ref.outShape);
         await expectClose(yb, refB.y, tol(refB.y), `${label}/y+bias`, ref.outShape);
@@ -212,7 +212,7 @@ describeBackend('depth-wise convolution vs a float64 definition', () => {
       const dy = tf.randomNormal(xs, 0, 1, 'float32', 3);
       const attrs = { strides: [1, 1], pad: 'same', dilations: [1, 1] } as unknown as tf.NamedAttrMap;
       const y0 = eng.makeTensorFromTensorInfo(originalWasmDepthwiseConv2d()!({ inputs: { x, filter: w }, backend: be, attrs }) as tf.TensorInfo);
-      const y1 = tf.depthwiseConv2d(x, w as tf.Tensor4D, 1, 'same');
+      const y1 = tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same');
       const dx0 = eng.makeTensorFromTensorInfo(legacyDepthwiseBackpropInput({ inputs: { dy, filter: w }, backend: be, attrs: { ...attrs, inputShape: xs } }));
       const dx1 = tf.engine().runKernel(tf.DepthwiseConv2dNativeBackpropInput, { dy, filter: w }, { ...attrs, inputShape: xs }) as tf.Tensor;
       const dw0 = eng.makeTensorFromTensorInfo(legacyDepthwiseBackpropFilter({ inputs: { x, dy }, backend: be, attrs: { ...attrs, filterShape: [k, k, xs[3], 1] } }));

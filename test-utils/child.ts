@@ -41,21 +41,10 @@ export function runTsInChild<T = unknown>(entry: string, opts: { env?: Record<st
     external: ['@tensorflow/*', 'webgpu', 'esbuild', 'vitest'],
     logLevel: 'error',
   });
-  const first = spawnOnce<T>(outfile, opts);
-  // A child that did not end by itself (killed by a signal, or it could not be spawned) gets one more try: on a
-  // loaded 2-core CI machine two such children once died together with nothing printed and could not be made to
-  // fail again here. The first attempt is reported (stderr of the test) and kept in `how`, so it is never silent;
-  // a child that fails twice, or ends by itself without a result, fails the test.
-  if (first.result !== undefined || (first.signal === null && first.error === undefined)) return first.child;
-  console.warn(`runTsInChild ${entry}: ${first.child.how}; trying once more`);
-  const second = spawnOnce<T>(outfile, opts);
-  return { ...second.child, how: `${second.child.how} (first attempt: ${first.child.how})` };
+  return spawnOnce<T>(outfile, opts);
 }
 
-function spawnOnce<T>(
-  outfile: string,
-  opts: { env?: Record<string, string>; timeoutMs?: number; args?: string[] },
-): { child: ChildResult<T>; result: T | undefined; signal: NodeJS.Signals | null; error: Error | undefined } {
+function spawnOnce<T>(outfile: string, opts: { env?: Record<string, string>; timeoutMs?: number; args?: string[] }): ChildResult<T> {
   const t0 = performance.now();
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const p = spawnSync(process.execPath, [outfile, ...(opts.args ?? [])], {
@@ -69,12 +58,14 @@ function spawnOnce<T>(
   const stdout = p.stdout ?? '';
   const stderr = p.stderr ?? '';
   const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-  const ended = p.signal ? `killed by ${p.signal}` : `exit status ${p.status}`;
+  const ended = p.signal
+    ? `killed by ${p.signal}`
+    : `exit status ${p.status}${p.status === 13 ? ' (an await that never settled: nothing left to wake it)' : ''}`;
   const err = p.error ? `; ${(p.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' ? `ran past ${timeoutMs / 1000} s` : String(p.error)}` : '';
   const how =
     `child ${ended}${err} after ${seconds} s` +
     (stderr ? `; stderr: ${stderr.slice(-2000)}` : '; stderr empty') +
     (line ? '' : stdout ? `; stdout: ${stdout.slice(-1000)}` : '; stdout empty');
   const result = line ? (JSON.parse(line.slice(7)) as T) : undefined;
-  return { child: { status: p.status, signal: p.signal, stdout, stderr, result, how }, result, signal: p.signal, error: p.error };
+  return { status: p.status, signal: p.signal, stdout, stderr, result, how };
 }

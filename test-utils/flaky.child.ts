@@ -1,20 +1,14 @@
 /**
- * Child of child.pure.test.ts: behaves as argv[2] says. 'die-once <file>': kills itself (SIGKILL, nothing printed)
- * unless <file> exists, which it creates first, so the second run prints a result; 'die': always killed;
- * 'exit1': exits with status 1 without a result (an ordinary failure, not retried).
+ * Child of child.pure.test.ts: fails as argv[2] says. 'die': prints a progress line, then kills itself (SIGKILL);
+ * 'exit1': exits with status 1 after a message on stderr; 'unsettled': awaits a promise nothing resolves (Node
+ * exits with status 13 and prints nothing, as the Node wasm-threads start once did).
  */
-import { existsSync, writeFileSync } from 'node:fs';
-
-const [mode, marker] = process.argv.slice(2);
-if (mode === 'die-once' && marker) {
-  if (!existsSync(marker)) {
-    writeFileSync(marker, '');
-    process.kill(process.pid, 'SIGKILL');
-  }
-  console.log('RESULT ' + JSON.stringify({ ok: true }));
-} else if (mode === 'die') {
+const mode = process.argv[2];
+if (mode === 'die') {
   console.log('PHASE about to die');
   process.kill(process.pid, 'SIGKILL');
+} else if (mode === 'unsettled') {
+  await new Promise(() => {});
 } else {
   console.error('exit1: failing on purpose');
   process.exit(1);

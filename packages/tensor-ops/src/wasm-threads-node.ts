@@ -35,6 +35,8 @@ export interface NodeWasmThreadShims {
 }
 
 let scriptDir: string | undefined;
+/** What each script file in `scriptDir` holds (written once; a changed text replaces the file atomically). */
+const written = new Map<string, string>();
 
 export async function installNodeWasmThreadShims(threads: number): Promise<NodeWasmThreadShims> {
   const os = (await nodeImport('node:os')).default;
@@ -56,6 +58,18 @@ export async function installNodeWasmThreadShims(threads: number): Promise<NodeW
   const mainPath = path.join(dir, 'tfjs-backend-wasm-threaded-simd.main.cjs');
   const workerPath = path.join(dir, 'tfjs-backend-wasm-threaded-simd.worker.cjs');
 
+  // emscripten asks for the worker script once per pthread worker (8 at the start), and workers started earlier are
+  // reading the file meanwhile: rewriting it in place (truncate, then write) let a worker read an empty script, run
+  // nothing and exit, so tfjs waited forever for its 'loaded' message and Node, with nothing else referenced, quit
+  // with status 13 and no message (about 1 start in 250 here, 6 at a time on 2 cores). Each file is written once, to a temporary name
+  // and renamed into place, so a reader sees either no file or the whole script.
+  const writeOnce = (file: string, text: string): void => {
+    if (written.get(file) === text) return;
+    const tmp = `${file}.${process.pid}.${written.size}.tmp`;
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+    written.set(file, text);
+  };
   const OriginalBlob = globalThis.Blob;
   const originalCreateObjectURL = URL.createObjectURL;
   const originalCpus = os.cpus;
@@ -69,7 +83,7 @@ export async function installNodeWasmThreadShims(threads: number): Promise<NodeW
         const text = (parts as string[]).join('');
         texts.set(this, text);
         if (text.startsWith(MAIN_SCRIPT_PREFIX)) {
-          fs.writeFileSync(mainPath, text);
+          writeOnce(mainPath, text);
           used = true;
         }
       }
@@ -84,7 +98,7 @@ export async function installNodeWasmThreadShims(threads: number): Promise<NodeW
     const prelude =
       WORKER_PRELUDE +
       `URL.createObjectURL=function(){return ${JSON.stringify(mainPath)}};URL.revokeObjectURL=function(){};\n`;
-    fs.writeFileSync(workerPath, prelude + text);
+    writeOnce(workerPath, prelude + text);
     used = true;
     return workerPath;
   };

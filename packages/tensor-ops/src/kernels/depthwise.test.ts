@@ -289,5 +289,5 @@ describeBackend('depth-wise convolution vs a float64 definition', () => {
       expect(c.vsOriginal, `${c.label}: vs original`).toBeLessThanOrEqual(c.atol);
     }
     expect(res.checks.length).toBe(18);
-  }, 250_000);
+  });
 });

@@ -386,5 +386,5 @@ describeBackend('fused element-wise kernels (GELU, LayerNorm)', () => {
       expect(c.vsOps, `${c.label}: vs op graph`).toBeLessThanOrEqual(c.atol);
     }
     expect(res.checks.length).toBe(12);
-  }, 250_000);
+  });
 });

@@ -22,5 +22,5 @@ describeBackend('registerSoftbiasWasmKernels', () => {
     expect(r.result!.threads).toBe(2);
     expect(r.result!.errors, 'forwards that failed on a worker thread').toBe(0);
     expect(r.result!.bad, 'forwards whose logits differ from the first').toBe(0);
-  }, 250_000);
+  });
 });

@@ -13,7 +13,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { deflateSync, crc32 } from 'node:zlib';
+import { encode as encodePng } from 'fast-png';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, readIdx } from '@softbias/data';
 import { createModel, loadModel } from '@softbias/models-convit';
 import { setupBackend } from '@softbias/tensor-ops';
@@ -22,26 +22,6 @@ import { setLabelNames, setPretrainedConfig } from '@softbias/tensor-ops/models'
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '../../..');
 const pub = join(here, '../public');
-
-/** An 8-bit grey PNG. */
-function greyPng(px, width, height) {
-  const chunk = (type, data) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), Buffer.from(data)]);
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([len, body, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8;
-  ihdr[9] = 0; // grey
-  const raw = Buffer.alloc(height * (1 + width));
-  for (let y = 0; y < height; y++) Buffer.from(px.subarray(y * width, (y + 1) * width)).copy(raw, y * (1 + width) + 1);
-  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
-}
 
 await setupBackend('cpu');
 const dir = join(root, 'packages/data/assets/fashion-mnist');
@@ -53,7 +33,7 @@ const list = [];
 for (let k = 0; k < 10; k++) {
   const i = Array.from(labels.data).indexOf(k);
   const name = `${k}-${FASHION_MNIST_CLASSES[k].toLowerCase().replace(/[^a-z]+/g, '-')}.png`;
-  writeFileSync(join(pub, 'samples', name), greyPng(images.data.subarray(i * h * w, (i + 1) * h * w), w, h));
+  writeFileSync(join(pub, 'samples', name), encodePng({ width: w, height: h, channels: 1, depth: 8, data: images.data.subarray(i * h * w, (i + 1) * h * w) }));
   list.push({ file: `samples/${name}`, label: FASHION_MNIST_CLASSES[k], index: i });
 }
 writeFileSync(join(pub, 'samples', 'samples.json'), `${JSON.stringify(list, null, 2)}\n`);

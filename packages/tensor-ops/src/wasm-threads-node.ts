@@ -61,8 +61,8 @@ export async function installNodeWasmThreadShims(threads: number): Promise<NodeW
   // emscripten asks for the worker script once per pthread worker (8 at the start), and workers started earlier are
   // reading the file meanwhile: rewriting it in place (truncate, then write) let a worker read an empty script, run
   // nothing and exit, so tfjs waited forever for its 'loaded' message and Node, with nothing else referenced, quit
-  // with status 13 and no message (about 1 start in 250 here, 6 at a time on 2 cores). Each file is written once, to a temporary name
-  // and renamed into place, so a reader sees either no file or the whole script.
+  // with status 13 and no message (about 1 start in 250 here, 6 at a time on 2 cores). Each file is written once, to
+  // a temporary name and renamed into place, so a reader sees either no file or the whole script.
   const writeOnce = (file: string, text: string): void => {
     if (written.get(file) === text) return;
     const tmp = `${file}.${process.pid}.${written.size}.tmp`;

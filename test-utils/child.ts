@@ -41,10 +41,6 @@ export function runTsInChild<T = unknown>(entry: string, opts: { env?: Record<st
     external: ['@tensorflow/*', 'webgpu', 'esbuild', 'vitest'],
     logLevel: 'error',
   });
-  return spawnOnce<T>(outfile, opts);
-}
-
-function spawnOnce<T>(outfile: string, opts: { env?: Record<string, string>; timeoutMs?: number; args?: string[] }): ChildResult<T> {
   const t0 = performance.now();
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const p = spawnSync(process.execPath, [outfile, ...(opts.args ?? [])], {
